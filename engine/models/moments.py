@@ -1,0 +1,276 @@
+"""`moments`: the training-free baseline that the learned SIM-Net is measured against.
+
+It answers the keypoint network's question ("which affine motions carry this exemplar region
+into that target region?") from the two masks' geometry alone:
+
+1. Moments: each mask's centroid c and covariance C. The whitening S^-1 = C^-1/2 maps either
+   region onto a shape with unit covariance, so T(z) = c_src + S_src R S_tgt^-1 (z - c_tgt)
+   carries target onto exemplar up to the rotation R, which moments cannot see.
+2. Contour points: the radius of each whitened contour as a function of angle; R is the
+   rotation that best aligns the two radius profiles (no rotation when the shape is too
+   symmetric to tell). Matched contour points are reported as keypoints.
+3. Stay or move: the identity motion competes with T; the one whose pulled exemplar mask has the
+   higher IoU with the target wins (ties go to staying). This keeps a large background region in
+   place when a small figure moves out of it, instead of shifting it by its centroid's drift.
+4. Vacated areas: target pixels that the winner pulls from outside the exemplar region (the
+   place a figure left, a part that grew) take a copy of the region's own texture translated
+   from nearby: among the offsets whose pixels lie inside the region, the one whose colours
+   best continue the ring of pixels around the area (the least visible seam).
+
+Motions are [identity, T, fills...] with hard per-pixel weights on a grid over the target
+region's box (at most WORK_SIZE on its long side); the transport blends their borders.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..motion import pixel_to_normalised_affines, pixels_to_normalised
+from ..transport import RIM_WIDTH, RegionMotion, bounding_box, region_interior
+
+WORK_SIZE = 256
+PROFILE_ANGLES = 128
+KEYPOINT_ANGLES = 8
+MAX_SAMPLES = 40_000
+# Staying (identity) wins unless moving explains the target this much better (IoU).
+STAY_MARGIN = 0.02
+# The rotation must cut the profile mismatch by this fraction to be believed.
+ROTATION_GAIN = 0.15
+FILL_ROUNDS = 3
+# Vacated areas smaller than this many grid cells are left to the transport's edge handling;
+# at most MAX_FILL_AREAS of the largest get a fill motion.
+MIN_FILL_CELLS = 6
+MAX_FILL_AREAS = 12
+# A fill offset is a candidate when it lands this share of the best offset's cells in the region.
+FILL_COVERAGE = 0.9
+
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+class MomentsModel:
+    name = "moments"
+    description = "training-free baseline: affine motions from mask moments and contour points"
+
+    def region_motion(
+        self, exemplar: np.ndarray, source_mask: np.ndarray, target_mask: np.ndarray
+    ) -> RegionMotion:
+        """exemplar (H, W, C) float32 and one region's masks (H, W) bool -> its motion."""
+        return moments_motion(exemplar, source_mask, target_mask)
+
+
+def mask_moments(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid (2,) and covariance (2, 2), in pixels, of a non-empty mask (H, W) bool.
+
+    The covariance includes each pixel's own spread (1/12 per axis), so one pixel is not a point.
+    """
+    x0, y0, x1, y1 = bounding_box(mask)
+    m = cv2.moments(mask[y0:y1, x0:x1].astype(np.uint8), binaryImage=True)
+    centroid = np.array([m["m10"] / m["m00"] + x0, m["m01"] / m["m00"] + y0])
+    covariance = np.array([[m["mu20"], m["mu11"]], [m["mu11"], m["mu02"]]]) / m["m00"]
+    return centroid, covariance + np.eye(2) / 12.0
+
+
+def sqrt_spd(matrix: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive-definite (2, 2) matrix."""
+    values, vectors = np.linalg.eigh(matrix)
+    return (vectors * np.sqrt(np.maximum(values, 1e-12))) @ vectors.T
+
+
+def contour_points(mask: np.ndarray) -> np.ndarray:
+    """Pixel coordinates (N, 2) of the outer contours of a non-empty mask (H, W) bool."""
+    x0, y0, x1, y1 = bounding_box(mask, margin=1)
+    contours, _ = cv2.findContours(
+        mask[y0:y1, x0:x1].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+    )
+    points = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float64)
+    return points + [x0, y0]
+
+
+def radial_profile(points: np.ndarray, centroid: np.ndarray, whiten: np.ndarray, angles: int) -> np.ndarray:
+    """Largest whitened radius of the contour in each of `angles` equal sectors, sector 0
+    starting at angle 0; empty sectors interpolated from their neighbours. -> (angles,)."""
+    whitened = (points - centroid) @ whiten.T
+    theta = np.arctan2(whitened[:, 1], whitened[:, 0]) % (2 * np.pi)
+    sector = np.minimum((theta / (2 * np.pi) * angles).astype(int), angles - 1)
+    radius = np.full(angles, np.nan)
+    np.fmax.at(radius, sector, np.hypot(whitened[:, 0], whitened[:, 1]))
+    known = np.flatnonzero(~np.isnan(radius))
+    if known.size == 0:
+        return np.ones(angles)
+    return np.interp(np.arange(angles), known, radius[known], period=angles)
+
+
+def best_rotation(profile_src: np.ndarray, profile_tgt: np.ndarray) -> float:
+    """Angle a (radians, in (-pi, pi]) such that the target profile is the source profile
+    turned by a: profile_tgt(t) ~ profile_src(t - a). 0 unless turning clearly fits better."""
+    n = len(profile_src)
+    src = profile_src / profile_src.mean()
+    tgt = profile_tgt / profile_tgt.mean()
+    errors = np.array([np.sum((tgt - np.roll(src, shift)) ** 2) for shift in range(n)])
+    shift = int(errors.argmin())
+    if errors[0] - errors[shift] <= ROTATION_GAIN * errors[0] + 1e-9:
+        return 0.0
+    before, after = errors[(shift - 1) % n], errors[(shift + 1) % n]
+    curvature = before - 2 * errors[shift] + after
+    refine = 0.5 * (before - after) / curvature if curvature > 1e-12 else 0.0
+    angle = (shift + refine) * 2 * np.pi / n
+    return float((angle + np.pi) % (2 * np.pi) - np.pi)
+
+
+def _rotation(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, -s], [s, c]])
+
+
+def _sample(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """mask (H, W) bool at pixel points (N, 2), nearest; False outside the image."""
+    cols = np.rint(points[:, 0]).astype(np.int64)
+    rows = np.rint(points[:, 1]).astype(np.int64)
+    inside = (cols >= 0) & (rows >= 0) & (cols < mask.shape[1]) & (rows < mask.shape[0])
+    hit = np.zeros(len(points), bool)
+    hit[inside] = mask[rows[inside], cols[inside]]
+    return hit
+
+
+def _apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ affine[:, :2].T + affine[:, 2]
+
+
+def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: np.ndarray) -> RegionMotion:
+    """The baseline's motion for one region (see the module docstring).
+
+    exemplar: (H, W, C) float32 (only used to choose seamless fills); source_mask,
+    target_mask: (H, W) bool, both non-empty.
+    """
+    height, width = target_mask.shape
+    c_src, cov_src = mask_moments(source_mask)
+    c_tgt, cov_tgt = mask_moments(target_mask)
+    sqrt_src, sqrt_tgt = sqrt_spd(cov_src), sqrt_spd(cov_tgt)
+    whiten_src, whiten_tgt = np.linalg.inv(sqrt_src), np.linalg.inv(sqrt_tgt)
+    profile_src = radial_profile(contour_points(source_mask), c_src, whiten_src, PROFILE_ANGLES)
+    profile_tgt = radial_profile(contour_points(target_mask), c_tgt, whiten_tgt, PROFILE_ANGLES)
+    angle = best_rotation(profile_src, profile_tgt)
+    linear = sqrt_src @ _rotation(-angle) @ whiten_tgt
+    moved = np.concatenate([linear, (c_src - linear @ c_tgt)[:, None]], axis=1)
+
+    # Stay or move: IoU of the pulled exemplar mask with the target, from sampled target pixels.
+    target_points = _target_samples(target_mask)
+    source_area, target_area = source_mask.sum(), target_mask.sum()
+    ious = []
+    for affine in (IDENTITY, moved):
+        overlap = _sample(source_mask, _apply(affine, target_points)).mean() * target_area
+        pulled_area = source_area / max(abs(np.linalg.det(affine[:, :2])), 1e-12)
+        ious.append(overlap / max(target_area + pulled_area - overlap, 1e-12))
+    primary = 1 if ious[1] > ious[0] + STAY_MARGIN else 0
+    affines = [IDENTITY, moved]
+
+    # Working grid over the target region's box; the winner everywhere, fills where it fails.
+    box = bounding_box(target_mask)
+    scale = min(1.0, WORK_SIZE / max(box[2] - box[0], box[3] - box[1]))
+    grid_w = max(1, int(np.ceil((box[2] - box[0]) * scale)))
+    grid_h = max(1, int(np.ceil((box[3] - box[1]) * scale)))
+    grid_box = (box[0], box[1], box[0] + grid_w / scale, box[1] + grid_h / scale)
+    cols, rows = np.meshgrid(np.arange(grid_w), np.arange(grid_h))
+    centres = np.stack([box[0] + (cols + 0.5) / scale - 0.5, box[1] + (rows + 0.5) / scale - 0.5], -1)
+    centres = centres.reshape(-1, 2)
+    in_target = _sample(target_mask, centres).reshape(grid_h, grid_w)
+    pulled_inside = _sample(source_mask, _apply(affines[primary], centres)).reshape(grid_h, grid_w)
+    owner = np.full((grid_h, grid_w), primary, np.int64)
+    cell_size = np.array([1.0 / scale, 1.0 / scale])
+    fills = _fill_motions(
+        exemplar, affines[primary], region_interior(source_mask) > 0, centres, in_target, in_target & ~pulled_inside, cell_size
+    )
+    for fill, cells in fills:
+        owner[cells] = len(affines)
+        affines.append(fill)
+
+    weights = np.stack([(owner == m).astype(np.float32) for m in range(len(affines))])
+    keypoints_src, keypoints_tgt = _keypoints(
+        c_src, sqrt_src, profile_src, c_tgt, sqrt_tgt, profile_tgt, angle
+    )
+    to_norm = pixels_to_normalised(height, width)
+    return RegionMotion(
+        affines=pixel_to_normalised_affines(np.array(affines), height, width),
+        weights=weights,
+        box=grid_box,
+        keypoints_src=keypoints_src @ to_norm[:2, :2].T + to_norm[:2, 2],
+        keypoints_tgt=keypoints_tgt @ to_norm[:2, :2].T + to_norm[:2, 2],
+    )
+
+
+def _target_samples(target_mask: np.ndarray) -> np.ndarray:
+    rows, cols = np.nonzero(target_mask)
+    stride = max(1, len(rows) // MAX_SAMPLES)
+    return np.stack([cols[::stride], rows[::stride]], axis=1).astype(np.float64)
+
+
+def _fill_motions(exemplar, primary, source_mask, centres, in_target, uncovered, cell_size):
+    """Yield (affine, cells) pairs: for each connected vacated area of the grid, the primary
+    motion translated by a nearby offset, and the cells (grid-shaped bool) it fills.
+
+    Offsets are candidates when they pull nearly as many of the area's cells from inside the
+    region as the best one does; among those the winner best matches, colour for colour, the
+    ring of target cells around the area that the primary motion fills. Up to FILL_ROUNDS
+    tries per area for the cells the earlier offsets could not fill.
+    """
+    count, components, stats, _ = cv2.connectedComponentsWithStats(uncovered.astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = 1 + np.argsort(-areas, kind="stable")[:MAX_FILL_AREAS]
+    ring_kernel = np.ones((5, 5), np.uint8)
+    # Grow each area over the rim of the region it left, whose pixels are not to be sampled.
+    grow = 2 * int(np.ceil((RIM_WIDTH + 1) / cell_size[0])) + 1
+    grow_kernel = np.ones((grow, grow), np.uint8)
+    for component in largest[areas[largest - 1] >= MIN_FILL_CELLS]:
+        remaining = (cv2.dilate((components == component).astype(np.uint8), grow_kernel) > 0) & in_target
+        ring = (cv2.dilate(remaining.astype(np.uint8), ring_kernel) > 0) & in_target & ~uncovered
+        ring_points = _apply(primary, centres[ring.ravel()])
+        ring_colour = _colours(exemplar, ring_points)
+        width = stats[component, cv2.CC_STAT_WIDTH] * cell_size[0] + 2
+        height = stats[component, cv2.CC_STAT_HEIGHT] * cell_size[1] + 2
+        offsets = np.array([
+            (k * dx * width, k * dy * height)
+            for k in (1.0, 1.5, 2.0)
+            for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))
+        ])
+        for _ in range(FILL_ROUNDS):
+            base = _apply(primary, centres[remaining.ravel()])
+            hits = [_sample(source_mask, base + offset) for offset in offsets]
+            scores = np.array([h.mean() for h in hits])
+            if scores.max() == 0:
+                break
+            candidates = np.flatnonzero(scores >= FILL_COVERAGE * scores.max())
+            if len(ring_colour):
+                seams = [np.abs(_colours(exemplar, ring_points + offsets[c]) - ring_colour).mean() for c in candidates]
+                best = int(candidates[int(np.argmin(seams))])
+            else:
+                best = int(candidates[0])
+            filled = np.zeros_like(remaining)
+            filled[remaining] = hits[best]
+            fill = primary.copy()
+            fill[:, 2] += offsets[best]
+            yield fill, filled
+            remaining &= ~filled
+            if not remaining.any():
+                break
+
+
+def _colours(image: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """image (H, W, C) at pixel points (N, 2), nearest with edges clamped. -> (N, C)."""
+    cols = np.clip(np.rint(points[:, 0]).astype(np.int64), 0, image.shape[1] - 1)
+    rows = np.clip(np.rint(points[:, 1]).astype(np.int64), 0, image.shape[0] - 1)
+    return image[rows, cols]
+
+
+def _keypoints(c_src, sqrt_src, profile_src, c_tgt, sqrt_tgt, profile_tgt, angle):
+    """Centroids plus KEYPOINT_ANGLES matched contour points of both regions, in pixels."""
+    n = len(profile_tgt)
+    theta = np.arange(KEYPOINT_ANGLES) * 2 * np.pi / KEYPOINT_ANGLES
+    theta_src = theta - angle
+
+    def on_contour(theta_values, profile, centre, sqrt):
+        radius = np.interp(theta_values % (2 * np.pi) / (2 * np.pi) * n, np.arange(n + 1), np.append(profile, profile[0]))
+        unit = np.stack([np.cos(theta_values), np.sin(theta_values)], -1) * radius[:, None]
+        return np.vstack([centre, centre + unit @ sqrt.T])
+
+    return on_contour(theta_src, profile_src, c_src, sqrt_src), on_contour(theta, profile_tgt, c_tgt, sqrt_tgt)

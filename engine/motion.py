@@ -1,0 +1,97 @@
+"""SIM-Net's local affine motions, evaluated analytically at any resolution.
+
+Coordinates, defined once for the whole engine:
+- Pixel coordinates put pixel centres on integers: pixel (col, row) has centre (x, y) = (col, row)
+  and the image spans [-0.5, W - 0.5] x [-0.5, H - 0.5] (OpenCV's convention).
+- Normalised coordinates map that span onto [-1, 1], x first: x_n = (2 x + 1) / W - 1. This is
+  `grid_sample(..., align_corners=False)`, so the same keypoints describe the same places at
+  256x256 and at full resolution: fields are never upsampled, only re-evaluated.
+- A motion is a (2, 3) affine matrix A that *pulls*: target point z samples the exemplar at
+  A @ [z, 1].
+
+For K keypoints (FOMM's formula, which SIM-Net uses), motion 0 is the identity and motion k is
+    T_k(z) = p_k^src + J_k^src (J_k^tgt)^-1 (z - p_k^tgt),
+with a closed-form 2x2 inverse so that the same formula exports to ONNX (which has no Inverse).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Jacobians whose determinant is smaller than this (in normalised units) are treated as
+# singular: the inverse keeps the sign and uses this magnitude instead of dividing by ~0.
+MIN_DETERMINANT = 1e-6
+
+
+def inverse_2x2(matrices: np.ndarray) -> np.ndarray:
+    """Closed-form inverse of 2x2 matrices. (..., 2, 2) -> (..., 2, 2)."""
+    a, b = matrices[..., 0, 0], matrices[..., 0, 1]
+    c, d = matrices[..., 1, 0], matrices[..., 1, 1]
+    det = a * d - b * c
+    det = np.where(np.abs(det) < MIN_DETERMINANT, np.where(det < 0, -MIN_DETERMINANT, MIN_DETERMINANT), det)
+    adjugate = np.stack([np.stack([d, -b], -1), np.stack([-c, a], -1)], -2)
+    return adjugate / det[..., None, None]
+
+
+def local_affines(
+    keypoints_src: np.ndarray,
+    jacobians_src: np.ndarray,
+    keypoints_tgt: np.ndarray,
+    jacobians_tgt: np.ndarray,
+) -> np.ndarray:
+    """Keypoints and Jacobians of both masks -> the K + 1 pulling motions, identity first.
+
+    keypoints_*: (K, 2) normalised x, y. jacobians_*: (K, 2, 2). Returns (K + 1, 2, 3).
+    """
+    linear = jacobians_src @ inverse_2x2(jacobians_tgt)  # (K, 2, 2)
+    offset = keypoints_src - np.einsum("kij,kj->ki", linear, keypoints_tgt)  # (K, 2)
+    motions = np.concatenate([linear, offset[:, :, None]], axis=2)  # (K, 2, 3)
+    identity = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    return np.concatenate([identity, motions], axis=0)
+
+
+def pixels_to_normalised(height: int, width: int) -> np.ndarray:
+    """The (3, 3) homogeneous matrix taking pixel coordinates to normalised ones."""
+    return np.array(
+        [[2.0 / width, 0.0, 1.0 / width - 1.0], [0.0, 2.0 / height, 1.0 / height - 1.0], [0.0, 0.0, 1.0]]
+    )
+
+
+def _homogeneous(affines: np.ndarray) -> np.ndarray:
+    bottom = np.broadcast_to(np.array([0.0, 0.0, 1.0]), affines.shape[:-2] + (1, 3))
+    return np.concatenate([affines, bottom], axis=-2)
+
+
+def normalised_to_pixel_affines(affines: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Re-express motions (..., 2, 3) from normalised to pixel coordinates of an image of
+    `height` x `width` (both the target and the exemplar have that size)."""
+    to_norm = pixels_to_normalised(height, width)
+    return (np.linalg.inv(to_norm) @ _homogeneous(affines) @ to_norm)[..., :2, :]
+
+
+def pixel_to_normalised_affines(affines: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Inverse of `normalised_to_pixel_affines`. (..., 2, 3) -> (..., 2, 3)."""
+    to_norm = pixels_to_normalised(height, width)
+    return (to_norm @ _homogeneous(affines) @ np.linalg.inv(to_norm))[..., :2, :]
+
+
+def normalised_grid(height: int, width: int) -> np.ndarray:
+    """Normalised coordinates of every pixel centre, built from arange. -> (H, W, 2), x first."""
+    xs = (2.0 * np.arange(width) + 1.0) / width - 1.0
+    ys = (2.0 * np.arange(height) + 1.0) / height - 1.0
+    grid = np.empty((height, width, 2))
+    grid[:, :, 0] = xs[None, :]
+    grid[:, :, 1] = ys[:, None]
+    return grid
+
+
+def sampling_fields(affines: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Evaluate motions at every pixel of a height x width target, as grid_sample grids.
+
+    affines: (M, 2, 3) normalised. Returns (M, H, W, 2) float32 normalised sampling positions.
+    The engine warps with the affine matrices directly (cheaper, same values); this explicit
+    form is what the networks consume and what tests compare against.
+    """
+    grid = normalised_grid(height, width)
+    fields = np.einsum("mij,hwj->mhwi", affines[:, :, :2], grid) + affines[:, None, None, :, 2]
+    return fields.astype(np.float32)

@@ -1,0 +1,212 @@
+"""Region maps: integer label images (H, W) int32 whose values are region ids.
+
+Ids carry no meaning beyond identity ("semantic-free", as in SIM-Net): region `i` of the exemplar
+map is transported into region `i` of the target map. A map can be built from a flat-colour
+picture (what a person paints), from a list of masks, or from a single source/target mask edit.
+Label maps are only ever resized with nearest-neighbour sampling: interpolating ids invents
+regions along the borders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import InputError
+
+# Two painted colours closer than this (Euclidean, 0..255 RGB) are one region: anti-aliasing and
+# lossy saving shift colours by a few levels.
+COLOUR_TOLERANCE = 24.0
+
+
+def resize_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of a label map, sampling each output pixel centre.
+
+    labels: (h, w) integer -> (height, width), same dtype, ids unchanged.
+    """
+    h, w = labels.shape
+    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def labels_from_masks(masks: Sequence[np.ndarray], threshold: float = 0.5) -> np.ndarray:
+    """Masks (each (H, W), values in [0, 1]) -> label map: 0 where no mask, i + 1 in mask i.
+
+    Later masks win where masks overlap.
+    """
+    if not masks:
+        raise InputError("no masks given")
+    shape = masks[0].shape
+    labels = np.zeros(shape, np.int32)
+    for index, mask in enumerate(masks):
+        if mask.shape != shape:
+            raise InputError(f"mask {index + 1} is {_size(mask)} but mask 1 is {_size(masks[0])}")
+        labels[mask >= threshold] = index + 1
+    return labels
+
+
+def maps_from_edit(
+    source_mask: np.ndarray, target_mask: np.ndarray, threshold: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """One edit "move/reshape what `source_mask` selects into `target_mask`" as two label maps.
+
+    source_mask, target_mask: (H, W) in [0, 1]. Returns (exemplar_labels, target_labels), each
+    (H, W) int32: 1 inside the mask, 0 (the background region) elsewhere.
+    """
+    if source_mask.shape != target_mask.shape:
+        raise InputError(
+            f"the source mask is {_size(source_mask)} but the target mask is "
+            f"{_size(target_mask)}: both must have the exemplar's size"
+        )
+    for name, mask in (("source", source_mask), ("target", target_mask)):
+        selected = mask >= threshold
+        if not selected.any():
+            raise InputError(f"the {name} mask is empty: select the region to {_verb(name)}")
+        if selected.all():
+            raise InputError(
+                f"the {name} mask covers the whole image: select only the region to "
+                f"{_verb(name)}, so that the rest can serve as background"
+            )
+    return (
+        (source_mask >= threshold).astype(np.int32),
+        (target_mask >= threshold).astype(np.int32),
+    )
+
+
+def _verb(name: str) -> str:
+    return "move or reshape" if name == "source" else "fill with it"
+
+
+def dominant_colours(rgb: np.ndarray, min_pixels: int = 4) -> np.ndarray:
+    """The flat colours a region map was painted with, without its anti-aliasing colours.
+
+    rgb: (H, W, 3) uint8. A colour counts when it fills at least one 3x3 block (edge colours of
+    anti-aliased strokes almost never do) and at least `min_pixels` pixels; colours closer than
+    COLOUR_TOLERANCE to a more frequent one are folded into it. Returns (K, 3) uint8, most
+    frequent first. A map too small for 3x3 blocks falls back to all of its colours.
+    """
+    packed = _pack(rgb)
+    colours, counts = np.unique(packed, return_counts=True)
+    if min(packed.shape) >= 3:
+        centre = packed[1:-1, 1:-1]
+        core = np.ones(centre.shape, bool)
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                shifted = packed[1 + dy : packed.shape[0] - 1 + dy, 1 + dx : packed.shape[1] - 1 + dx]
+                core &= shifted == centre
+        core_colours = np.unique(centre[core])
+        keep = np.isin(colours, core_colours) & (counts >= min(min_pixels, counts.max()))
+        if keep.any():
+            colours, counts = colours[keep], counts[keep]
+    order = np.argsort(-counts, kind="stable")
+    palette: list[np.ndarray] = []
+    for colour in _unpack(colours[order]).astype(np.float64):
+        if all(np.linalg.norm(colour - kept) >= COLOUR_TOLERANCE for kept in palette):
+            palette.append(colour)
+    return np.array(palette, np.uint8).reshape(-1, 3)
+
+
+def labels_from_colours(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Each pixel's id is the index of the nearest palette colour. rgb (H, W, 3) uint8,
+    palette (K, 3) uint8 -> (H, W) int32."""
+    packed = _pack(rgb)
+    colours, inverse = np.unique(packed, return_inverse=True)
+    distances = np.linalg.norm(
+        _unpack(colours)[:, None, :].astype(np.float32) - palette[None, :, :].astype(np.float32),
+        axis=2,
+    )
+    return distances.argmin(axis=1).astype(np.int32)[inverse.reshape(packed.shape)]
+
+
+def maps_from_colour_pair(
+    exemplar_map: np.ndarray, target_map: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two painted region maps (each (H, W, 3) uint8) -> (exemplar_labels, target_labels,
+    palette). The same colour is the same region in both; ids index the exemplar's palette.
+
+    A colour painted in the target map that the exemplar map does not have is an error: that
+    region would have nothing to be made from.
+    """
+    palette = dominant_colours(exemplar_map)
+    for colour in dominant_colours(target_map).astype(np.float32):
+        distance = np.linalg.norm(palette.astype(np.float32) - colour, axis=1).min()
+        if distance >= COLOUR_TOLERANCE:
+            raise InputError(
+                f"the target map uses colour {_hex(colour)}, which the exemplar map does not "
+                f"have: every colour in the target map must be one of the exemplar map's "
+                f"({', '.join(_hex(c) for c in palette[:8])}{', ...' if len(palette) > 8 else ''})"
+            )
+    return labels_from_colours(exemplar_map, palette), labels_from_colours(target_map, palette), palette
+
+
+def paired_ids(exemplar_labels: np.ndarray, target_labels: np.ndarray) -> np.ndarray:
+    """Ids of the target map, ascending, after checking that each exists in the exemplar map.
+
+    Exemplar regions absent from the target simply disappear (others cover their place);
+    a target region absent from the exemplar has no pixels to be made from and is an error.
+    """
+    if exemplar_labels.shape != target_labels.shape:
+        raise InputError(
+            f"the exemplar map is {_size(exemplar_labels)} but the target map is "
+            f"{_size(target_labels)}"
+        )
+    exemplar_ids = np.unique(exemplar_labels)
+    target_ids, target_counts = np.unique(target_labels, return_counts=True)
+    missing = ~np.isin(target_ids, exemplar_ids)
+    if missing.all():
+        raise InputError(
+            "no region of the target map exists in the exemplar map: the two maps must share "
+            "region ids (the same colours in painted maps)"
+        )
+    if missing.any():
+        listed = ", ".join(
+            f"{i} ({n} px)" for i, n in zip(target_ids[missing][:5], target_counts[missing][:5])
+        )
+        raise InputError(
+            f"target region(s) {listed} do not exist in the exemplar map: give them the id "
+            f"(colour) of an exemplar region"
+        )
+    return target_ids
+
+
+def distinct_palette(count: int) -> np.ndarray:
+    """`count` colours far apart from each other, for writing maps a person can repaint.
+
+    Hues step by the golden angle; lightness and saturation cycle so that neighbours differ
+    even when hues come close. Returns (count, 3) uint8.
+    """
+    import colorsys
+
+    colours = []
+    for index in range(count):
+        hue = (index * 0.381966) % 1.0
+        lightness = (0.5, 0.35, 0.7)[index % 3]
+        saturation = (0.9, 0.65)[(index // 3) % 2]
+        colours.append(colorsys.hls_to_rgb(hue, lightness, saturation))
+    return (np.array(colours, np.float64).reshape(-1, 3) * 255 + 0.5).astype(np.uint8)
+
+
+def colour_map(labels: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
+    """Label map (H, W) -> flat-colour picture (H, W, 3) uint8 (ids index the palette)."""
+    if palette is None:
+        palette = distinct_palette(int(labels.max()) + 1)
+    return palette[labels]
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.uint32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    return np.stack([(packed >> 16) & 255, (packed >> 8) & 255, packed & 255], axis=-1)
+
+
+def _hex(colour: np.ndarray) -> str:
+    return "#" + "".join(f"{int(round(c)):02x}" for c in colour)
+
+
+def _size(array: np.ndarray) -> str:
+    return f"{array.shape[1]}x{array.shape[0]}"

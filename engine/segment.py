@@ -1,0 +1,112 @@
+"""Automatic semantic-free region maps for paintings.
+
+Felzenszwalb's graph segmentation on a copy at most `work_size` pixels on its long side (the most
+SAM-like classical method on paintings: sky, buildings, figures), labels scaled back with
+nearest-neighbour, then regions smaller than `min_share` of the image merged into the neighbour
+they share the longest border with, smallest first, optionally until at most `max_regions` stay.
+Ids run from 0 in decreasing order of area.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from skimage.segmentation import felzenszwalb
+
+from .errors import InputError
+from .regions import resize_labels
+
+WORK_SIZE = 512
+
+
+def segment(
+    pixels: np.ndarray,
+    work_size: int = WORK_SIZE,
+    scale: float = 300.0,
+    sigma: float = 0.8,
+    min_size: int = 500,
+    min_share: float = 0.015,
+    max_regions: int | None = None,
+) -> np.ndarray:
+    """Engine pixels (H, W, C) -> region map (H, W) int32, ids 0..n-1 by decreasing area.
+
+    `min_size` is in pixels of a `work_size` x `work_size` copy; it scales with the copy's area.
+    """
+    if max_regions is not None and max_regions < 1:
+        raise InputError("the maximum region count must be at least 1")
+    height, width = pixels.shape[:2]
+    factor = min(1.0, work_size / max(height, width))
+    small_h, small_w = max(1, round(height * factor)), max(1, round(width * factor))
+    rgb = pixels[:, :, :3] if pixels.shape[2] >= 3 else np.repeat(pixels[:, :, :1], 3, axis=2)
+    small = cv2.resize(np.clip(rgb, 0, 1), (small_w, small_h), interpolation=cv2.INTER_AREA)
+    small = small.reshape(small_h, small_w, 3)
+    area_scale = small_h * small_w / float(work_size * work_size)
+    labels = felzenszwalb(small, scale=scale, sigma=sigma, min_size=max(1, int(min_size * area_scale)))
+    labels = merge_small_regions(labels, int(min_share * labels.size), max_regions)
+    return resize_labels(labels, height, width)
+
+
+def merge_small_regions(labels: np.ndarray, min_pixels: int, max_regions: int | None = None) -> np.ndarray:
+    """Merge regions under `min_pixels` (and, past `max_regions`, the smallest ones) into the
+    neighbour sharing the longest border. (H, W) int -> (H, W) int32 relabelled 0..n-1 by
+    decreasing area. A region with no neighbour (the only one) is kept."""
+    ids, inverse = np.unique(labels, return_inverse=True)
+    labels = inverse.reshape(labels.shape)
+    count = len(ids)
+    area = np.bincount(labels.ravel(), minlength=count).astype(np.int64)
+    border = _border_lengths(labels, count)
+    parent = np.arange(count)
+    alive = set(range(count))
+
+    def must_merge(region: int) -> bool:
+        too_many = max_regions is not None and len(alive) > max_regions
+        return area[region] < min_pixels or too_many
+
+    while len(alive) > 1:
+        smallest = min(alive, key=lambda r: (area[r], r))
+        if not must_merge(smallest):
+            break
+        neighbours = border.get(smallest, {})
+        if not neighbours:
+            break
+        into = max(neighbours, key=lambda r: (neighbours[r], area[r]))
+        _merge(border, area, smallest, into)
+        parent[smallest] = into
+        alive.discard(smallest)
+    roots = np.array([_root(parent, r) for r in range(count)])
+    merged = roots[labels]
+    survivors, merged = np.unique(merged, return_inverse=True)
+    order = np.argsort(-np.bincount(merged.ravel()), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[merged.reshape(labels.shape)].astype(np.int32)
+
+
+def _border_lengths(labels: np.ndarray, count: int) -> dict[int, dict[int, int]]:
+    pairs = []
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
+        differ = a != b
+        pairs.append(np.stack([a[differ], b[differ]], axis=1))
+    pairs = np.concatenate(pairs)
+    pairs = np.sort(pairs, axis=1)
+    unique, counts = np.unique(pairs, axis=0, return_counts=True)
+    border: dict[int, dict[int, int]] = {}
+    for (a, b), n in zip(unique.tolist(), counts.tolist()):
+        border.setdefault(a, {})[b] = n
+        border.setdefault(b, {})[a] = n
+    return border
+
+
+def _merge(border: dict[int, dict[int, int]], area: np.ndarray, source: int, into: int) -> None:
+    area[into] += area[source]
+    for neighbour, length in border.pop(source, {}).items():
+        border[neighbour].pop(source, None)
+        if neighbour != into:
+            border[into][neighbour] = border[into].get(neighbour, 0) + length
+            border[neighbour][into] = border[neighbour].get(into, 0) + length
+
+
+def _root(parent: np.ndarray, region: int) -> int:
+    while parent[region] != region:
+        region = parent[region]
+    return region
