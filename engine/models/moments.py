@@ -35,7 +35,10 @@ KEYPOINT_ANGLES = 8
 MAX_SAMPLES = 40_000
 # Staying (identity) wins unless moving explains the target this much better (IoU).
 STAY_MARGIN = 0.02
-# The rotation must cut the profile mismatch by this fraction to be believed.
+# A rotation is only looked for when the unturned profiles differ by more than this (mean
+# squared relative radius: 0.005 is about 7% rms), and must then cut the mismatch by
+# ROTATION_GAIN: near-symmetric shapes, like a frame-filling background, are never turned.
+MIN_PROFILE_MISMATCH = 0.005
 ROTATION_GAIN = 0.15
 FILL_ROUNDS = 3
 # Vacated areas smaller than this many grid cells are left to the transport's edge handling;
@@ -105,11 +108,13 @@ def best_rotation(profile_src: np.ndarray, profile_tgt: np.ndarray) -> float:
     """Angle a (radians, in (-pi, pi]) such that the target profile is the source profile
     turned by a: profile_tgt(t) ~ profile_src(t - a). 0 unless turning clearly fits better."""
     n = len(profile_src)
+    if min(profile_src.mean(), profile_tgt.mean()) < 1e-6:  # a point has no shape to turn
+        return 0.0
     src = profile_src / profile_src.mean()
     tgt = profile_tgt / profile_tgt.mean()
-    errors = np.array([np.sum((tgt - np.roll(src, shift)) ** 2) for shift in range(n)])
+    errors = np.array([np.mean((tgt - np.roll(src, shift)) ** 2) for shift in range(n)])
     shift = int(errors.argmin())
-    if errors[0] - errors[shift] <= ROTATION_GAIN * errors[0] + 1e-9:
+    if errors[0] <= MIN_PROFILE_MISMATCH or errors[0] - errors[shift] <= ROTATION_GAIN * errors[0]:
         return 0.0
     before, after = errors[(shift - 1) % n], errors[(shift + 1) % n]
     curvature = before - 2 * errors[shift] + after
@@ -150,19 +155,22 @@ def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: n
     whiten_src, whiten_tgt = np.linalg.inv(sqrt_src), np.linalg.inv(sqrt_tgt)
     profile_src = radial_profile(contour_points(source_mask), c_src, whiten_src, PROFILE_ANGLES)
     profile_tgt = radial_profile(contour_points(target_mask), c_tgt, whiten_tgt, PROFILE_ANGLES)
-    angle = best_rotation(profile_src, profile_tgt)
-    linear = sqrt_src @ _rotation(-angle) @ whiten_tgt
-    moved = np.concatenate([linear, (c_src - linear @ c_tgt)[:, None]], axis=1)
-
-    # Stay or move: IoU of the pulled exemplar mask with the target, from sampled target pixels.
     target_points = _target_samples(target_mask)
-    source_area, target_area = source_mask.sum(), target_mask.sum()
-    ious = []
-    for affine in (IDENTITY, moved):
-        overlap = _sample(source_mask, _apply(affine, target_points)).mean() * target_area
-        pulled_area = source_area / max(abs(np.linalg.det(affine[:, :2])), 1e-12)
-        ious.append(overlap / max(target_area + pulled_area - overlap, 1e-12))
-    primary = 1 if ious[1] > ious[0] + STAY_MARGIN else 0
+
+    def pulled_iou(affine: np.ndarray) -> float:
+        return _pulled_iou(affine, source_mask, target_mask, target_points)
+
+    def turned(angle: float) -> np.ndarray:
+        linear = sqrt_src @ _rotation(-angle) @ whiten_tgt
+        return np.concatenate([linear, (c_src - linear @ c_tgt)[:, None]], axis=1)
+
+    angle = best_rotation(profile_src, profile_tgt)
+    if angle != 0.0:  # the profiles give the angle to a sector; the masks' overlap refines it
+        sector = 2 * np.pi / PROFILE_ANGLES
+        angle = max(angle + np.linspace(-2 * sector, 2 * sector, 17), key=lambda a: pulled_iou(turned(a)))
+    moved = turned(angle)
+    # Stay or move: whichever pulls an exemplar mask closer to the target (ties stay).
+    primary = 1 if pulled_iou(moved) > pulled_iou(IDENTITY) + STAY_MARGIN else 0
     affines = [IDENTITY, moved]
 
     # Working grid over the target region's box; the winner everywhere, fills where it fails.
@@ -197,6 +205,15 @@ def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: n
         keypoints_src=keypoints_src @ to_norm[:2, :2].T + to_norm[:2, 2],
         keypoints_tgt=keypoints_tgt @ to_norm[:2, :2].T + to_norm[:2, 2],
     )
+
+
+def _pulled_iou(affine, source_mask, target_mask, target_points) -> float:
+    """IoU of the exemplar region pulled by `affine` with the target region, measured at
+    sampled target pixels; the pulled region's area follows from the affine's determinant."""
+    target_area = target_mask.sum()
+    overlap = _sample(source_mask, _apply(affine, target_points)).mean() * target_area
+    pulled_area = source_mask.sum() / max(abs(np.linalg.det(affine[:, :2])), 1e-12)
+    return float(overlap / max(target_area + pulled_area - overlap, 1e-12))
 
 
 def _target_samples(target_mask: np.ndarray) -> np.ndarray:

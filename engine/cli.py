@@ -1,0 +1,232 @@
+"""`simnet`: the command line.
+
+Exit codes: 0 done, 2 bad input (the message says what to fix), 1 internal error. Errors are
+one line on stderr; `--debug` adds the traceback. Progress goes to stderr once a command has run
+for a second; `--quiet` silences it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from . import imageio, regions
+from .errors import InputError
+from .models import DEFAULT_MODEL, load_model, model_names
+from .pipeline import DEFAULT_MAX_REGIONS, run
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+PROGRESS_AFTER = 1.0  # seconds
+
+
+class ProgressLine:
+    """Stage and percentage on stderr, only once the job has taken longer than a second."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.start = time.monotonic()
+        self.shown = False
+        self.interactive = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, stage: str, fraction: float) -> None:
+        if self.quiet or time.monotonic() - self.start < PROGRESS_AFTER:
+            return
+        line = f"{stage}: {fraction:4.0%}"
+        if line == self.last:
+            return
+        self.last = line
+        self.shown = True
+        sys.stderr.write(f"\r{line}  " if self.interactive else line + "\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.shown and self.interactive:
+            sys.stderr.write("\n")
+
+
+def _model_help() -> str:
+    described = [f"{name} ({load_model(name).description})" for name in model_names()]
+    return f"motion model (default: {DEFAULT_MODEL}); available: " + "; ".join(described)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simnet",
+        description="Reshape, move or re-lay-out regions of an artwork, made from its own pixels.",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    manipulate = commands.add_parser(
+        "manipulate",
+        help="transport regions of an exemplar into a new layout",
+        description="Give either two region maps (--regions and --target: painted flat-colour "
+        "maps, the same colour being the same region) or two masks (--source-mask and "
+        "--target-mask: white selects).",
+    )
+    manipulate.add_argument("exemplar", type=Path, help="the artwork (PNG, JPEG, TIFF, WebP)")
+    manipulate.add_argument("--regions", type=Path, help="region map of the exemplar")
+    manipulate.add_argument("--target", type=Path, help="edited region map: the new layout")
+    manipulate.add_argument("--source-mask", type=Path, help="mask of the region to move or reshape")
+    manipulate.add_argument("--target-mask", type=Path, help="mask of where it should go")
+    manipulate.add_argument("-o", "--output", type=Path, required=True, help="result file")
+    manipulate.add_argument("--explain", type=Path, metavar="SHEET.png", help="also write an explain sheet")
+    _add_common(manipulate)
+
+    segment = commands.add_parser(
+        "segment", help="write an automatic colour region map that you can repaint"
+    )
+    segment.add_argument("image", type=Path)
+    segment.add_argument("-o", "--output", type=Path, required=True, help="region map (.png)")
+    segment.add_argument("--max-regions", type=int, default=None, help="merge down to this many regions")
+    segment.add_argument(
+        "--min-share", type=float, default=0.015, help="merge regions smaller than this share of the image"
+    )
+    segment.add_argument("--max-pixels", type=int, default=imageio.DEFAULT_MAX_PIXELS, help=argparse.SUPPRESS)
+
+    demo = commands.add_parser("demo", help="run the bundled sample (Monet, Cliffs at Etretat)")
+    demo.add_argument("-o", "--output-dir", type=Path, default=Path("simnet-demo"), help="default: ./simnet-demo")
+    _add_common(demo)
+    return parser
+
+
+def _add_common(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--model", default=DEFAULT_MODEL, help=_model_help())
+    command.add_argument(
+        "--max-pixels",
+        type=int,
+        default=imageio.DEFAULT_MAX_PIXELS,
+        help=f"refuse larger images (default {imageio.DEFAULT_MAX_PIXELS}, 8192x8192)",
+    )
+    command.add_argument("--max-regions", type=int, default=DEFAULT_MAX_REGIONS, help="refuse maps with more regions")
+
+
+def _read_colour_map(path: Path, max_pixels: int) -> np.ndarray:
+    return imageio.to_rgb8(imageio.read_image(path, max_pixels).pixels)
+
+
+def _manipulate(
+    exemplar_path: Path,
+    exemplar_maps: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    output: Path,
+    explain: Path | None,
+    args: argparse.Namespace,
+    picture: imageio.Picture,
+) -> None:
+    exemplar_labels, target_labels, palette = exemplar_maps
+    for path in filter(None, (output, explain)):
+        if not path.parent.is_dir():
+            raise InputError(f"{path}: the folder {path.parent} does not exist")
+    progress = ProgressLine(args.quiet)
+    result = run(
+        picture.pixels,
+        exemplar_labels,
+        target_labels,
+        model=args.model,
+        progress=progress,
+        max_regions=args.max_regions,
+        explain=explain is not None,
+    )
+    progress("writing", 0.0)
+    imageio.write_image(output, result.pixels, picture.bit_depth)
+    if explain is not None:
+        from .explain import explain_sheet
+
+        imageio.write_image(explain, explain_sheet(picture.pixels, result, palette) / 255.0)
+    progress.done()
+    if not args.quiet:
+        print(f"wrote {output}" + (f" and {explain}" if explain else ""), file=sys.stderr)
+
+
+def command_manipulate(args: argparse.Namespace) -> None:
+    by_maps = args.regions is not None or args.target is not None
+    by_masks = args.source_mask is not None or args.target_mask is not None
+    if by_maps == by_masks:
+        raise InputError("give either --regions and --target, or --source-mask and --target-mask")
+    load_model(args.model)  # an unknown model fails before any file is read
+    picture = imageio.read_image(args.exemplar, args.max_pixels)
+    if by_maps:
+        if args.regions is None or args.target is None:
+            raise InputError("--regions and --target go together: give both region maps")
+        exemplar_labels, target_labels, palette = regions.maps_from_colour_pair(
+            *_fit_pair(_read_colour_map(args.regions, args.max_pixels), _read_colour_map(args.target, args.max_pixels))
+        )
+    else:
+        if args.source_mask is None or args.target_mask is None:
+            raise InputError("--source-mask and --target-mask go together: give both masks")
+        source = imageio.read_mask(args.source_mask, args.max_pixels)
+        target = imageio.read_mask(args.target_mask, args.max_pixels)
+        height, width = picture.pixels.shape[:2]
+        for name, mask in (("source mask", source), ("target mask", target)):
+            if mask.shape != (height, width):
+                raise InputError(
+                    f"the {name} is {mask.shape[1]}x{mask.shape[0]} but the exemplar is "
+                    f"{width}x{height}: masks must have the exemplar's size"
+                )
+        exemplar_labels, target_labels = regions.maps_from_edit(source, target)
+        palette = None
+    _manipulate(args.exemplar, (exemplar_labels, target_labels, palette), args.output, args.explain, args, picture)
+
+
+def _fit_pair(exemplar_map: np.ndarray, target_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if exemplar_map.shape != target_map.shape:
+        raise InputError(
+            f"the exemplar map is {exemplar_map.shape[1]}x{exemplar_map.shape[0]} but the target "
+            f"map is {target_map.shape[1]}x{target_map.shape[0]}: paint both at the same size"
+        )
+    return exemplar_map, target_map
+
+
+def command_segment(args: argparse.Namespace) -> None:
+    from .segment import segment
+
+    if args.output.suffix.lower() != ".png":
+        raise InputError(f"{args.output}: write region maps as .png (lossy formats blur the colours)")
+    picture = imageio.read_image(args.image, args.max_pixels)
+    labels = segment(picture.pixels, min_share=args.min_share, max_regions=args.max_regions)
+    imageio.write_image(args.output, regions.colour_map(labels) / 255.0)
+    if not args.quiet:
+        print(f"wrote {args.output}: {labels.max() + 1} regions", file=sys.stderr)
+
+
+def command_demo(args: argparse.Namespace) -> None:
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    picture = imageio.read_image(SAMPLES / "etretat.jpg", args.max_pixels)
+    maps = regions.maps_from_colour_pair(
+        _read_colour_map(SAMPLES / "etretat.regions.png", args.max_pixels),
+        _read_colour_map(SAMPLES / "etretat.edited.png", args.max_pixels),
+    )
+    output = args.output_dir / "etretat.result.png"
+    _manipulate(SAMPLES / "etretat.jpg", maps, output, args.output_dir / "etretat.explain.png", args, picture)
+
+
+COMMANDS = {"manipulate": command_manipulate, "segment": command_segment, "demo": command_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except InputError as error:
+        print(f"simnet: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("simnet: error: out of memory; try a smaller image or fewer regions", file=sys.stderr)
+        return 1
+    except Exception as error:  # an engine bug: one line unless --debug
+        if args.debug:
+            traceback.print_exc()
+        print(f"simnet: internal error: {type(error).__name__}: {error} (run with --debug for details)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""Shared test helpers: small synthetic paintings whose right answers are known."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_ART = REPO.parent / "shared" / "data" / "art"
+
+
+def textured(height: int, width: int, channels: int = 3, seed: int = 0) -> np.ndarray:
+    """A smooth but non-repeating float32 image: every pixel is distinguishable from its
+    neighbours' positions, so misplaced samples show up as large errors."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    layers = []
+    for _ in range(channels):
+        fx, fy, phase = rng.uniform(0.02, 0.09, 2).tolist() + [rng.uniform(0, 6.28)]
+        layers.append(0.5 + 0.25 * np.sin(fx * xs + phase) + 0.25 * np.cos(fy * ys + 0.7 * phase))
+    return np.stack(layers, axis=2).astype(np.float32)
+
+
+def square_mask(height: int, width: int, x0: int, y0: int, size: int) -> np.ndarray:
+    mask = np.zeros((height, width), bool)
+    mask[y0 : y0 + size, x0 : x0 + size] = True
+    return mask
+
+
+@pytest.fixture
+def shared_art() -> Path:
+    if not SHARED_ART.is_dir():
+        pytest.skip("../shared/data/art is not beside this checkout")
+    return SHARED_ART

@@ -1,0 +1,150 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from engine import imageio
+from engine.cli import SAMPLES, main
+
+from .conftest import square_mask, textured
+
+
+def _files(tmp_path, height=90, width=120, depth=8, suffix=".png"):
+    exemplar = textured(height, width)
+    imageio.write_image(tmp_path / f"exemplar{suffix}", exemplar, depth)
+    source = square_mask(height, width, 10, 20, 25).astype(np.float32)
+    target = square_mask(height, width, 70, 30, 30).astype(np.float32)
+    imageio.write_image(tmp_path / "source.png", source)
+    imageio.write_image(tmp_path / "target.png", target)
+    return exemplar
+
+
+def _masks_args(tmp_path, output="out.png", exemplar="exemplar.png"):
+    return [
+        "--quiet", "manipulate", str(tmp_path / exemplar),
+        "--source-mask", str(tmp_path / "source.png"),
+        "--target-mask", str(tmp_path / "target.png"),
+        "-o", str(tmp_path / output),
+    ]
+
+
+def test_demo_writes_full_size_result_and_explain_sheet(tmp_path):
+    assert main(["--quiet", "demo", "-o", str(tmp_path)]) == 0
+    result = imageio.read_image(tmp_path / "etretat.result.png").pixels
+    exemplar = imageio.read_image(SAMPLES / "etretat.jpg").pixels
+    assert result.shape == exemplar.shape
+    assert 0.001 < np.abs(result - exemplar).mean() < 0.2  # changed, yet the same painting
+    sheet = imageio.read_image(tmp_path / "etretat.explain.png").pixels
+    assert sheet.shape[1] > 2 * result.shape[1] * 420 / 512 and sheet.shape[2] == 3
+
+
+def test_manipulate_with_masks_and_explain(tmp_path, capsys):
+    _files(tmp_path)
+    args = _masks_args(tmp_path) + ["--explain", str(tmp_path / "sheet.png")]
+    assert main(args) == 0
+    assert imageio.read_image(tmp_path / "out.png").pixels.shape == (90, 120, 3)
+    assert (tmp_path / "sheet.png").is_file()
+    assert capsys.readouterr().err == ""  # --quiet
+
+
+def test_sixteen_bit_and_float_inputs_keep_their_depth(tmp_path):
+    _files(tmp_path, depth=16)
+    assert main(_masks_args(tmp_path)) == 0
+    assert imageio.read_image(tmp_path / "out.png").bit_depth == 16
+    _files(tmp_path, depth=32, suffix=".tif")
+    assert main(_masks_args(tmp_path, "out.tif", "exemplar.tif")) == 0
+    assert imageio.read_image(tmp_path / "out.tif").bit_depth == 32
+
+
+def test_region_maps(tmp_path):
+    _files(tmp_path)
+    palette = np.array([[255, 255, 255], [255, 0, 0]], np.uint8)
+    exemplar_map = palette[square_mask(90, 120, 10, 20, 25).astype(int)]
+    target_map = palette[square_mask(90, 120, 60, 30, 35).astype(int)]
+    imageio.write_image(tmp_path / "a.png", exemplar_map / 255.0)
+    imageio.write_image(tmp_path / "b.png", target_map / 255.0)
+    args = ["--quiet", "manipulate", str(tmp_path / "exemplar.png"), "--regions", str(tmp_path / "a.png"),
+            "--target", str(tmp_path / "b.png"), "-o", str(tmp_path / "out.webp")]
+    assert main(args) == 0
+    assert imageio.read_image(tmp_path / "out.webp").pixels.shape == (90, 120, 3)
+
+
+def _expect_input_error(tmp_path, capsys, args, message):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "out.png").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_bad_inputs_exit_2_with_one_line_and_no_output(tmp_path, capsys):
+    _files(tmp_path)
+    def case(message, replace=None, extra=(), args=None):
+        args = list(args or _masks_args(tmp_path)) + list(extra)
+        if replace:
+            args[args.index(replace[0])] = replace[1]
+        _expect_input_error(tmp_path, capsys, args, message)
+
+    case("no such file", (str(tmp_path / "exemplar.png"), str(tmp_path / "absent.png")))
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    case("cannot decode", (str(tmp_path / "exemplar.png"), str(tmp_path / "corrupt.png")))
+    imageio.write_image(tmp_path / "empty.png", np.zeros((90, 120)))
+    case("target mask is empty", (str(tmp_path / "target.png"), str(tmp_path / "empty.png")))
+    imageio.write_image(tmp_path / "all.png", np.ones((90, 120)))
+    case("source mask covers the whole image", (str(tmp_path / "source.png"), str(tmp_path / "all.png")))
+    case("target mask covers the whole image", (str(tmp_path / "target.png"), str(tmp_path / "all.png")))
+    imageio.write_image(tmp_path / "small.png", np.ones((45, 60)))
+    case("target mask is 60x45 but the exemplar is 120x90", (str(tmp_path / "target.png"), str(tmp_path / "small.png")))
+    case("over the limit", extra=["--max-pixels", "5000"])
+    case("give either --regions and --target", extra=["--regions", str(tmp_path / "source.png")])
+    case("unknown model", extra=["--model", "nope"])
+    case("folder", ("-o", "-o"), args=_masks_args(tmp_path, "missing/out.png"))
+
+
+def test_maps_without_shared_regions_or_of_other_sizes(tmp_path, capsys):
+    _files(tmp_path)
+    red = np.zeros((90, 120, 3)); red[..., 0] = 1
+    blue = np.zeros((90, 120, 3)); blue[..., 2] = 1
+    imageio.write_image(tmp_path / "red.png", red)
+    imageio.write_image(tmp_path / "blue.png", blue)
+    imageio.write_image(tmp_path / "red_small.png", red[:40, :50])
+    base = ["manipulate", str(tmp_path / "exemplar.png"), "-o", str(tmp_path / "out.png")]
+    _expect_input_error(tmp_path, capsys, base + ["--regions", str(tmp_path / "red.png"), "--target", str(tmp_path / "blue.png")], "#0000ff, which the exemplar map does not have")
+    _expect_input_error(tmp_path, capsys, base + ["--regions", str(tmp_path / "red.png"), "--target", str(tmp_path / "red_small.png")], "exemplar map is 120x90 but the target map is 50x40")
+    _expect_input_error(tmp_path, capsys, base + ["--regions", str(tmp_path / "red_small.png"), "--target", str(tmp_path / "red_small.png")], "50x40 but the exemplar is 120x90, a different shape")
+
+
+def test_segment_writes_a_repaintable_map(tmp_path):
+    _files(tmp_path)
+    assert main(["--quiet", "segment", str(tmp_path / "exemplar.png"), "-o", str(tmp_path / "map.png"), "--max-regions", "3"]) == 0
+    colours = imageio.to_rgb8(imageio.read_image(tmp_path / "map.png").pixels).reshape(-1, 3)
+    assert 1 <= len(np.unique(colours, axis=0)) <= 3
+    assert main(["segment", str(tmp_path / "exemplar.png"), "-o", str(tmp_path / "map.jpg")]) == 2
+
+
+def test_console_script_and_no_torch_on_the_inference_path(tmp_path):
+    code = (
+        "import sys, engine, engine.cli, engine.explain; "
+        "assert engine.cli.main(['--quiet', 'demo', '-o', sys.argv[1]]) == 0; "
+        "assert 'torch' not in sys.modules, 'inference imported torch'"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
+    completed = subprocess.run(["simnet", "--help"], capture_output=True, text=True)
+    assert completed.returncode == 0 and "manipulate" in completed.stdout
+
+
+def test_internal_errors_exit_1_and_debug_shows_traceback(tmp_path, capsys, monkeypatch):
+    _files(tmp_path)
+    from engine import pipeline
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(pipeline, "composite", broken)
+    assert main(_masks_args(tmp_path)) == 1
+    err = capsys.readouterr().err
+    assert "internal error: ZeroDivisionError: boom" in err and "Traceback" not in err
+    assert main(["--debug"] + _masks_args(tmp_path)) == 1
+    assert "Traceback" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()

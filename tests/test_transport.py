@@ -1,0 +1,125 @@
+import cv2
+import numpy as np
+import pytest
+
+from engine import motion, transport
+from engine.transport import RegionMotion
+
+from .conftest import textured
+
+IDENTITY = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+
+
+def _motion(pixel_affines, height, width, weights=None):
+    pixel_affines = np.asarray(pixel_affines, float).reshape(-1, 2, 3)
+    if weights is None:
+        weights = np.zeros((len(pixel_affines), 4, 4), np.float32)
+        weights[-1] = 1.0
+    return RegionMotion(
+        affines=motion.pixel_to_normalised_affines(pixel_affines, height, width),
+        weights=weights,
+        box=(0, 0, width, height),
+        keypoints_src=np.zeros((0, 2)),
+        keypoints_tgt=np.zeros((0, 2)),
+    )
+
+
+def test_bounding_box():
+    mask = np.zeros((10, 12), bool)
+    mask[2:5, 3:9] = True
+    assert transport.bounding_box(mask) == (3, 2, 9, 5)
+    assert transport.bounding_box(mask, margin=4) == (0, 0, 12, 9)
+    assert transport.bounding_box(np.zeros((3, 3), bool)) is None
+
+
+def test_identity_everywhere_reproduces_the_exemplar():
+    exemplar = textured(37, 53, 4)
+    labels = np.zeros((37, 53), np.int32)
+    labels[10:20, 5:40] = 1
+    motions = {r: _motion([IDENTITY], 37, 53) for r in (0, 1)}
+    result = transport.composite(exemplar, labels, labels, motions).pixels
+    assert np.abs(result - exemplar).max() < 1e-5
+
+
+def test_integer_translation_moves_pixels_exactly():
+    height, width = 60, 80
+    exemplar = textured(height, width)
+    source = np.zeros((height, width), np.int32)
+    source[10:30, 10:30] = 1
+    target = np.zeros_like(source)
+    target[25:45, 40:60] = 1
+    shift = np.array([[1.0, 0, -30], [0, 1.0, -15]])  # target (x, y) pulls from (x - 30, y - 15)
+    motions = {0: _motion([IDENTITY], height, width), 1: _motion([shift], height, width)}
+    result = transport.composite(exemplar, source, target, motions).pixels
+    # away from the feathered edge the moved square is the exemplar's square, pixel for pixel
+    assert np.abs(result[28:42, 43:57] - exemplar[13:27, 13:27]).max() < 1e-5
+
+
+def test_samples_outside_the_image_reflect_instead_of_black():
+    exemplar = textured(40, 40) * 0.5 + 0.25  # never near 0
+    labels = np.zeros((40, 40), np.int32)
+    far = np.array([[1.0, 0, 25], [0, 1.0, 0]])  # pulls columns 25..64: half outside
+    result = transport.composite(exemplar, labels, labels, {0: _motion([far], 40, 40)}).pixels
+    assert result.min() > 0.2
+
+
+def test_motion_landing_outside_its_region_loses_to_one_inside():
+    height, width = 40, 60
+    exemplar = np.zeros((height, width, 3), np.float32)
+    exemplar[:, 30:] = 1.0  # region 1 (white) is the right half
+    labels = np.zeros((height, width), np.int32)
+    labels[:, 30:] = 1
+    target = np.zeros_like(labels)
+    target[:, 20:] = 1  # region 1 grows to the left by 10 columns
+    weights = np.full((2, 4, 4), 0.5, np.float32)  # an undecided model: half identity, half shift
+    grown = _motion([IDENTITY, [[1.0, 0, 12], [0, 1.0, 0]]], height, width, weights)
+    result = transport.composite(exemplar, labels, target, {0: _motion([IDENTITY], height, width), 1: grown}).pixels
+    # where identity would pull black from region 0, the shifted (white) sample wins
+    assert result[:, 22:28].min() > 0.99
+
+
+def test_feathered_masks_partition_unity():
+    labels = np.random.default_rng(0).integers(0, 4, (30, 40))
+    labels = cv2.resize(labels.astype(np.uint8), (80, 60), interpolation=cv2.INTER_NEAREST)
+    total = np.zeros((60, 80), np.float32)
+    for region in range(4):
+        mask = labels == region
+        box = transport.bounding_box(mask, margin=5)
+        alpha = transport.feathered_mask(mask, box, 0.7)
+        total[box[1] : box[3], box[0] : box[2]] += alpha
+    assert np.allclose(total, 1.0, atol=1e-5)
+
+
+def test_no_halo_between_two_flat_regions():
+    exemplar = np.zeros((20, 20, 3), np.float32)
+    exemplar[:, 10:] = 1.0
+    labels = np.zeros((20, 20), np.int32)
+    labels[:, 10:] = 1
+    motions = {r: _motion([IDENTITY], 20, 20) for r in (0, 1)}
+    result = transport.composite(exemplar, labels, labels, motions).pixels
+    assert result.min() >= 0.0 and result.max() <= 1.0 + 1e-6
+    assert np.abs(result[:, :8]).max() < 1e-6 and np.abs(result[:, 12:] - 1).max() < 1e-6
+
+
+@pytest.mark.parametrize("grid_box", [(0, 0, 100, 50), (20, 10, 60, 30)])
+def test_upsampled_weights_align_with_pixel_centres(grid_box):
+    gx0, gy0, gx1, gy1 = grid_box
+    h, w = 5, 8
+    # a grid whose value is the full-resolution x of each cell centre is linear in x
+    xs = gx0 + (np.arange(w) + 0.5) * (gx1 - gx0) / w - 0.5
+    grid = np.tile(xs, (h, 1)).astype(np.float32)
+    box = (30, 15, 50, 25)
+    up = transport.upsample_weights(grid, grid_box, box)
+    inner = up[:, :]  # inside the grid's cell centres the interpolation is exact
+    expected = np.arange(box[0], box[2], dtype=np.float32)
+    valid = (expected >= xs[0]) & (expected <= xs[-1])
+    assert np.allclose(inner[:, valid], expected[valid], atol=2e-2)
+
+
+def test_alpha_travels_with_the_pixels():
+    exemplar = textured(30, 30, 4)
+    exemplar[..., 3] = np.linspace(0, 1, 30)[None, :]
+    labels = np.zeros((30, 30), np.int32)
+    shift = np.array([[1.0, 0, 3], [0, 1.0, 0]])
+    result = transport.composite(exemplar, labels, labels, {0: _motion([shift], 30, 30)}).pixels
+    assert np.allclose(result[:, :20, 3], exemplar[:, 3:23, 3], atol=1e-5)
