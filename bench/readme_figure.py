@@ -1,0 +1,42 @@
+"""The README's before/after picture: exemplar | edited region map | result, from `simnet demo`.
+
+    python bench/readme_figure.py            # writes bench/results/demo_before_after.jpg
+"""
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from engine import imageio
+from engine.cli import SAMPLES, main
+
+OUTPUT = Path(__file__).resolve().parent / "results" / "demo_before_after.jpg"
+
+
+def figure() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        if main(["--quiet", "demo", "-o", folder]) != 0:
+            sys.exit("simnet demo failed")
+        result = imageio.to_rgb8(imageio.read_image(Path(folder) / "etretat.result.png").pixels)
+    exemplar = imageio.to_rgb8(imageio.read_image(SAMPLES / "etretat.jpg").pixels)
+    edited = imageio.to_rgb8(imageio.read_image(SAMPLES / "etretat.edited.png").pixels)
+    before = imageio.to_rgb8(imageio.read_image(SAMPLES / "etretat.regions.png").pixels)
+    maps = (0.5 * before + 0.5 * edited).astype(np.uint8)  # old and new layout together
+    height, width = exemplar.shape[:2]
+    label = 20
+    sheet = Image.new("RGB", (3 * width, height + label), "white")
+    draw = ImageDraw.Draw(sheet)
+    captions = ("before (the exemplar)", "region maps: old and new layout overlaid", "after (moments baseline)")
+    for index, (picture, caption) in enumerate(zip((exemplar, maps, result), captions)):
+        sheet.paste(Image.fromarray(picture), (index * width, label))
+        draw.text((index * width + 4, 4), caption, fill="black")
+    OUTPUT.parent.mkdir(exist_ok=True)
+    sheet.save(OUTPUT, quality=88)
+    print(f"wrote {OUTPUT}")
+
+
+if __name__ == "__main__":
+    figure()
