@@ -148,3 +148,17 @@ def test_internal_errors_exit_1_and_debug_shows_traceback(tmp_path, capsys, monk
     assert main(["--debug"] + _masks_args(tmp_path)) == 1
     assert "Traceback" in capsys.readouterr().err
     assert not (tmp_path / "out.png").exists()
+
+
+def test_progress_goes_to_stderr_for_longer_jobs(tmp_path, capsys, monkeypatch):
+    _files(tmp_path)
+    from engine import cli
+
+    monkeypatch.setattr(cli, "PROGRESS_AFTER", 0.0)  # as if the job had run for over a second
+    args = [a for a in _masks_args(tmp_path) if a != "--quiet"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "motion:" in captured.err and "transport: 100%" in captured.err
+    assert captured.out == ""
+    assert main(["--quiet"] + args) == 0
+    assert capsys.readouterr().err == ""
