@@ -1,0 +1,138 @@
+"""Synthetic edits with exact ground truth, for the benchmarks.
+
+Every edit is a known pulling warp W (target pixel -> exemplar position, pixels). Applied to the
+artwork it gives the ground truth, applied (nearest) to the region map it gives the target map,
+so "exemplar + its map -> target map" has one right answer, pixel for pixel.
+
+Kinds:
+- move: one region translated (up to a third of its size) and slightly turned;
+- scale: one region grown or shrunk into its neighbours (x0.75 .. x1.3 about its centroid);
+- rotate: one region turned by 10..35 degrees;
+- tps: a global thin-plate-spline re-layout of the whole picture.
+A region's affine acts fully inside its new place and fades to the identity over a band around
+it, so the neighbours stretch or shrink to make room instead of leaving a hole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+KINDS = ("move", "scale", "rotate", "tps")
+
+
+@dataclass(frozen=True)
+class Edit:
+    kind: str
+    exemplar: np.ndarray  # (H, W, C) float32
+    exemplar_labels: np.ndarray  # (H, W) int32
+    target_labels: np.ndarray  # (H, W) int32
+    ground_truth: np.ndarray  # (H, W, C) float32
+    changed: np.ndarray  # (H, W) bool: pixels the warp moves by more than half a pixel
+
+
+def grid(height: int, width: int) -> np.ndarray:
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return np.stack([xs, ys], axis=-1)
+
+
+def apply_pull(pixels: np.ndarray, labels: np.ndarray, field: np.ndarray, kind: str) -> Edit:
+    """Warp the artwork (bilinear) and its map (nearest) by the pulling field (H, W, 2)."""
+    map_x, map_y = field[..., 0].astype(np.float32), field[..., 1].astype(np.float32)
+    truth = cv2.remap(pixels, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    target = cv2.remap(labels.astype(np.float32), map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101)
+    moved = np.linalg.norm(field - grid(*labels.shape), axis=-1) > 0.5
+    return Edit(kind, pixels, labels, target.astype(np.int32), truth.reshape(pixels.shape), moved)
+
+
+def region_field(labels: np.ndarray, region: int, affine: np.ndarray) -> np.ndarray:
+    """Pulling field: `affine` (2, 3, pulling) inside the region's new place, fading to the
+    identity over a band around it."""
+    height, width = labels.shape
+    source = (labels == region).astype(np.uint8)
+    placed = cv2.warpAffine(source, affine, (width, height), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    if not placed.any():
+        placed = source
+    band = 0.6 * np.sqrt(source.sum()) + 8.0
+    distance = cv2.distanceTransform((placed == 0).astype(np.uint8), cv2.DIST_L2, 5)
+    fade = np.clip(1.0 - distance / band, 0.0, 1.0)
+    fade = fade * fade * (3 - 2 * fade)  # smoothstep: no kink at the band's edges
+    points = grid(height, width)
+    pulled = points @ affine[:, :2].T.astype(np.float32) + affine[:, 2].astype(np.float32)
+    return points + fade[..., None] * (pulled - points)
+
+
+def tps_field(height: int, width: int, rng: np.random.Generator, strength: float = 0.05) -> np.ndarray:
+    """Pulling field of a thin-plate spline through a 4x4 grid of control points, each moved by
+    a Gaussian offset of `strength` times the shorter side."""
+    cx, cy = np.meshgrid(np.linspace(0, width - 1, 4), np.linspace(0, height - 1, 4))
+    controls = np.stack([cx.ravel(), cy.ravel()], axis=1)
+    offsets = rng.normal(0.0, strength * min(height, width), controls.shape)
+
+    def kernel(a, b):
+        r2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return np.where(r2 > 0, 0.5 * r2 * np.log(np.maximum(r2, 1e-12)), 0.0)
+
+    n = len(controls)
+    system = np.zeros((n + 3, n + 3))
+    system[:n, :n] = kernel(controls, controls)
+    system[:n, n:] = np.hstack([np.ones((n, 1)), controls])
+    system[n:, :n] = system[:n, n:].T
+    rhs = np.zeros((n + 3, 2))
+    rhs[:n] = offsets
+    coefficients = np.linalg.solve(system, rhs)
+    points = grid(height, width).reshape(-1, 2).astype(np.float64)
+    displacement = kernel(points, controls) @ coefficients[:n] + coefficients[n] + points @ coefficients[n + 1 :]
+    return (points + displacement).reshape(height, width, 2).astype(np.float32)
+
+
+def _pick_region(labels: np.ndarray, rng: np.random.Generator) -> int:
+    areas = np.bincount(labels.ravel())
+    share = areas / labels.size
+    candidates = np.flatnonzero((share >= 0.02) & (share <= 0.4))
+    if candidates.size == 0:
+        candidates = np.flatnonzero(areas)[np.argsort(areas[np.flatnonzero(areas)])][:1]
+    return int(rng.choice(candidates))
+
+
+def _about_centroid(labels, region, linear, shift=(0.0, 0.0)) -> np.ndarray:
+    """Pulling affine: the region turned/scaled by `linear` about its centroid and moved by
+    `shift` (pushing sense, pixels)."""
+    rows, cols = np.nonzero(labels == region)
+    centre = np.array([cols.mean(), rows.mean()])
+    inverse = np.linalg.inv(linear)
+    # target z pulls from centre + inverse @ (z - centre - shift)
+    return np.hstack([inverse, (centre - inverse @ (centre + np.asarray(shift)))[:, None]])
+
+
+def make_edit(pixels: np.ndarray, labels: np.ndarray, kind: str, rng: np.random.Generator) -> Edit:
+    height, width = labels.shape
+    if kind == "tps":
+        return apply_pull(pixels, labels, tps_field(height, width, rng), kind)
+    region = _pick_region(labels, rng)
+    size = np.sqrt((labels == region).sum())
+    if kind == "move":
+        angle = np.radians(rng.uniform(-8, 8))
+        shift = rng.uniform(0.15, 0.35) * size * np.array([np.cos(t := rng.uniform(0, 2 * np.pi)), np.sin(t)])
+        affine = _about_centroid(labels, region, _rotation(angle), shift)
+    elif kind == "scale":
+        factor = rng.choice([rng.uniform(0.75, 0.9), rng.uniform(1.1, 1.3)])
+        affine = _about_centroid(labels, region, np.eye(2) * factor)
+    elif kind == "rotate":
+        angle = np.radians(rng.uniform(10, 35) * rng.choice([-1, 1]))
+        affine = _about_centroid(labels, region, _rotation(angle))
+    else:
+        raise ValueError(f"unknown edit kind {kind}")
+    return apply_pull(pixels, labels, region_field(labels, region, affine), kind)
+
+
+def _rotation(angle: float) -> np.ndarray:
+    return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+
+def make_edits(pixels: np.ndarray, labels: np.ndarray, count: int, seed: int) -> list[Edit]:
+    """`count` edits cycling through KINDS, reproducible from `seed`."""
+    rng = np.random.default_rng(seed)
+    return [make_edit(pixels, labels, KINDS[i % len(KINDS)], rng) for i in range(count)]

@@ -1,0 +1,132 @@
+"""The methods the quality benchmark compares. Each takes (exemplar (H, W, C), exemplar labels,
+target labels) and returns (image (H, W, C), predicted labels (H, W)): the region each output
+pixel was made from, for the mask IoU and boundary scores."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from engine import imageio, run
+from engine.models import model_names
+from engine.motion import normalised_to_pixel_affines
+
+INPAINT_RADIUS = 5
+
+
+def identity(exemplar, exemplar_labels, target_labels):
+    """Return the exemplar unchanged: the floor every method must clear."""
+    return exemplar, exemplar_labels
+
+
+def engine_method(model: str):
+    def method(exemplar, exemplar_labels, target_labels):
+        manipulation = run(exemplar, exemplar_labels, target_labels, model=model, explain=True)
+        return manipulation.pixels, transported_labels(manipulation)
+
+    method.__doc__ = f"the engine with model '{model}'"
+    return method
+
+
+def transported_labels(manipulation) -> np.ndarray:
+    """For every pixel, the exemplar region its dominant motion samples (-1 outside the image)."""
+    height, width = manipulation.target_labels.shape
+    predicted = np.full((height, width), -1, np.int64)
+    for region, motion in manipulation.motions.items():
+        affines = normalised_to_pixel_affines(motion.affines, height, width)
+        owned = manipulation.target_labels == region
+        for index, affine in enumerate(affines):
+            rows, cols = np.nonzero(owned & (manipulation.dominant_motion == index))
+            x = np.rint(affine[0, 0] * cols + affine[0, 1] * rows + affine[0, 2]).astype(np.int64)
+            y = np.rint(affine[1, 0] * cols + affine[1, 1] * rows + affine[1, 2]).astype(np.int64)
+            inside = (x >= 0) & (y >= 0) & (x < width) & (y < height)
+            predicted[rows[inside], cols[inside]] = manipulation.exemplar_labels[y[inside], x[inside]]
+    return predicted
+
+
+def _moved_regions(exemplar_labels, target_labels):
+    """Paste plan: for each region whose shape changed, its centroid shift and size ratio."""
+    plan = []
+    for region in np.unique(target_labels):
+        source, target = exemplar_labels == region, target_labels == region
+        overlap = (source & target).sum() / max((source | target).sum(), 1)
+        if overlap > 0.98 or not source.any():
+            continue
+        (sy, sx), (ty, tx) = [np.argwhere(m).mean(0) for m in (source, target)]
+        scale = np.sqrt(target.sum() / source.sum())
+        # pulling affine: target z -> source centre + (z - target centre) / scale
+        plan.append((region, np.array([[1 / scale, 0, sx - tx / scale], [0, 1 / scale, sy - ty / scale]])))
+    return plan
+
+
+def _cut_and_paste(exemplar, exemplar_labels, target_labels):
+    height, width = target_labels.shape
+    image, labels = exemplar.copy(), exemplar_labels.copy()
+    pasted = np.zeros((height, width), bool)
+    for region, affine in _moved_regions(exemplar_labels, target_labels):
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        moved = cv2.warpAffine(exemplar, affine, (width, height), flags=flags, borderMode=cv2.BORDER_REFLECT_101)
+        region_mask = cv2.warpAffine((exemplar_labels == region).astype(np.uint8), affine, (width, height),
+                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
+        place = region_mask & (target_labels == region)
+        image[place] = moved.reshape(image.shape)[place]
+        labels[place] = region
+        pasted |= place
+    # vacated: pixels whose exemplar region is not the target's and that nothing was pasted on
+    hole = (exemplar_labels != target_labels) & ~pasted
+    return image, labels, hole
+
+
+def cut_paste_inpaint(exemplar, exemplar_labels, target_labels):
+    """Move each changed region by its centroid (and size), paste it, and fill the vacated
+    area with OpenCV's Telea inpainting."""
+    image, labels, hole = _cut_and_paste(exemplar, exemplar_labels, target_labels)
+    if hole.any():
+        image = _inpaint_opencv(image, hole)
+        labels = np.where(hole, -1, labels)  # invented pixels come from no region
+    return image, labels
+
+
+def _inpaint_opencv(image, hole):
+    rgb8 = imageio.to_rgb8(image)
+    filled = cv2.inpaint(rgb8, hole.astype(np.uint8) * 255, INPAINT_RADIUS, cv2.INPAINT_TELEA)
+    result = image.copy()
+    result[hole, :3] = filled[hole].astype(np.float32) / 255.0
+    return result
+
+
+def gmic_available() -> bool:
+    return shutil.which("gmic") is not None
+
+
+def cut_paste_gmic(exemplar, exemplar_labels, target_labels):
+    """As cut_paste_inpaint, but the vacated area is filled by G'MIC's inpaint_matchpatch."""
+    image, labels, hole = _cut_and_paste(exemplar, exemplar_labels, target_labels)
+    if hole.any():
+        with tempfile.TemporaryDirectory() as folder:
+            picture, mask, output = (Path(folder) / n for n in ("in.png", "mask.png", "out.png"))
+            imageio.write_image(picture, imageio.to_rgb8(image) / 255.0)
+            imageio.write_image(mask, hole.astype(np.float32))
+            subprocess.run(
+                ["gmic", str(picture), str(mask), "inpaint_matchpatch[0]", "[1]", "rm[1]", "output", str(output)],
+                check=True, capture_output=True, timeout=300,
+            )
+            filled = imageio.read_image(output).pixels
+        image = image.copy()
+        image[hole, :3] = filled[hole, :3]
+        labels = np.where(hole, -1, labels)
+    return image, labels
+
+
+def available_methods() -> dict:
+    methods = {"identity": identity, "cut+paste+inpaint": cut_paste_inpaint}
+    if gmic_available():
+        methods["cut+paste+gmic"] = cut_paste_gmic
+    for name in model_names():
+        methods[name] = engine_method(name)
+    return methods

@@ -1,0 +1,163 @@
+"""Quality benchmark: every method against exact ground truth on synthetic edits of artworks.
+
+    python bench/quality.py [--data DIR] [--edits N] [--size 512] [--out DIR] [--quick]
+
+Artworks come from --data (default ../shared/data/art when present, else the bundled sample),
+with a region map beside each (`NAME.regions.png`, or `regions/NAME.png` as in ../shared) or an
+automatic one. Each artwork gets N edits (bench/edits.py: move, scale, rotate, tps) from a fixed
+seed, and every method (bench/methods.py) is scored on each. Writes to --out (default
+bench/results/quality): summary.md (mean and 95% interval per method), edits.csv (one row per
+edit and method) and contact_<method>.png (exemplar | target map | ground truth | result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import edits as edit_module  # noqa: E402
+from bench.methods import available_methods  # noqa: E402
+from bench.metrics import FeatureMetrics, boundary_f_score, psnr, region_iou, ssim  # noqa: E402
+from engine import imageio, regions  # noqa: E402
+from engine.cli import SAMPLES  # noqa: E402
+from engine.segment import segment  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SHARED_ART = HERE.parents[1] / "shared" / "data" / "art"
+METRICS = ("psnr", "psnr_edited", "ssim", "ssim_edited", "perceptual", "mask_iou", "boundary_f", "gram", "seconds")
+LOWER_IS_BETTER = {"perceptual", "gram", "seconds"}
+SHEET_ROWS = 12
+SHEET_TILE = 160
+
+
+def artworks(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")
+                  and ".regions." not in p.name and ".edited." not in p.name)
+
+
+def region_map_for(path: Path, pixels: np.ndarray, max_regions: int) -> np.ndarray:
+    for candidate in (path.with_name(path.stem + ".regions.png"), path.parent / "regions" / (path.stem + ".png")):
+        if candidate.is_file():
+            painted = imageio.to_rgb8(imageio.read_image(candidate).pixels)
+            labels = regions.labels_from_colours(painted, regions.dominant_colours(painted))
+            return regions.resize_labels(labels, *pixels.shape[:2])
+    return segment(pixels, max_regions=max_regions)
+
+
+def load(path: Path, size: int, max_regions: int):
+    pixels = imageio.read_image(path).pixels
+    labels = region_map_for(path, pixels, max_regions)
+    scale = min(1.0, size / max(pixels.shape[:2]))
+    if scale < 1.0:
+        h, w = round(pixels.shape[0] * scale), round(pixels.shape[1] * scale)
+        pixels = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
+        labels = regions.resize_labels(labels, h, w)
+    return pixels[:, :, :3] if pixels.shape[2] == 4 else pixels, labels
+
+
+def score(edit, image, predicted, features: FeatureMetrics) -> dict:
+    changed_regions = [r for r in np.unique(edit.target_labels)
+                       if ((edit.exemplar_labels == r) != (edit.target_labels == r)).any()]
+    return {
+        "psnr": psnr(image, edit.ground_truth),
+        "psnr_edited": psnr(image, edit.ground_truth, edit.changed),
+        "ssim": ssim(image, edit.ground_truth),
+        "ssim_edited": ssim(image, edit.ground_truth, edit.changed),
+        "perceptual": features.perceptual(image, edit.ground_truth),
+        "mask_iou": region_iou(predicted, edit.target_labels, np.array(changed_regions)),
+        "boundary_f": boundary_f_score(predicted, edit.target_labels),
+        "gram": features.gram(image, edit.exemplar),
+    }
+
+
+def summarise(rows: list[dict], methods: list[str]) -> str:
+    lines = ["| method | n | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        cells = []
+        for metric in METRICS:
+            values = np.array([r[metric] for r in mine if r[metric] is not None], float)
+            if values.size == 0:
+                cells.append("n/a")
+                continue
+            half = 1.96 * values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.0
+            cells.append(f"{values.mean():.3f} ± {half:.3f}")
+        lines.append(f"| {method} | {len(mine)} | " + " | ".join(cells) + " |")
+    arrows = ", ".join(f"{m} {'lower' if m in LOWER_IS_BETTER else 'higher'}" for m in METRICS)
+    return "\n".join(lines) + f"\n\nBetter: {arrows}. ± is the 95% interval of the mean.\n"
+
+
+def contact_sheet(tiles: list[list[np.ndarray]], path: Path, title: str) -> None:
+    columns = ("exemplar", "target map", "ground truth", title)
+    sheet = Image.new("RGB", (len(columns) * SHEET_TILE, 18 + len(tiles) * SHEET_TILE), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, name in enumerate(columns):
+        draw.text((index * SHEET_TILE + 4, 3), name, fill="black")
+    for row, pictures in enumerate(tiles):
+        for column, picture in enumerate(pictures):
+            tile = Image.fromarray(picture)
+            tile.thumbnail((SHEET_TILE, SHEET_TILE))
+            sheet.paste(tile, (column * SHEET_TILE, 18 + row * SHEET_TILE))
+    sheet.save(path)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=SHARED_ART if SHARED_ART.is_dir() else SAMPLES)
+    parser.add_argument("--edits", type=int, default=4, help="edits per artwork")
+    parser.add_argument("--size", type=int, default=512, help="long side the artworks are scaled to")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many artworks")
+    parser.add_argument("--max-regions", type=int, default=8, help="for automatic region maps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "quality")
+    parser.add_argument("--quick", action="store_true", help="the bundled sample, 2 edits at 256 px")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.data, args.edits, args.size, args.limit = SAMPLES, 2, 256, 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    methods = available_methods()
+    features = FeatureMetrics()
+    if not features.available:
+        print("perceptual and Gram metrics: n/a (install the train extra for them)", file=sys.stderr)
+    paths = artworks(args.data)[: args.limit]
+    rows, tiles = [], {name: [] for name in methods}
+    started = time.perf_counter()
+    for number, path in enumerate(paths):
+        pixels, labels = load(path, args.size, args.max_regions)
+        palette = regions.distinct_palette(int(labels.max()) + 1)
+        for index, edit in enumerate(edit_module.make_edits(pixels, labels, args.edits, args.seed + number)):
+            for name, method in methods.items():
+                start = time.perf_counter()
+                image, predicted = method(edit.exemplar, edit.exemplar_labels, edit.target_labels)
+                seconds = time.perf_counter() - start
+                rows.append({"artwork": path.stem, "edit": index, "kind": edit.kind, "method": name,
+                             **score(edit, image, predicted, features), "seconds": seconds})
+                if len(tiles[name]) < SHEET_ROWS:
+                    tiles[name].append([imageio.to_rgb8(edit.exemplar), regions.colour_map(edit.target_labels, palette),
+                                        imageio.to_rgb8(edit.ground_truth), imageio.to_rgb8(image)])
+        print(f"[{number + 1}/{len(paths)}] {path.stem} ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    with open(args.out / "edits.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["artwork", "edit", "kind", "method", *METRICS])
+        writer.writeheader()
+        writer.writerows(rows)
+    for name in methods:
+        contact_sheet(tiles[name], args.out / f"contact_{name.replace('+', '_')}.png", name)
+    header = (f"# Quality: {len(paths)} artworks from {args.data.name}, {args.edits} edits each "
+              f"(move, scale, rotate, tps), {args.size} px, seed {args.seed}\n\n"
+              f"Command: `python bench/quality.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n")
+    summary = header + summarise(rows, list(methods))
+    (args.out / "summary.md").write_text(summary)
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
