@@ -1,0 +1,202 @@
+"""Speed and memory benchmark: time per stage and peak memory against image size and region count.
+
+    python bench/speed.py [--sizes 512 1024 2048 4096] [--aspects 1:1 16:9] [--regions 1 2 4 8]
+                          [--repeats 3] [--out DIR] [--quick]
+
+Each configuration (model x size x aspect x region count) runs in a fresh process, so its peak
+resident memory is its own: the bundled painting scaled to that size and saved as PNG, a region
+map with that many regions (one of them moved, bench/edits.py), then one warm-up and --repeats
+timed runs of the whole path: decode, motion (the model: G_KP for learned models), transport
+(full-resolution warp and blend), texture guidance, encode to PNG. Automatic segmentation is
+timed beside it. Figures are medians; each model's time is also given as a ratio to the
+`moments` baseline measured in the same run. Writes summary.md, speed.csv and speed.png (time
+and memory against megapixels) to --out (default bench/results/speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import multiprocessing
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+HERE = Path(__file__).resolve().parent
+STAGES = ("decode", "motion", "transport", "texture", "encode")
+
+
+def build_inputs(width: int, height: int, region_count: int, folder: Path):
+    """The sample painting at width x height (written as PNG) and a map pair with
+    `region_count` regions, one of them moved (none for a single region)."""
+    import cv2
+
+    from bench.edits import make_edit
+    from engine import imageio
+    from engine.cli import SAMPLES
+    from engine.regions import resize_labels
+    from engine.segment import segment
+
+    sample = imageio.read_image(SAMPLES / "etretat.jpg").pixels
+    labels = segment(sample, max_regions=region_count) if region_count > 1 else np.zeros(sample.shape[:2], np.int32)
+    target = make_edit(sample, labels, "move", np.random.default_rng(0)).target_labels if region_count > 1 else labels
+    painting = cv2.resize(sample, (width, height), interpolation=cv2.INTER_CUBIC)
+    path = folder / "exemplar.png"
+    imageio.write_image(path, painting)
+    return path, resize_labels(labels, height, width), resize_labels(target, height, width)
+
+
+def measure(config: dict, results) -> None:
+    """Child process: time one configuration, put a result row on the queue."""
+    from engine import imageio, run
+    from engine.segment import segment
+
+    with tempfile.TemporaryDirectory() as folder:
+        path, labels, target = build_inputs(config["width"], config["height"], config["regions"], Path(folder))
+        timings = []
+        for attempt in range(config["repeats"] + 1):  # the first is the warm-up
+            marks = {}
+
+            def progress(stage, fraction, marks=marks):
+                if fraction >= 1.0:
+                    marks[stage] = time.perf_counter()
+
+            start = time.perf_counter()
+            pixels = imageio.read_image(path).pixels
+            decoded = time.perf_counter()
+            result = run(pixels, labels, target, model=config["model"], progress=progress).pixels
+            composed = time.perf_counter()
+            imageio.write_image(Path(folder) / "result.png", result)
+            encoded = time.perf_counter()
+            texture = marks.get("texture", marks["transport"])  # no texture-guidance stage yet
+            timings.append({
+                "decode": decoded - start,
+                "motion": marks["motion"] - decoded,
+                "transport": marks["transport"] - marks["motion"],
+                "texture": texture - marks["transport"],
+                "encode": encoded - composed,
+                "total": encoded - start,
+            })
+        seg_start = time.perf_counter()
+        segment(pixels)
+        segmentation = time.perf_counter() - seg_start
+    row = dict(config)
+    for key in (*STAGES, "total"):
+        row[key] = float(np.median([t[key] for t in timings[1:]]))
+    row["segmentation"] = segmentation
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    results.put(row)
+
+
+def run_config(config: dict) -> dict:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=measure, args=(config, results))
+    child.start()
+    row = results.get()
+    child.join()
+    return row
+
+
+def sizes_for(size: int, aspect: str) -> tuple[int, int]:
+    across, down = (int(v) for v in aspect.split(":"))
+    return (size, size * down // across) if across >= down else (size * across // down, size)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    keys = sorted({(r["model"], r["regions"]) for r in rows})
+    for model, count in keys:
+        mine = sorted((r for r in rows if r["model"] == model and r["regions"] == count), key=lambda r: r["megapixels"])
+        mp = [r["megapixels"] for r in mine]
+        left.plot(mp, [r["total"] for r in mine], "o-", label=f"{model}, {count} region(s)")
+        right.plot(mp, [r["peak_rss_mb"] for r in mine], "o-", label=f"{model}, {count} region(s)")
+    left.set(xlabel="megapixels", ylabel="seconds, end to end (median)", title="time")
+    right.set(xlabel="megapixels", ylabel="peak resident memory (MB)", title="memory")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+
+
+def providers_line() -> str:
+    try:
+        import onnxruntime
+    except ImportError:
+        return "ONNX Runtime: not installed"
+    return f"ONNX Runtime {onnxruntime.__version__}, providers listed: {', '.join(onnxruntime.get_available_providers())}"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096], help="long side")
+    parser.add_argument("--aspects", nargs="+", default=["1:1", "16:9"])
+    parser.add_argument("--regions", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=None, help="default: every model")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "speed")
+    parser.add_argument("--quick", action="store_true", help="256 and 512 px, 1 and 2 regions, one run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.aspects, args.regions, args.repeats = [256, 512], ["1:1"], [1, 2], 1
+    from engine.models import DEFAULT_MODEL, model_names
+
+    models = args.models or model_names()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for model in models:
+        for aspect in args.aspects:
+            for size in args.sizes:
+                for count in args.regions:
+                    width, height = sizes_for(size, aspect)
+                    config = {"model": model, "width": width, "height": height, "regions": count,
+                              "megapixels": round(width * height / 1e6, 3), "repeats": args.repeats}
+                    rows.append(run_config(config))
+                    r = rows[-1]
+                    print(f"{model} {width}x{height} {count} region(s): {r['total']:.3f} s, {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
+    baseline = {(r["width"], r["height"], r["regions"]): r["total"] for r in rows if r["model"] == "moments"}
+    for r in rows:
+        base = baseline.get((r["width"], r["height"], r["regions"]))
+        r["x_moments"] = r["total"] / base if base else None
+    fields = ["model", "width", "height", "megapixels", "regions", *STAGES, "total", "x_moments", "segmentation", "peak_rss_mb"]
+    with open(args.out / "speed.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    plot(rows, args.out / "speed.png")
+    lines = [
+        f"# Speed: {platform.processor() or platform.machine()}, {multiprocessing.cpu_count()} cores, median of {args.repeats} after a warm-up",
+        "",
+        f"Command: `python bench/speed.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+        "",
+        f"{providers_line()}. Models measured: {', '.join(models)} (default {DEFAULT_MODEL}); no ONNX "
+        "model and no `paper` preset exist yet, so there is no provider or preset column.",
+        "",
+        "| model | size | MP | regions | decode | motion | transport | texture | encode | total s | x moments | segmentation | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = f"{r['x_moments']:.2f}" if r["x_moments"] is not None else "n/a"
+        stages = " | ".join(f"{r[s]:.3f}" for s in STAGES)
+        lines.append(f"| {r['model']} | {r['width']}x{r['height']} | {r['megapixels']} | {r['regions']} | {stages} | "
+                     f"{r['total']:.3f} | {ratio} | {r['segmentation']:.3f} | {r['peak_rss_mb']:.0f} |")
+    summary = "\n".join(lines) + "\n\n![time and memory against megapixels](speed.png)\n"
+    (args.out / "summary.md").write_text(summary)
+    print(summary)
+
+
+if __name__ == "__main__":
+    main()
