@@ -80,20 +80,30 @@ def score(edit, image, predicted, features: FeatureMetrics) -> dict:
 
 
 def summarise(rows: list[dict], methods: list[str]) -> str:
-    lines = ["| method | n | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
-    for method in methods:
-        mine = [r for r in rows if r["method"] == method]
-        cells = []
-        for metric in METRICS:
-            values = np.array([r[metric] for r in mine if r[metric] is not None], float)
-            if values.size == 0:
-                cells.append("n/a")
-                continue
-            half = 1.96 * values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.0
-            cells.append(f"{values.mean():.3f} ± {half:.3f}")
-        lines.append(f"| {method} | {len(mine)} | " + " | ".join(cells) + " |")
+    """Two tables: mean ± 95% interval of the mean, then medians (a few bad edits can carry
+    a mean)."""
+
+    def table(cell) -> list[str]:
+        lines = ["| method | n | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+        for method in methods:
+            mine = [r for r in rows if r["method"] == method]
+            cells = []
+            for metric in METRICS:
+                values = np.array([r[metric] for r in mine if r[metric] is not None], float)
+                cells.append(cell(values) if values.size else "n/a")
+            lines.append(f"| {method} | {len(mine)} | " + " | ".join(cells) + " |")
+        return lines
+
+    def mean_interval(values: np.ndarray) -> str:
+        half = 1.96 * values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.0
+        return f"{values.mean():.3f} ± {half:.3f}"
+
     arrows = ", ".join(f"{m} {'lower' if m in LOWER_IS_BETTER else 'higher'}" for m in METRICS)
-    return "\n".join(lines) + f"\n\nBetter: {arrows}. ± is the 95% interval of the mean.\n"
+    return "\n".join(
+        ["Mean ± 95% interval of the mean:", ""] + table(mean_interval)
+        + ["", "Median:", ""] + table(lambda values: f"{np.median(values):.3f}")
+        + ["", f"Better: {arrows}."]
+    ) + "\n"
 
 
 def contact_sheet(tiles: list[list[np.ndarray]], path: Path, title: str) -> None:

@@ -105,7 +105,7 @@ def radial_profile(points: np.ndarray, centroid: np.ndarray, whiten: np.ndarray,
 
 
 def best_rotation(profile_src: np.ndarray, profile_tgt: np.ndarray) -> float:
-    """Angle a (radians, in (-pi, pi]) such that the target profile is the source profile
+    """Angle a (radians, in [-pi, pi)) such that the target profile is the source profile
     turned by a: profile_tgt(t) ~ profile_src(t - a). 0 unless turning clearly fits better."""
     n = len(profile_src)
     if min(profile_src.mean(), profile_tgt.mean()) < 1e-6:  # a point has no shape to turn
