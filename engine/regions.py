@@ -174,18 +174,20 @@ def paired_ids(exemplar_labels: np.ndarray, target_labels: np.ndarray) -> np.nda
 def distinct_palette(count: int) -> np.ndarray:
     """`count` colours far apart from each other, for writing maps a person can repaint.
 
-    Hues step by the golden angle; lightness and saturation cycle so that neighbours differ
-    even when hues come close. Returns (count, 3) uint8.
+    Farthest-point sampling over a 17-level RGB grid, from a strong red: each next colour is the
+    grid colour farthest from all chosen ones, so any two stay well beyond COLOUR_TOLERANCE
+    (about 50 apart at 128 colours). Deterministic. Returns (count, 3) uint8.
     """
-    import colorsys
-
-    colours = []
-    for index in range(count):
-        hue = (index * 0.381966) % 1.0
-        lightness = (0.5, 0.35, 0.7)[index % 3]
-        saturation = (0.9, 0.65)[(index // 3) % 2]
-        colours.append(colorsys.hls_to_rgb(hue, lightness, saturation))
-    return (np.array(colours, np.float64).reshape(-1, 3) * 255 + 0.5).astype(np.uint8)
+    levels = np.linspace(0.0, 255.0, 17)
+    candidates = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), -1).reshape(-1, 3)
+    if count > len(candidates):
+        raise InputError(f"cannot draw {count} distinguishable colours; merge regions first")
+    chosen = [int(np.argmin(np.linalg.norm(candidates - [230, 30, 30], axis=1)))]
+    nearest = np.linalg.norm(candidates - candidates[chosen[0]], axis=1)
+    for _ in range(count - 1):
+        chosen.append(int(np.argmax(nearest)))
+        nearest = np.minimum(nearest, np.linalg.norm(candidates - candidates[chosen[-1]], axis=1))
+    return np.round(candidates[chosen]).astype(np.uint8)
 
 
 def colour_map(labels: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:

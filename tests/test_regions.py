@@ -102,10 +102,16 @@ def test_paired_ids():
         regions.paired_ids(exemplar, np.zeros((2, 3), int))
 
 
+@pytest.mark.parametrize("count", [1, 32, 128])
+def test_distinct_palette_colours_stay_apart(count):
+    palette = regions.distinct_palette(count)
+    assert len(np.unique(palette, axis=0)) == count
+    gaps = np.linalg.norm(palette[:, None].astype(float) - palette[None].astype(float), axis=2)
+    assert gaps[~np.eye(count, dtype=bool)].min(initial=1e9) >= 2 * regions.COLOUR_TOLERANCE
+
+
 def test_distinct_palette_round_trips_through_quantisation():
     palette = regions.distinct_palette(32)
-    gaps = np.linalg.norm(palette[:, None].astype(float) - palette[None].astype(float), axis=2)
-    assert gaps[~np.eye(32, dtype=bool)].min() >= regions.COLOUR_TOLERANCE
     labels = np.repeat(np.repeat(np.arange(32).reshape(4, 8), 4, 0), 4, 1)
     picture = regions.colour_map(labels, palette)
     assert np.array_equal(regions.labels_from_colours(picture, palette), labels)
