@@ -18,7 +18,7 @@ import numpy as np
 from . import imageio, regions
 from .errors import InputError
 from .models import DEFAULT_MODEL, load_model, model_names
-from .pipeline import DEFAULT_MAX_REGIONS, run
+from .pipeline import DEFAULT_MAX_REGIONS, edit_labels, run
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 PROGRESS_AFTER = 1.0  # seconds
@@ -156,32 +156,16 @@ def command_manipulate(args: argparse.Namespace) -> None:
         if args.regions is None or args.target is None:
             raise InputError("--regions and --target go together: give both region maps")
         exemplar_labels, target_labels, palette = regions.maps_from_colour_pair(
-            *_fit_pair(_read_colour_map(args.regions, args.max_pixels), _read_colour_map(args.target, args.max_pixels))
+            _read_colour_map(args.regions, args.max_pixels), _read_colour_map(args.target, args.max_pixels)
         )
     else:
         if args.source_mask is None or args.target_mask is None:
             raise InputError("--source-mask and --target-mask go together: give both masks")
         source = imageio.read_mask(args.source_mask, args.max_pixels)
         target = imageio.read_mask(args.target_mask, args.max_pixels)
-        height, width = picture.pixels.shape[:2]
-        for name, mask in (("source mask", source), ("target mask", target)):
-            if mask.shape != (height, width):
-                raise InputError(
-                    f"the {name} is {mask.shape[1]}x{mask.shape[0]} but the exemplar is "
-                    f"{width}x{height}: masks must have the exemplar's size"
-                )
-        exemplar_labels, target_labels = regions.maps_from_edit(source, target)
+        exemplar_labels, target_labels = edit_labels(picture.pixels.shape[:2], source, target)
         palette = None
     _manipulate(args.exemplar, (exemplar_labels, target_labels, palette), args.output, args.explain, args, picture)
-
-
-def _fit_pair(exemplar_map: np.ndarray, target_map: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if exemplar_map.shape != target_map.shape:
-        raise InputError(
-            f"the exemplar map is {exemplar_map.shape[1]}x{exemplar_map.shape[0]} but the target "
-            f"map is {target_map.shape[1]}x{target_map.shape[0]}: paint both at the same size"
-        )
-    return exemplar_map, target_map
 
 
 def command_segment(args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .imageio import to_rgb8
-from .motion import pixels_to_normalised
+from .motion import points_to_pixels
 from .pipeline import Manipulation
 from .regions import colour_map, distinct_palette
 
@@ -50,11 +50,6 @@ def explain_sheet(exemplar: np.ndarray, manipulation: Manipulation, palette: np.
     return np.asarray(sheet)
 
 
-def _to_pixels(points: np.ndarray, height: int, width: int) -> np.ndarray:
-    to_pixels = np.linalg.inv(pixels_to_normalised(height, width))
-    return points @ to_pixels[:2, :2].T + to_pixels[:2, 2]
-
-
 def _keypoint_panel(exemplar_rgb: np.ndarray, manipulation: Manipulation, palette: np.ndarray) -> np.ndarray:
     height, width = exemplar_rgb.shape[:2]
     target = colour_map(manipulation.target_labels, palette)
@@ -66,8 +61,8 @@ def _keypoint_panel(exemplar_rgb: np.ndarray, manipulation: Manipulation, palett
     radius = max(2.0, 0.012 * PANEL_SIZE)
     for region, motion in manipulation.motions.items():
         colour = tuple(int(c) for c in palette[region])
-        source = (_to_pixels(motion.keypoints_src, height, width) + 0.5) * zoom
-        target_points = (_to_pixels(motion.keypoints_tgt, height, width) + 0.5) * zoom
+        source = (points_to_pixels(motion.keypoints_src, height, width) + 0.5) * zoom
+        target_points = (points_to_pixels(motion.keypoints_tgt, height, width) + 0.5) * zoom
         for (sx, sy), (tx, ty) in zip(source, target_points):
             draw.line([(sx, sy), (tx, ty)], fill=(0, 0, 0), width=1)
             draw.ellipse([sx - radius, sy - radius, sx + radius, sy + radius], fill=colour, outline=(0, 0, 0))

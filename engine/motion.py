@@ -57,6 +57,16 @@ def pixels_to_normalised(height: int, width: int) -> np.ndarray:
     )
 
 
+def points_to_normalised(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pixel points (..., 2) -> normalised points (..., 2)."""
+    return (2.0 * points + 1.0) / np.array([width, height]) - 1.0
+
+
+def points_to_pixels(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Normalised points (..., 2) -> pixel points (..., 2)."""
+    return ((points + 1.0) * np.array([width, height]) - 1.0) / 2.0
+
+
 def _homogeneous(affines: np.ndarray) -> np.ndarray:
     bottom = np.broadcast_to(np.array([0.0, 0.0, 1.0]), affines.shape[:-2] + (1, 3))
     return np.concatenate([affines, bottom], axis=-2)

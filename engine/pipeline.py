@@ -115,14 +115,22 @@ def manipulate_masks(
     """Move/reshape what `source_mask` selects into `target_mask` (both (H, W) in [0, 1],
     the exemplar's size). Returns (H, W, C) float32."""
     exemplar = _check_exemplar(exemplar)
+    exemplar_labels, target_labels = edit_labels(exemplar.shape[:2], source_mask, target_mask)
+    return manipulate(exemplar, exemplar_labels, target_labels, model, progress)
+
+
+def edit_labels(
+    shape: tuple[int, int], source_mask: np.ndarray, target_mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The two label maps of a source/target mask edit, after checking that both masks have
+    the exemplar's `shape` (H, W)."""
     for name, mask in (("source", source_mask), ("target", target_mask)):
-        if mask.shape != exemplar.shape[:2]:
+        if mask.shape != tuple(shape):
             raise InputError(
                 f"the {name} mask is {mask.shape[1]}x{mask.shape[0]} but the exemplar is "
-                f"{exemplar.shape[1]}x{exemplar.shape[0]}: masks must have the exemplar's size"
+                f"{shape[1]}x{shape[0]}: masks must have the exemplar's size"
             )
-    exemplar_labels, target_labels = maps_from_edit(source_mask, target_mask)
-    return manipulate(exemplar, exemplar_labels, target_labels, model, progress)
+    return maps_from_edit(source_mask, target_mask)
 
 
 def _check_exemplar(exemplar: np.ndarray) -> np.ndarray:

@@ -129,6 +129,11 @@ def maps_from_colour_pair(
     A colour painted in the target map that the exemplar map does not have is an error: that
     region would have nothing to be made from.
     """
+    if exemplar_map.shape != target_map.shape:
+        raise InputError(
+            f"the exemplar map is {_size(exemplar_map)} but the target map is "
+            f"{_size(target_map)}: paint both at the same size"
+        )
     palette = dominant_colours(exemplar_map)
     for colour in dominant_colours(target_map).astype(np.float32):
         distance = np.linalg.norm(palette.astype(np.float32) - colour, axis=1).min()

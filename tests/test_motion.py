@@ -68,3 +68,10 @@ def test_pixel_and_normalised_affines_agree_at_any_resolution():
 def test_identity_fields_are_the_grid():
     fields = motion.sampling_fields(np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), 5, 3)
     assert np.allclose(fields[0], motion.normalised_grid(5, 3))
+
+
+def test_point_conversions_invert_each_other():
+    points = np.array([[0.0, 0.0], [10.5, 3.0], [-0.5, 19.5]])
+    normalised = motion.points_to_normalised(points, 20, 40)
+    assert np.allclose(normalised[2], [(2 * -0.5 + 1) / 40 - 1, 1.0])
+    assert np.allclose(motion.points_to_pixels(normalised, 20, 40), points)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..motion import pixel_to_normalised_affines, pixels_to_normalised
+from ..motion import pixel_to_normalised_affines, points_to_normalised
 from ..transport import RIM_WIDTH, RegionMotion, bounding_box, region_interior
 
 WORK_SIZE = 256
@@ -197,13 +197,12 @@ def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: n
     keypoints_src, keypoints_tgt = _keypoints(
         c_src, sqrt_src, profile_src, c_tgt, sqrt_tgt, profile_tgt, angle
     )
-    to_norm = pixels_to_normalised(height, width)
     return RegionMotion(
         affines=pixel_to_normalised_affines(np.array(affines), height, width),
         weights=weights,
         box=grid_box,
-        keypoints_src=keypoints_src @ to_norm[:2, :2].T + to_norm[:2, 2],
-        keypoints_tgt=keypoints_tgt @ to_norm[:2, :2].T + to_norm[:2, 2],
+        keypoints_src=points_to_normalised(keypoints_src, height, width),
+        keypoints_tgt=points_to_normalised(keypoints_tgt, height, width),
     )
 
 
