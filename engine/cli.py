@@ -91,6 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.add_argument("--max-pixels", type=int, default=imageio.DEFAULT_MAX_PIXELS, help=argparse.SUPPRESS)
 
+    worker = commands.add_parser(
+        "worker",
+        help="serve the plug-ins over stdin/stdout (started by them; not for typing)",
+        description="Speak the framed protocol of engine/client.py on stdin and stdout. No network port.",
+    )
+    worker.add_argument("--idle-timeout", type=float, default=600.0, help="exit after this many idle seconds")
+    worker.add_argument("--max-pixels", type=int, default=imageio.DEFAULT_MAX_PIXELS, help="refuse larger images")
+
     demo = commands.add_parser("demo", help="run the bundled sample (Monet, Cliffs at Etretat)")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("simnet-demo"), help="default: ./simnet-demo")
     _add_common(demo)
@@ -191,7 +199,18 @@ def command_demo(args: argparse.Namespace) -> None:
     _manipulate(SAMPLES / "etretat.jpg", maps, output, args.output_dir / "etretat.explain.png", args, picture)
 
 
-COMMANDS = {"manipulate": command_manipulate, "segment": command_segment, "demo": command_demo}
+def command_worker(args: argparse.Namespace) -> None:
+    from .worker import main as serve
+
+    serve(args.idle_timeout, args.max_pixels)
+
+
+COMMANDS = {
+    "manipulate": command_manipulate,
+    "segment": command_segment,
+    "demo": command_demo,
+    "worker": command_worker,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

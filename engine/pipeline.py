@@ -21,6 +21,7 @@ DEFAULT_MAX_REGIONS = 128
 # A map whose aspect ratio differs from the exemplar's by less than this is resized to fit it.
 ASPECT_TOLERANCE = 0.01
 
+# progress(stage, fraction): called often (per region and per motion); it may raise to cancel.
 Progress = Callable[[str, float], None]
 
 
@@ -88,7 +89,7 @@ def run(
         target_labels,
         motions,
         want_dominant=explain,
-        on_region=lambda done, total: report("transport", done / total),
+        on_progress=lambda fraction: report("transport", fraction),
     )
     return Manipulation(result.pixels, exemplar_labels, target_labels, motions, result.dominant_motion)
 

@@ -158,12 +158,14 @@ def transport_region(
     motion: RegionMotion,
     box: tuple[int, int, int, int],
     want_dominant: bool = False,
+    on_motion: Callable[[float], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """One region's transported pixels inside `box` (see the module docstring).
 
     exemplar: (H, W, C) float32. source_mask: (H, W) float32, where the region's pixels may be
     sampled in the exemplar (see `region_interior`).
     Returns (box h, box w, C) float32 and, if asked, the index of the dominant motion per pixel.
+    `on_motion(fraction)` is called after each motion (a place to report progress or cancel).
     """
     height, width = exemplar.shape[:2]
     pixel_affines = normalised_to_pixel_affines(motion.affines, height, width)
@@ -186,6 +188,8 @@ def transport_region(
             better = weight > best
             best[better] = weight[better]
             dominant[better] = index
+        if on_motion is not None:
+            on_motion((index + 1) / len(pixel_affines))
     # Weights sum to one over M, so total > OUTSIDE_REGION_WEIGHT * (nearly 1) everywhere.
     colour /= np.maximum(total, 1e-12)[:, :, None]
     return colour, dominant
@@ -198,27 +202,28 @@ def composite(
     motions: dict[int, RegionMotion],
     feather: float = EDGE_FEATHER,
     want_dominant: bool = False,
-    on_region: Callable[[int, int], None] | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> Composite:
     """Transport every region into its place in the target map and lay them together.
 
     exemplar: (H, W, C) float32; exemplar_labels, target_labels: (H, W) int; motions: one per id
-    of the target map. Returns a `Composite` with pixels (H, W, C) float32. `on_region(done,
-    total)` is called after each region.
+    of the target map. Returns a `Composite` with pixels (H, W, C) float32. `on_progress(fraction)`
+    is called after each motion of each region.
     """
     result = np.zeros_like(exemplar, dtype=np.float32)
     dominant = np.full(exemplar.shape[:2], -1, np.int16) if want_dominant else None
     owner_alpha = np.zeros(exemplar.shape[:2], np.float32) if want_dominant else None
     margin = int(np.ceil(4 * feather)) + 1 if feather > 0 else 0
     ids = sorted(motions)
-    for done, region in enumerate(ids, start=1):
+    for done, region in enumerate(ids):
         target_mask = target_labels == region
         box = bounding_box(target_mask, margin)
         if box is None:
             continue
         source_mask = region_interior(exemplar_labels == region)
+        step = None if on_progress is None else lambda part, done=done: on_progress((done + part) / len(ids))
         pixels, region_dominant = transport_region(
-            exemplar, source_mask, motions[region], box, want_dominant
+            exemplar, source_mask, motions[region], box, want_dominant, step
         )
         alpha = feathered_mask(target_mask, box, feather)
         x0, y0, x1, y1 = box
@@ -227,6 +232,6 @@ def composite(
             owns = alpha > owner_alpha[y0:y1, x0:x1]
             owner_alpha[y0:y1, x0:x1][owns] = alpha[owns]
             dominant[y0:y1, x0:x1][owns] = region_dominant[owns]
-        if on_region is not None:
-            on_region(done, len(ids))
+        if on_progress is not None:
+            on_progress((done + 1) / len(ids))
     return Composite(result, dominant)

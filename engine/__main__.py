@@ -1,0 +1,7 @@
+"""`python -m engine ...` is `simnet ...`: how plug-ins start the worker with a chosen Python."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,285 @@
+"""`simnet worker`: the engine behind the plug-ins, reached through its stdin and stdout only.
+
+It speaks the framed protocol of engine.client (the one stdlib-only module the plug-ins vendor).
+A reader thread takes frames off stdin as they come, so a `cancel` reaches a running job at once;
+jobs run one at a time on the main thread, in arrival order. Every request is validated before
+any work (protocol version, header and buffer sizes, dtypes and shapes, image and mask sizes,
+the pixel limit, finite floats); a malformed or hostile frame gets an `error` reply and the worker
+keeps serving. Nothing from a request is ever executed or unpickled: headers are JSON, buffers
+are raw numbers. The worker exits on `shutdown`, at the end of its input, or after
+`idle_timeout` seconds without a request.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+
+import cv2
+import numpy as np
+
+from .client import PROTOCOL, Buffer, FrameError, read_frame, resync, write_frame
+from .errors import InputError
+from .imageio import DEFAULT_MAX_PIXELS
+from .models import DEFAULT_MODEL, model_names
+from .pipeline import edit_labels, run
+from .regions import colour_map, resize_labels
+
+DEFAULT_IDLE_TIMEOUT = 600.0
+PROGRESS_INTERVAL = 0.1  # seconds between progress replies of one stage
+DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "int32": np.int32, "float32": np.float32}
+SCALE = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
+
+
+class Cancelled(Exception):
+    pass
+
+
+class Worker:
+    def __init__(self, stdin, stdout, idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_pixels: int = DEFAULT_MAX_PIXELS):
+        self.stdin, self.stdout = stdin, stdout
+        self.idle_timeout = idle_timeout
+        self.max_pixels = max_pixels
+        # an RGBA float32 exemplar, two int32 maps and change, at the pixel limit
+        self.max_buffer_bytes = max_pixels * 28
+        self.write_lock = threading.Lock()
+        self.jobs: queue.Queue = queue.Queue()
+        self.cancelled: set[int] = set()
+
+    # -- replies
+
+    def reply(self, request_id, kind: str, buffers: dict | None = None, **fields) -> None:
+        write_frame(self.stdout, self.write_lock, {"id": request_id, "type": kind, **fields}, buffers)
+
+    def error(self, request_id, code: str, message: str, details: str = "") -> None:
+        self.reply(request_id, "error", code=code, message=message, details=details)
+
+    # -- reading
+
+    def read_loop(self) -> None:
+        """Reader thread: frames to the job queue; cancel handled here, at once."""
+        magic_read = False
+        while True:
+            try:
+                frame = read_frame(self.stdin, self.max_buffer_bytes, magic_read)
+            except EOFError:
+                break
+            except FrameError as problem:
+                magic_read = False
+                self.error(None, problem.code, "The plug-in sent a request the engine cannot read.", str(problem))
+                if problem.resync:
+                    try:
+                        resync(self.stdin)
+                    except EOFError:
+                        break
+                    magic_read = True
+                continue
+            magic_read = False
+            header = frame.header
+            if header.get("op") == "cancel":
+                target = header.get("params", {}).get("request")
+                self.cancelled.add(target)
+                self.reply(header.get("id"), "result", params={"cancelled": target})
+            else:
+                self.jobs.put(frame)
+        self.jobs.put(None)
+
+    # -- serving
+
+    def serve(self) -> int:
+        threading.Thread(target=self.read_loop, daemon=True).start()
+        while True:
+            try:
+                frame = self.jobs.get(timeout=self.idle_timeout)
+            except queue.Empty:
+                return 0  # idle: the client starts a new worker when it needs one
+            if frame is None:
+                return 0
+            if not self.handle(frame):
+                return 0
+
+    def handle(self, frame) -> bool:
+        header = frame.header
+        request_id, op = header.get("id"), header.get("op")
+        if request_id in self.cancelled:
+            self.error(request_id, "cancelled", "Cancelled.")
+            return True
+        handlers = {"hello": self.hello, "segment": self.segment, "manipulate": self.manipulate,
+                    "preview": self.preview}
+        if op == "shutdown":
+            self.reply(request_id, "result", params={})
+            return False
+        if op not in handlers:
+            self.error(request_id, "unknown_op", "The plug-in asked for something this engine cannot do; "
+                       "update the plug-in and the engine together.", f"unknown operation {op!r}")
+            return True
+        params = header.get("params", {})
+        try:
+            if not isinstance(params, dict):
+                raise InputError("the request's parameters are not an object")
+            handlers[op](request_id, params, frame.buffers)
+        except Cancelled:
+            self.error(request_id, "cancelled", "Cancelled.")
+        except InputError as problem:
+            self.error(request_id, "invalid_input", str(problem)[:1].upper() + str(problem)[1:] + ".")
+        except MemoryError:
+            self.error(request_id, "out_of_memory", "The engine ran out of memory: try a smaller image "
+                       "or fewer regions, or close other programs.")
+        except Exception as problem:
+            self.error(request_id, "internal", "The engine failed. Please report this with the details.",
+                       f"{type(problem).__name__}: {problem}\n{traceback.format_exc()}")
+        finally:
+            self.cancelled.discard(request_id)
+        return True
+
+    def progress_for(self, request_id):
+        last = {"stage": None, "time": 0.0}
+
+        def report(stage: str, fraction: float) -> None:
+            if request_id in self.cancelled:
+                raise Cancelled()
+            now = time.monotonic()
+            if stage != last["stage"] or now - last["time"] >= PROGRESS_INTERVAL or fraction >= 1.0:
+                last.update(stage=stage, time=now)
+                self.reply(request_id, "progress", stage=stage, fraction=round(float(fraction), 4))
+
+        return report
+
+    # -- operations
+
+    def hello(self, request_id, params, buffers) -> None:
+        from . import __version__
+
+        self.reply(request_id, "result", params={
+            "protocol": PROTOCOL, "engine": __version__, "models": model_names(), "default_model": DEFAULT_MODEL,
+            "provider": "CPU (OpenCV and numpy; no learned model yet)", "max_pixels": self.max_pixels,
+            "python": sys.version.split()[0], "pid": os.getpid(),
+        })
+
+    def segment(self, request_id, params, buffers) -> None:
+        from .segment import segment
+
+        pixels, _ = self.image(buffers, "image", params)
+        max_regions = params.get("max_regions")
+        if max_regions is not None and (type(max_regions) is not int or max_regions < 1):
+            raise InputError("max_regions must be a positive integer")
+        progress = self.progress_for(request_id)
+        progress("segment", 0.0)
+        labels = segment(pixels, max_regions=max_regions)
+        progress("segment", 1.0)
+        self.reply(request_id, "result", buffers={
+            "labels": Buffer(np.ascontiguousarray(labels, np.int32), labels.shape, "int32"),
+            "colours": Buffer(np.ascontiguousarray(colour_map(labels)), labels.shape + (3,), "uint8"),
+        })
+
+    def manipulate(self, request_id, params, buffers, max_side: int | None = None) -> None:
+        pixels, dtype = self.image(buffers, "exemplar", params)
+        exemplar_labels, target_labels = self.edit(buffers, pixels.shape[:2])
+        model = params.get("model", DEFAULT_MODEL)
+        if not isinstance(model, str):
+            raise InputError("the model name must be text")
+        if max_side is not None:
+            pixels, exemplar_labels, target_labels = shrink(pixels, exemplar_labels, target_labels, max_side)
+        result = run(pixels, exemplar_labels, target_labels, model=model, progress=self.progress_for(request_id)).pixels
+        out = to_samples(result, dtype, params.get("channel_order", "rgba"))
+        self.reply(request_id, "result", buffers={"image": Buffer(out, out.shape, dtype)})
+
+    def preview(self, request_id, params, buffers) -> None:
+        max_side = params.get("max_side", 512)
+        if type(max_side) is not int or not 16 <= max_side <= 4096:
+            raise InputError("max_side must be an integer from 16 to 4096")
+        self.manipulate(request_id, params, buffers, max_side)
+
+    # -- validation
+
+    def image(self, buffers, name: str, params) -> tuple[np.ndarray, str]:
+        """The named image buffer as engine pixels, and its dtype."""
+        if name not in buffers:
+            raise InputError(f"the request has no '{name}' image")
+        buffer = buffers[name]
+        if len(buffer.shape) != 3 or buffer.shape[2] not in (1, 3, 4):
+            raise InputError(f"the image must be height x width x 1, 3 or 4 channels, not {list(buffer.shape)}")
+        if buffer.dtype not in SCALE:
+            raise InputError(f"image samples must be uint8, uint16 or float32, not {buffer.dtype}")
+        height, width = buffer.shape[:2]
+        if height < 1 or width < 1:
+            raise InputError("the image is empty")
+        if width * height > self.max_pixels:
+            raise InputError(f"the image is {width}x{height}, over the engine's limit of {self.max_pixels / 1e6:.0f} MP")
+        samples = np.frombuffer(buffer.data, DTYPES[buffer.dtype]).reshape(buffer.shape)
+        pixels = samples.astype(np.float32) / np.float32(SCALE[buffer.dtype])
+        if buffer.dtype == "float32" and not np.isfinite(pixels).all():
+            raise InputError("the image holds NaN or infinite values")
+        order = params.get("channel_order", "rgba")
+        if order not in ("rgba", "bgra"):
+            raise InputError("channel_order must be 'rgba' or 'bgra'")
+        if order == "bgra" and pixels.shape[2] >= 3:
+            pixels[:, :, :3] = pixels[:, :, 2::-1].copy()
+        return pixels, buffer.dtype
+
+    def edit(self, buffers, shape) -> tuple[np.ndarray, np.ndarray]:
+        """Label maps from either two masks or two region maps, checked against `shape`."""
+        masks = {"source_mask", "target_mask"} & buffers.keys()
+        maps = {"exemplar_regions", "target_regions"} & buffers.keys()
+        if masks and maps or len(masks | maps) != 2:
+            raise InputError("give either a source and a target selection, or two region maps")
+        if masks:
+            source, target = (self.mask(buffers[n], n) for n in ("source_mask", "target_mask"))
+            return edit_labels(shape, source, target)
+        labels = []
+        for name in ("exemplar_regions", "target_regions"):
+            buffer = buffers[name]
+            if buffer.dtype != "int32" or len(buffer.shape) != 2:
+                raise InputError(f"{name.replace('_', ' ')} must be a height x width int32 map")
+            if tuple(buffer.shape) != tuple(shape):
+                raise InputError(f"the {name.replace('_', ' ')} map is {buffer.shape[1]}x{buffer.shape[0]} but "
+                                 f"the exemplar is {shape[1]}x{shape[0]}")
+            labels.append(np.frombuffer(buffer.data, np.int32).reshape(buffer.shape))
+        return labels[0], labels[1]
+
+    @staticmethod
+    def mask(buffer: Buffer, name: str) -> np.ndarray:
+        what = name.replace("_", " ")
+        if len(buffer.shape) != 2 or buffer.dtype not in ("uint8", "float32"):
+            raise InputError(f"the {what} must be a height x width uint8 or float32 mask")
+        mask = np.frombuffer(buffer.data, DTYPES[buffer.dtype]).reshape(buffer.shape)
+        if buffer.dtype == "uint8":
+            return mask.astype(np.float32) / 255.0
+        if not np.isfinite(mask).all():
+            raise InputError(f"the {what} holds NaN or infinite values")
+        return mask
+
+
+def shrink(pixels, exemplar_labels, target_labels, max_side: int):
+    """A copy at most `max_side` on its long side (area-averaged pixels, nearest labels)."""
+    height, width = pixels.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1.0:
+        return pixels, exemplar_labels, target_labels
+    h, w = max(1, round(height * scale)), max(1, round(width * scale))
+    small = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
+    return small, resize_labels(exemplar_labels, h, w), resize_labels(target_labels, h, w)
+
+
+def to_samples(pixels: np.ndarray, dtype: str, order: str) -> np.ndarray:
+    """Engine pixels -> C-contiguous samples of `dtype` in the caller's channel order."""
+    if order == "bgra" and pixels.shape[2] >= 3:
+        pixels = np.concatenate([pixels[:, :, 2::-1], pixels[:, :, 3:]], axis=2)
+    if dtype == "float32":
+        return np.ascontiguousarray(pixels, np.float32)
+    top = SCALE[dtype]
+    return np.ascontiguousarray(np.clip(pixels * top + 0.5, 0, top).astype(DTYPES[dtype]))
+
+
+def main(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+    """Serve on this process's stdin and stdout. Anything else that writes to stdout (a library's
+    stray print) is sent to stderr, so that stdout carries frames only."""
+    frames_out = os.fdopen(os.dup(1), "wb", buffering=1 << 20)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    frames_in = os.fdopen(os.dup(0), "rb", buffering=1 << 20)
+    return Worker(frames_in, frames_out, idle_timeout, max_pixels).serve()

@@ -1,0 +1,317 @@
+"""The worker and its protocol, through real worker processes."""
+
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from engine import client as protocol
+from engine import manipulate, manipulate_masks
+from engine.client import Buffer, Client, EngineError, Image, labels_buffer, mask_buffer, worker_command
+
+from .conftest import REPO, square_mask, textured
+
+HEIGHT, WIDTH = 90, 120
+
+
+@pytest.fixture
+def engine_client():
+    client = Client(worker_command())
+    yield client
+    client.close()
+
+
+def _edit(height=HEIGHT, width=WIDTH):
+    source = (square_mask(height, width, 10, 20, 25) * 255).astype(np.uint8)
+    target = (square_mask(height, width, 70, 30, 30) * 255).astype(np.uint8)
+    return source, target
+
+
+def _as_uint8(pixels):
+    return np.clip(pixels * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_hello(engine_client):
+    info = engine_client.hello()
+    assert info["protocol"] == protocol.PROTOCOL and "moments" in info["models"]
+    assert info["pid"] == engine_client.pid
+
+
+def test_manipulate_matches_the_engine_exactly(engine_client):
+    pixels = _as_uint8(textured(HEIGHT, WIDTH, 4))
+    source, target = _edit()
+    stages = []
+    result = engine_client.manipulate(
+        Image(pixels.tobytes(), WIDTH, HEIGHT, 4),
+        source_mask=mask_buffer(source.tobytes(), WIDTH, HEIGHT),
+        target_mask=mask_buffer(target.tobytes(), WIDTH, HEIGHT),
+        progress=lambda stage, fraction: stages.append((stage, fraction)),
+    )
+    direct = manipulate_masks(pixels / np.float32(255), source / 255.0, target / 255.0)
+    assert (result.width, result.height, result.channels, result.dtype) == (WIDTH, HEIGHT, 4, "uint8")
+    assert np.array_equal(np.frombuffer(result.data, np.uint8).reshape(HEIGHT, WIDTH, 4), _as_uint8(direct))
+    assert ("transport", 1.0) in stages and stages[0][0] == "motion"
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "float32"])
+def test_high_depth_and_bgra_with_region_maps(engine_client, dtype):
+    pixels = textured(HEIGHT, WIDTH, 4)
+    samples = (pixels * 65535 + 0.5).astype(np.uint16) if dtype == "uint16" else pixels
+    bgra = np.ascontiguousarray(samples[:, :, [2, 1, 0, 3]])
+    labels = square_mask(HEIGHT, WIDTH, 10, 20, 25).astype(np.int32)
+    moved = square_mask(HEIGHT, WIDTH, 60, 30, 28).astype(np.int32)
+    result = engine_client.manipulate(
+        Image(bgra.tobytes(), WIDTH, HEIGHT, 4, dtype), channel_order="bgra",
+        exemplar_regions=labels_buffer(labels.tobytes(), WIDTH, HEIGHT),
+        target_regions=labels_buffer(moved.tobytes(), WIDTH, HEIGHT),
+    )
+    assert result.dtype == dtype
+    out = np.frombuffer(result.data, np.dtype(dtype)).reshape(HEIGHT, WIDTH, 4)[:, :, [2, 1, 0, 3]]
+    scale = 65535.0 if dtype == "uint16" else 1.0
+    direct = manipulate(samples.astype(np.float32) / np.float32(scale), labels, moved)
+    assert np.abs(out / scale - direct).max() <= 1.0 / scale + 1e-6
+
+
+def test_preview_is_smaller_and_segment_gives_labels_and_colours(engine_client):
+    pixels = _as_uint8(textured(400, 600, 3))
+    source, target = _edit(400, 600)
+    image = Image(pixels.tobytes(), 600, 400, 3)
+    small = engine_client.preview(image, max_side=150, source_mask=mask_buffer(source.tobytes(), 600, 400),
+                                  target_mask=mask_buffer(target.tobytes(), 600, 400))
+    assert (small.width, small.height, small.channels) == (150, 100, 3)
+    labels, colours = engine_client.segment(image, max_regions=3)
+    assert labels.shape == (400, 600) and colours.shape == (400, 600, 3)
+    ids = np.frombuffer(labels.data, np.int32)
+    assert 1 <= len(np.unique(ids)) <= 3
+
+
+def test_artist_facing_errors_and_the_worker_keeps_serving(engine_client):
+    pixels = _as_uint8(textured(HEIGHT, WIDTH))
+    source, target = _edit()
+    image = Image(pixels.tobytes(), WIDTH, HEIGHT, 3)
+    cases = [
+        (dict(source_mask=mask_buffer(bytes(WIDTH * HEIGHT), WIDTH, HEIGHT), target_mask=mask_buffer(target.tobytes(), WIDTH, HEIGHT)), "The source mask is empty"),
+        (dict(source_mask=mask_buffer(source.tobytes(), WIDTH, HEIGHT)), "Give either"),
+        (dict(source_mask=mask_buffer(source[:, :60].tobytes(), 60, HEIGHT), target_mask=mask_buffer(target.tobytes(), WIDTH, HEIGHT)), "60x90 but the exemplar is 120x90"),
+        (dict(source_mask=mask_buffer(source.tobytes(), WIDTH, HEIGHT), target_mask=mask_buffer(target.tobytes(), WIDTH, HEIGHT), model="nope"), "Unknown model .nope."),
+    ]
+    for edit, message in cases:
+        with pytest.raises(EngineError, match=message) as caught:
+            engine_client.manipulate(image, **edit)
+        assert caught.value.code == "invalid_input"
+    nan = textured(HEIGHT, WIDTH)
+    nan[3, 3, 0] = np.nan
+    with pytest.raises(EngineError, match="NaN"):
+        engine_client.manipulate(Image(nan.tobytes(), WIDTH, HEIGHT, 3, "float32"),
+                                 source_mask=mask_buffer(source.tobytes(), WIDTH, HEIGHT),
+                                 target_mask=mask_buffer(target.tobytes(), WIDTH, HEIGHT))
+    assert engine_client.hello()["pid"] == engine_client.pid
+
+
+def _raw_worker():
+    return subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def _frame(header: dict, payload: bytes = b"") -> bytes:
+    body = json.dumps(header).encode()
+    return protocol.MAGIC + struct.pack(">I", len(body)) + body + payload
+
+
+def test_hostile_frames_get_errors_and_the_worker_keeps_serving():
+    worker = _raw_worker()
+    hello = _frame({"protocol": 1, "id": 99, "op": "hello", "params": {}, "buffers": []})
+    hostile = [
+        b"garbage that is not a frame",
+        protocol.MAGIC + struct.pack(">I", 1 << 30),  # a 1 GiB header
+        protocol.MAGIC + struct.pack(">I", 5) + b"{nope",
+        protocol.MAGIC + struct.pack(">I", 2) + b"[]",
+        _frame({"protocol": 1, "id": 1, "op": "hello", "buffers": [{"name": "a", "shape": [2, 2], "dtype": "uint8", "nbytes": 5}]}, b"12345"),
+        _frame({"protocol": 1, "id": 2, "op": "hello", "buffers": [{"name": "a", "shape": [1], "dtype": "object", "nbytes": 8}]}, b"8 bytes!"),
+        _frame({"protocol": 1, "id": 3, "op": "hello", "buffers": [{"name": "a", "shape": [1 << 40], "dtype": "uint8", "nbytes": 1 << 40}]}),
+        _frame({"protocol": 2, "id": 4, "op": "hello", "buffers": []}),
+        _frame({"protocol": 1, "id": 5, "op": "exec", "params": {"code": "import os"}, "buffers": []}),
+        _frame({"protocol": 1, "id": 6, "op": "manipulate", "params": [], "buffers": []}),
+        _frame({"protocol": 1, "id": 7, "op": "manipulate", "params": {}, "buffers": []}),
+    ]
+    out, _ = worker.communicate(b"".join(hostile) + hello, timeout=60)
+    stream = io.BytesIO(out)
+    replies = []
+    while True:
+        try:
+            replies.append(protocol.read_frame(stream, 1 << 30).header)
+        except EOFError:
+            break
+    codes = [r.get("code") for r in replies if r["type"] == "error"]
+    assert {"bad_magic", "header_too_large", "bad_header", "bad_buffers", "protocol_version", "unknown_op", "invalid_input"} <= set(codes)
+    # every hostile frame got its own error, in order, and the hello after them its answer
+    assert codes == ["bad_magic", "header_too_large", "bad_header", "bad_header", "bad_buffers", "bad_buffers",
+                     "too_large", "protocol_version", "unknown_op", "invalid_input", "invalid_input"]
+    assert replies[-1]["id"] == 99 and replies[-1]["type"] == "result"
+    assert worker.returncode == 0  # served to the end of its input
+
+
+def test_truncated_stream_ends_the_worker_cleanly():
+    worker = _raw_worker()
+    frame = _frame({"protocol": 1, "id": 1, "op": "hello", "buffers": [{"name": "a", "shape": [100], "dtype": "uint8", "nbytes": 100}]}, b"only 20 of 100 bytes")
+    worker.communicate(frame, timeout=30)
+    assert worker.returncode == 0
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=300))
+def test_decoder_fuzz_raises_only_protocol_errors(data):
+    stream = io.BytesIO(protocol.MAGIC + data)
+    while True:
+        try:
+            protocol.read_frame(stream, 1 << 20)
+        except EOFError:
+            return
+        except protocol.FrameError as problem:
+            if problem.resync:
+                try:
+                    protocol.resync(stream)
+                except EOFError:
+                    return
+                stream.seek(stream.tell() - len(protocol.MAGIC))
+
+
+buffer_strategy = st.tuples(
+    st.sampled_from(sorted(protocol.ITEM_SIZES)), st.lists(st.integers(0, 5), min_size=1, max_size=3)
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=8), buffer_strategy, max_size=4),
+       st.dictionaries(st.text(max_size=10), st.one_of(st.integers(), st.text(max_size=20), st.booleans()), max_size=5))
+def test_frames_round_trip(specs, params):
+    buffers = {}
+    for name, (dtype, shape) in specs.items():
+        count = int(np.prod(shape))
+        buffers[name] = Buffer(bytes(range(256)) * (count * protocol.ITEM_SIZES[dtype] // 256 + 1), tuple(shape), dtype)
+        buffers[name].data = buffers[name].data[: count * protocol.ITEM_SIZES[dtype]]
+    stream = io.BytesIO(b"".join(bytes(p) for p in protocol.encode_frame({"id": 1, "op": "x", "params": params}, buffers)))
+    frame = protocol.read_frame(stream, 1 << 20)
+    assert frame.header["params"] == params
+    assert {n: (bytes(b.data), b.shape, b.dtype) for n, b in frame.buffers.items()} == {
+        n: (bytes(b.data), b.shape, b.dtype) for n, b in buffers.items()
+    }
+
+
+def _big_job(engine_client, size=2048, on_id=None, progress=None):
+    pixels = _as_uint8(textured(size, size, 4))
+    labels = np.zeros((size, size), np.int32)
+    labels[size // 8 : size // 2, size // 8 : size // 2] = 1
+    moved = np.zeros_like(labels)
+    moved[size // 3 : size * 3 // 4, size // 3 : size * 3 // 4] = 1
+    return engine_client.manipulate(Image(pixels.tobytes(), size, size, 4),
+                                    exemplar_regions=labels_buffer(labels.tobytes(), size, size),
+                                    target_regions=labels_buffer(moved.tobytes(), size, size),
+                                    on_id=on_id, progress=progress)
+
+
+def test_cancel_mid_job_takes_effect_within_a_second(engine_client):
+    engine_client.hello()
+    ids, started, outcome = [], threading.Event(), {}
+
+    def job():
+        try:
+            _big_job(engine_client, on_id=ids.append, progress=lambda s, f: started.set())
+            outcome["error"] = None
+        except EngineError as error:
+            outcome["error"] = error
+            outcome["at"] = time.monotonic()
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    assert started.wait(60)
+    cancelled_at = time.monotonic()
+    engine_client.cancel(ids[0])
+    thread.join(60)
+    assert outcome["error"] is not None and outcome["error"].code == "cancelled"
+    assert outcome["at"] - cancelled_at < 1.0
+    assert engine_client.hello()  # still serving
+
+
+def test_killed_worker_is_reported_and_the_next_call_starts_a_new_one(engine_client):
+    first = engine_client.hello()["pid"]
+    started, outcome = threading.Event(), {}
+
+    def job():
+        try:
+            _big_job(engine_client, progress=lambda s, f: started.set())
+        except EngineError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    assert started.wait(60)
+    os.kill(first, signal.SIGKILL)
+    thread.join(30)
+    assert outcome["error"].code == "worker_crashed"
+    assert "stopped unexpectedly" in outcome["error"].message and "exit code -9" in outcome["error"].details
+    assert engine_client.hello()["pid"] not in (None, first)
+
+
+def test_concurrent_requests_from_one_client(engine_client):
+    pixels = [_as_uint8(textured(HEIGHT, WIDTH, 3, seed=s)) for s in range(4)]
+    source, target = _edit()
+    results = {}
+
+    def job(index):
+        results[index] = engine_client.manipulate(Image(pixels[index].tobytes(), WIDTH, HEIGHT, 3),
+                                                  source_mask=mask_buffer(source.tobytes(), WIDTH, HEIGHT),
+                                                  target_mask=mask_buffer(target.tobytes(), WIDTH, HEIGHT))
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for index in range(4):
+        direct = manipulate_masks(pixels[index] / np.float32(255), source / 255.0, target / 255.0)
+        assert np.array_equal(np.frombuffer(results[index].data, np.uint8).reshape(HEIGHT, WIDTH, 3), _as_uint8(direct))
+
+
+def test_idle_worker_exits_and_the_client_starts_another():
+    client = Client(worker_command()[:-1] + ["worker", "--idle-timeout", "0.5"])
+    try:
+        first = client.hello()["pid"]
+        deadline = time.monotonic() + 20
+        while client.pid is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.pid is None
+        assert client.hello()["pid"] != first
+    finally:
+        client.close()
+
+
+def test_missing_interpreter_is_an_engine_error():
+    with pytest.raises(EngineError, match="could not be started") as caught:
+        Client(["/nonexistent/python", "-m", "engine", "worker"]).hello()
+    assert caught.value.code == "worker_missing"
+
+
+def test_client_module_needs_only_the_standard_library():
+    # as a plug-in vendors it: a lone client.py on the path, in a Python without site-packages
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO / 'engine')!r}); import client; "
+        "client.Client(client.worker_command()); "
+        "assert not {'numpy', 'cv2', 'engine'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-S", "-c", code], check=True)
+
+
+def test_worker_listens_on_no_port(engine_client):
+    pid = engine_client.hello()["pid"]
+    sockets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    assert not [s for s in sockets if s.startswith("socket:")]
