@@ -233,12 +233,12 @@ class Worker:
         labels = []
         for name in ("exemplar_regions", "target_regions"):
             buffer = buffers[name]
-            if buffer.dtype != "int32" or len(buffer.shape) != 2:
-                raise InputError(f"{name.replace('_', ' ')} must be a height x width int32 map")
+            if buffer.dtype not in ("uint8", "uint16", "int32") or len(buffer.shape) != 2:
+                raise InputError(f"{name.replace('_', ' ')} must be a height x width map of integer ids")
             if tuple(buffer.shape) != tuple(shape):
                 raise InputError(f"the {name.replace('_', ' ')} map is {buffer.shape[1]}x{buffer.shape[0]} but "
                                  f"the exemplar is {shape[1]}x{shape[0]}")
-            labels.append(np.frombuffer(buffer.data, np.int32).reshape(buffer.shape))
+            labels.append(np.frombuffer(buffer.data, DTYPES[buffer.dtype]).reshape(buffer.shape).astype(np.int32))
         return labels[0], labels[1]
 
     @staticmethod
