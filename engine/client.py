@@ -10,7 +10,7 @@ The protocol, version 1. Every message in either direction is one frame:
 
 The header is an object: {"protocol": 1, "id": int, "op" (requests) or "type" (replies),
 "params": {...}, "buffers": [{"name", "shape", "dtype", "nbytes"}, ...]}, and the buffers
-follow in that order, raw and C-contiguous. dtypes: uint8, uint16, int32, float32
+follow in that order, raw and C-contiguous. dtypes: uint8, uint16, int32, float16, float32
 (little-endian). Requests: hello, segment, manipulate, preview, cancel, shutdown. Replies to a
 request id: any number of {"type": "progress", "stage", "fraction"}, then one {"type": "result"}
 (with buffers) or {"type": "error", "code", "message", "details"}.
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 PROTOCOL = 1
 MAGIC = b"\x89SIMNET\n"
 MAX_HEADER = 64 * 1024
-ITEM_SIZES = {"uint8": 1, "uint16": 2, "int32": 4, "float32": 4}
+ITEM_SIZES = {"uint8": 1, "uint16": 2, "int32": 4, "float16": 2, "float32": 4}
 _LENGTH = struct.Struct(">I")
 
 
@@ -347,10 +347,15 @@ class Client:
         """Versions, models, the compute provider and the worker's limits."""
         return self._request("hello", {}, None, None, None).header.get("params", {})
 
-    def segment(self, image: Image, max_regions: int | None = None, progress=None) -> tuple[Buffer, Buffer]:
-        """Automatic region map of `image`: (labels int32 (H, W), colours uint8 (H, W, 3))."""
-        reply = self._request("segment", {"max_regions": max_regions}, {"image": image.buffer()}, progress, None)
-        return reply.buffers["labels"], reply.buffers["colours"]
+    def segment(self, image: Image, max_regions: int | None = None, channel_order: str = "rgba",
+                progress=None) -> tuple[Buffer, Image]:
+        """Automatic region map of `image`: labels int32 (H, W), and the map as a flat-colour
+        picture in `image`'s own layout (dtype, channel count, channel order; opaque)."""
+        params = {"max_regions": max_regions, "channel_order": channel_order}
+        reply = self._request("segment", params, {"image": image.buffer()}, progress, None)
+        colours = reply.buffers["colours"]
+        height, width, channels = colours.shape
+        return reply.buffers["labels"], Image(colours.data, width, height, channels, colours.dtype)
 
     def manipulate(self, exemplar: Image, *, source_mask: Buffer | None = None, target_mask: Buffer | None = None,
                    exemplar_regions: Buffer | None = None, target_regions: Buffer | None = None,

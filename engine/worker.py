@@ -31,8 +31,8 @@ from .regions import colour_map, resize_labels
 
 DEFAULT_IDLE_TIMEOUT = 600.0
 PROGRESS_INTERVAL = 0.1  # seconds between progress replies of one stage
-DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "int32": np.int32, "float32": np.float32}
-SCALE = {"uint8": 255.0, "uint16": 65535.0, "float32": 1.0}
+DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "int32": np.int32, "float16": np.float16, "float32": np.float32}
+SCALE = {"uint8": 255.0, "uint16": 65535.0, "float16": 1.0, "float32": 1.0}
 
 
 class Cancelled(Exception):
@@ -163,7 +163,7 @@ class Worker:
     def segment(self, request_id, params, buffers) -> None:
         from .segment import segment
 
-        pixels, _ = self.image(buffers, "image", params)
+        pixels, dtype = self.image(buffers, "image", params)
         max_regions = params.get("max_regions")
         if max_regions is not None and (type(max_regions) is not int or max_regions < 1):
             raise InputError("max_regions must be a positive integer")
@@ -171,9 +171,16 @@ class Worker:
         progress("segment", 0.0)
         labels = segment(pixels, max_regions=max_regions)
         progress("segment", 1.0)
+        # the map in the caller's own layout, opaque, so that it can become a layer as it is
+        colours = colour_map(labels).astype(np.float32) / 255.0
+        if pixels.shape[2] in (1, 2):
+            colours = colours.mean(axis=2, keepdims=True)
+        if pixels.shape[2] in (2, 4):
+            colours = np.concatenate([colours, np.ones(labels.shape + (1,), np.float32)], axis=2)
+        out = to_samples(colours, dtype, params.get("channel_order", "rgba"))
         self.reply(request_id, "result", buffers={
             "labels": Buffer(np.ascontiguousarray(labels, np.int32), labels.shape, "int32"),
-            "colours": Buffer(np.ascontiguousarray(colour_map(labels)), labels.shape + (3,), "uint8"),
+            "colours": Buffer(out, out.shape, dtype),
         })
 
     def manipulate(self, request_id, params, buffers, max_side: int | None = None) -> None:
@@ -204,7 +211,7 @@ class Worker:
         if len(buffer.shape) != 3 or buffer.shape[2] not in (1, 3, 4):
             raise InputError(f"the image must be height x width x 1, 3 or 4 channels, not {list(buffer.shape)}")
         if buffer.dtype not in SCALE:
-            raise InputError(f"image samples must be uint8, uint16 or float32, not {buffer.dtype}")
+            raise InputError(f"image samples must be uint8, uint16, float16 or float32, not {buffer.dtype}")
         height, width = buffer.shape[:2]
         if height < 1 or width < 1:
             raise InputError("the image is empty")
@@ -212,7 +219,7 @@ class Worker:
             raise InputError(f"the image is {width}x{height}, over the engine's limit of {self.max_pixels / 1e6:.0f} MP")
         samples = np.frombuffer(buffer.data, DTYPES[buffer.dtype]).reshape(buffer.shape)
         pixels = samples.astype(np.float32) / np.float32(SCALE[buffer.dtype])
-        if buffer.dtype == "float32" and not np.isfinite(pixels).all():
+        if buffer.dtype.startswith("float") and not np.isfinite(pixels).all():
             raise InputError("the image holds NaN or infinite values")
         order = params.get("channel_order", "rgba")
         if order not in ("rgba", "bgra"):
@@ -269,8 +276,8 @@ def to_samples(pixels: np.ndarray, dtype: str, order: str) -> np.ndarray:
     """Engine pixels -> C-contiguous samples of `dtype` in the caller's channel order."""
     if order == "bgra" and pixels.shape[2] >= 3:
         pixels = np.concatenate([pixels[:, :, 2::-1], pixels[:, :, 3:]], axis=2)
-    if dtype == "float32":
-        return np.ascontiguousarray(pixels, np.float32)
+    if dtype.startswith("float"):
+        return np.ascontiguousarray(pixels, DTYPES[dtype])
     top = SCALE[dtype]
     return np.ascontiguousarray(np.clip(pixels * top + 0.5, 0, top).astype(DTYPES[dtype]))
 

@@ -90,9 +90,33 @@ def test_preview_is_smaller_and_segment_gives_labels_and_colours(engine_client):
                                   target_mask=mask_buffer(target.tobytes(), 600, 400))
     assert (small.width, small.height, small.channels) == (150, 100, 3)
     labels, colours = engine_client.segment(image, max_regions=3)
-    assert labels.shape == (400, 600) and colours.shape == (400, 600, 3)
+    assert labels.shape == (400, 600) and (colours.height, colours.width, colours.channels) == (400, 600, 3)
     ids = np.frombuffer(labels.data, np.int32)
     assert 1 <= len(np.unique(ids)) <= 3
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float16", "float32"])
+def test_segment_answers_in_the_callers_layout(engine_client, dtype):
+    pixels = textured(60, 80, 4).astype(dtype) if dtype.startswith("float") else (textured(60, 80, 4) * (255 if dtype == "uint8" else 65535)).astype(dtype)
+    labels, colours = engine_client.segment(Image(pixels.tobytes(), 80, 60, 4, dtype), channel_order="bgra", max_regions=4)
+    assert colours.dtype == dtype and colours.channels == 4
+    samples = np.frombuffer(colours.data, np.dtype(dtype)).reshape(60, 80, 4).astype(np.float64)
+    top = 1.0 if dtype.startswith("float") else float(np.iinfo(dtype).max)
+    assert np.allclose(samples[:, :, 3], top)  # opaque
+    ids = np.frombuffer(labels.data, np.int32).reshape(60, 80)
+    for region in np.unique(ids):  # one flat colour per region
+        assert len(np.unique(samples[ids == region][:, :3], axis=0)) == 1
+
+
+def test_half_float_images(engine_client):
+    pixels = textured(HEIGHT, WIDTH, 4).astype(np.float16)
+    source, target = _edit()
+    result = engine_client.manipulate(Image(pixels.tobytes(), WIDTH, HEIGHT, 4, "float16"),
+                                      source_mask=mask_buffer(source.tobytes(), WIDTH, HEIGHT),
+                                      target_mask=mask_buffer(target.tobytes(), WIDTH, HEIGHT))
+    direct = manipulate_masks(pixels.astype(np.float32), source / 255.0, target / 255.0)
+    out = np.frombuffer(result.data, np.float16).reshape(HEIGHT, WIDTH, 4)
+    assert result.dtype == "float16" and np.abs(out.astype(np.float32) - direct).max() < 2e-3
 
 
 def test_artist_facing_errors_and_the_worker_keeps_serving(engine_client):
