@@ -99,6 +99,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--idle-timeout", type=float, default=600.0, help="exit after this many idle seconds")
     worker.add_argument("--max-pixels", type=int, default=imageio.DEFAULT_MAX_PIXELS, help="refuse larger images")
 
+    install = commands.add_parser("install-plugin", help="install the Krita plug-in, wired to this environment")
+    install.add_argument("host", choices=["krita", "gimp"])
+    install.add_argument("--uninstall", action="store_true", help="remove it instead")
+    install.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+    install.add_argument("--profile", type=Path, help="Krita's resource folder (default ~/.local/share/krita)")
+    install.add_argument("--config", type=Path, help="the folder holding kritarc (default ~/.config)")
+
+    package = commands.add_parser("package", help="build the zip for Krita's Import Python Plugin from File")
+    package.add_argument("host", choices=["krita"])
+    package.add_argument("-o", "--output", type=Path, default=Path("simnet_manipulate_krita.zip"))
+
     demo = commands.add_parser("demo", help="run the bundled sample (Monet, Cliffs at Etretat)")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("simnet-demo"), help="default: ./simnet-demo")
     _add_common(demo)
@@ -205,7 +216,24 @@ def command_worker(args: argparse.Namespace) -> None:
     serve(args.idle_timeout, args.max_pixels)
 
 
+def command_install(args: argparse.Namespace) -> None:
+    from .install import install_krita
+
+    if args.host != "krita":
+        raise InputError("the GIMP plug-in is not part of this version yet; only krita can be installed")
+    for action in install_krita(args.profile, args.config, args.uninstall, args.dry_run):
+        print(("would " if args.dry_run else "") + action)
+
+
+def command_package(args: argparse.Namespace) -> None:
+    from .install import package_krita
+
+    print(f"wrote {package_krita(args.output)}")
+
+
 COMMANDS = {
+    "install-plugin": command_install,
+    "package": command_package,
     "manipulate": command_manipulate,
     "segment": command_segment,
     "demo": command_demo,

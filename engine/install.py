@@ -1,0 +1,117 @@
+"""Put the host plug-ins where the hosts look for them, wired to this environment's engine.
+
+`simnet install-plugin krita` copies krita_plugin/ into Krita's pykrita folder, adds the engine
+client (engine/client.py, the one module the plug-ins vendor) and an engine.json that records
+the command starting this environment's worker, and enables the plug-in in kritarc.
+`simnet package krita` builds the zip that Krita's "Import Python Plugin from File" takes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .client import worker_command
+from .errors import InputError
+
+ENGINE = Path(__file__).resolve().parent
+PLUGIN_NAME = "simnet_manipulate"
+
+
+def _source(host: str) -> Path:
+    if host != "krita":
+        raise InputError(f"no plug-in for '{host}' in this version yet; available: krita")
+    import krita_plugin
+
+    return Path(krita_plugin.__file__).resolve().parent
+
+
+def default_krita_profile() -> Path:
+    return Path.home() / ".local" / "share" / "krita"
+
+
+def default_config_dir() -> Path:
+    return Path.home() / ".config"
+
+
+def _stage(folder: Path) -> None:
+    """Lay out the installable files in `folder` (the desktop file and the package)."""
+    source = _source("krita")
+    shutil.copy2(source / f"{PLUGIN_NAME}.desktop", folder / f"{PLUGIN_NAME}.desktop")
+    shutil.copytree(source / PLUGIN_NAME, folder / PLUGIN_NAME,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copy2(ENGINE / "client.py", folder / PLUGIN_NAME / "client.py")
+    settings = {"command": worker_command(sys.executable)}
+    (folder / PLUGIN_NAME / "engine.json").write_text(json.dumps(settings, indent=1) + "\n")
+
+
+def installed_paths(profile: Path) -> list[Path]:
+    pykrita = profile / "pykrita"
+    return [pykrita / f"{PLUGIN_NAME}.desktop", pykrita / PLUGIN_NAME]
+
+
+def set_enabled(kritarc: Path, enabled: bool, name: str = PLUGIN_NAME) -> None:
+    """Write `enable_<name>=true|false` in kritarc's [python] group, keeping every other line
+    as it was."""
+    key = f"enable_{name}="
+    lines = kritarc.read_text().splitlines() if kritarc.exists() else []
+    lines = [line for line in lines if not line.startswith(key)]
+    if "[python]" not in lines:
+        lines += ["", "[python]"] if lines else ["[python]"]
+    lines.insert(lines.index("[python]") + 1, key + ("true" if enabled else "false"))
+    kritarc.parent.mkdir(parents=True, exist_ok=True)
+    kritarc.write_text("\n".join(lines) + "\n")
+
+
+def install_krita(profile: Path | None = None, config: Path | None = None, uninstall: bool = False,
+                  dry_run: bool = False) -> list[str]:
+    """Install (or remove) the Krita plug-in; returns what was (or would be) done."""
+    profile = profile or default_krita_profile()
+    kritarc = (config or default_config_dir()) / "kritarc"
+    targets = installed_paths(profile)
+    if uninstall:
+        actions = [f"remove {p}" for p in targets if p.exists()] + [f"disable {PLUGIN_NAME} in {kritarc}"]
+        if not dry_run:
+            for path in targets:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+            if kritarc.exists():
+                set_enabled(kritarc, False)
+        return actions
+    actions = [f"copy the plug-in to {p}" for p in targets] + [
+        f"record the worker command {' '.join(worker_command(sys.executable))}",
+        f"enable {PLUGIN_NAME} in {kritarc}",
+    ]
+    if not dry_run:
+        with tempfile.TemporaryDirectory() as staging:
+            _stage(Path(staging))
+            targets[0].parent.mkdir(parents=True, exist_ok=True)
+            if targets[1].exists():
+                shutil.rmtree(targets[1])
+            shutil.copy2(Path(staging) / targets[0].name, targets[0])
+            shutil.copytree(Path(staging) / PLUGIN_NAME, targets[1])
+        set_enabled(kritarc, True)
+    return actions
+
+
+def package_krita(output: Path) -> Path:
+    """The zip for Krita's Tools > Scripts > Import Python Plugin from File (with directory
+    entries, which that importer needs)."""
+    if output.suffix != ".zip":
+        raise InputError(f"{output}: the package must be a .zip file")
+    if not output.parent.is_dir():
+        raise InputError(f"{output}: the folder {output.parent} does not exist")
+    with tempfile.TemporaryDirectory() as staging:
+        folder = Path(staging)
+        _stage(folder)
+        with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                name = path.relative_to(folder).as_posix()
+                archive.write(path, name + "/" if path.is_dir() else name)
+    return output

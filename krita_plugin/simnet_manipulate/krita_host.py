@@ -1,0 +1,67 @@
+"""Every call this plug-in makes into Krita, and nothing else.
+
+Pixel layouts (Node.pixelData): RGBA U8 and U16 are B, G, R, A; F16 and F32 are R, G, B, A;
+straight alpha. Selections and selection masks are one byte per pixel, 0..255, soft.
+"""
+
+from krita import Krita
+
+# Krita depth -> (protocol dtype, channel order)
+LAYOUTS = {"U8": ("uint8", "bgra"), "U16": ("uint16", "bgra"), "F16": ("float16", "rgba"), "F32": ("float32", "rgba")}
+
+
+def active_document_and_node():
+    document = Krita.instance().activeDocument()
+    return document, (document.activeNode() if document is not None else None)
+
+
+def document_size(document):
+    return document.width(), document.height()
+
+
+def colour_space(node):
+    return node.colorModel(), node.colorDepth()
+
+
+def node_name(node):
+    return node.name()
+
+
+def node_type(node):
+    return node.type()
+
+
+def read_pixels(document, node):
+    """The node's pixels over the whole canvas, in Krita's own layout."""
+    width, height = document_size(document)
+    return bytes(node.pixelData(0, 0, width, height))
+
+
+def selection_masks(node):
+    """Local selection masks on `node`, topmost first."""
+    return [child for child in reversed(node.childNodes()) if child.type() == "selectionmask"]
+
+
+def read_mask(document, mask_node):
+    width, height = document_size(document)
+    return bytes(mask_node.pixelData(0, 0, width, height))
+
+
+def read_global_selection(document):
+    """The document's global selection over the whole canvas, or None when nothing is selected."""
+    selection = document.selection()
+    if selection is None or selection.width() == 0 or selection.height() == 0:
+        return None
+    width, height = document_size(document)
+    return bytes(selection.pixelData(0, 0, width, height))
+
+
+def add_layer_above(document, node, name, data):
+    """A new paint layer with `data` (the canvas in the document's layout), inserted just above
+    `node` in one undoable step: filled first, so no pixel of an existing layer is touched."""
+    width, height = document_size(document)
+    layer = document.createNode(name, "paintlayer")
+    layer.setPixelData(data, 0, 0, width, height)
+    node.parentNode().addChildNode(layer, node)
+    document.refreshProjection()
+    return layer

@@ -1,0 +1,59 @@
+"""Runs inside real Krita (kritarunner): drives the installed plug-in's adapter on documents
+built from the raw inputs that tests/test_krita.py wrote, and writes what happened to JSON and
+raw files for the test to check. Standard library and Krita only, as in a user's Krita."""
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+
+def main(args):
+    work = Path(args[0])
+    spec = json.loads((work / "spec.json").read_text())
+    sys.path.insert(0, spec["pykrita"])
+    outcome = {}
+    try:
+        from krita import Krita, Selection
+
+        from simnet_manipulate import adapter, engine_link
+
+        client = engine_link.engine_client()
+        for case in spec["cases"]:
+            width, height = case["width"], case["height"]
+            document = Krita.instance().createDocument(width, height, case["name"], case["model"], case["depth"], "", 72.0)
+            document.setBatchmode(True)
+            layer = document.createNode("Exemplar", "paintlayer")
+            layer.setPixelData((work / case["pixels"]).read_bytes(), 0, 0, width, height)
+            document.rootNode().addChildNode(layer, None)
+            if case.get("source"):
+                source = Selection()
+                source.setPixelData((work / case["source"]).read_bytes(), 0, 0, width, height)
+                mask = document.createSelectionMask("Source")
+                mask.setSelection(source)
+                layer.addChildNode(mask, None)
+            if case.get("target"):
+                target = Selection()
+                target.setPixelData((work / case["target"]).read_bytes(), 0, 0, width, height)
+                document.setSelection(target)
+            before = bytes(layer.pixelData(0, 0, width, height))
+            record = {}
+            try:
+                if case["action"] == "manipulate":
+                    new = adapter.manipulate_with_selections(client, document, layer)
+                else:
+                    new = adapter.segment_layer(client, document, layer, max_regions=4)
+                (work / f"{case['name']}.result").write_bytes(bytes(new.pixelData(0, 0, width, height)))
+                record["new_layer"] = new.name()
+            except adapter.PluginError as problem:
+                record["error"] = str(problem)
+            record["exemplar_unchanged"] = bytes(layer.pixelData(0, 0, width, height)) == before
+            record["layers"] = [(n.name(), n.type()) for n in document.rootNode().childNodes() if n.type() != "selectionmask"]
+            outcome[case["name"]] = record
+            document.close()
+        engine_link.close()
+    except Exception:
+        outcome["crash"] = traceback.format_exc()
+    (work / "outcome.json").write_text(json.dumps(outcome, indent=1))
+    os._exit(0)

@@ -1,0 +1,68 @@
+"""`simnet install-plugin` and `simnet package` against temporary profiles."""
+
+import json
+import sys
+import zipfile
+
+import pytest
+
+from engine.cli import main
+from engine.client import worker_command
+from engine.install import installed_paths
+
+from .conftest import REPO
+
+
+def _tree(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if "__pycache__" not in p.parts)
+
+
+def test_install_dry_run_uninstall(tmp_path, capsys):
+    profile, config = tmp_path / "krita", tmp_path / "config"
+    config.mkdir()
+    (config / "kritarc").write_text("[General]\nfoo=bar\n\n[python]\nenable_other=true\n")
+    args = ["install-plugin", "krita", "--profile", str(profile), "--config", str(config)]
+
+    assert main(args + ["--dry-run"]) == 0
+    assert "would copy the plug-in" in capsys.readouterr().out
+    assert not profile.exists() and "simnet" not in (config / "kritarc").read_text()
+
+    assert main(args) == 0
+    desktop, package = installed_paths(profile)
+    assert desktop.is_file() and (package / "__init__.py").is_file()
+    assert (package / "client.py").read_bytes() == (REPO / "engine" / "client.py").read_bytes()
+    assert json.loads((package / "engine.json").read_text())["command"] == worker_command(sys.executable)
+    kritarc = (config / "kritarc").read_text()
+    assert "enable_simnet_manipulate=true" in kritarc and "foo=bar" in kritarc and "enable_other=true" in kritarc
+
+    assert main(args) == 0  # again: replaces, does not duplicate
+    assert (config / "kritarc").read_text().count("enable_simnet_manipulate") == 1
+
+    assert main(args + ["--uninstall"]) == 0
+    assert not desktop.exists() and not package.exists()
+    kritarc = (config / "kritarc").read_text()
+    assert "enable_simnet_manipulate=false" in kritarc and "foo=bar" in kritarc
+
+
+def test_gimp_is_refused_clearly(tmp_path, capsys):
+    assert main(["install-plugin", "gimp", "--profile", str(tmp_path)]) == 2
+    assert "GIMP plug-in is not part of this version yet" in capsys.readouterr().err
+
+
+def test_package_for_krita_import(tmp_path):
+    output = tmp_path / "plugin.zip"
+    assert main(["package", "krita", "-o", str(output)]) == 0
+    with zipfile.ZipFile(output) as archive:
+        names = archive.namelist()
+    assert "simnet_manipulate/" in names  # Krita's importer needs directory entries
+    assert {"simnet_manipulate.desktop", "simnet_manipulate/__init__.py", "simnet_manipulate/client.py",
+            "simnet_manipulate/engine.json"} <= set(names)
+    assert main(["package", "krita", "-o", str(tmp_path / "plugin.tar")]) == 2
+
+
+@pytest.mark.parametrize("module", ["adapter", "krita_host", "extension", "engine_link", "qt"])
+def test_plugin_imports_nothing_beyond_stdlib_krita_qt_and_itself(module):
+    source = (REPO / "krita_plugin" / "simnet_manipulate" / f"{module}.py").read_text()
+    imports = [line.split()[1] for line in map(str.strip, source.splitlines()) if line.startswith(("import ", "from "))]
+    allowed = {"json", "pathlib", "krita", "PyQt5.QtCore", "PyQt5.QtWidgets", "PyQt6.QtCore", "PyQt6.QtWidgets"}
+    assert all(name.startswith(".") or name in allowed for name in imports), imports

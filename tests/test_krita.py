@@ -1,0 +1,148 @@
+"""The Krita plug-in in real Krita: installed by `simnet install-plugin`, driven headless by
+kritarunner, talking to a real worker. Skipped where Krita is not installed (CI installs it)."""
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from engine import manipulate_masks
+from engine.install import install_krita, set_enabled
+
+from .conftest import REPO, square_mask, textured
+
+pytestmark = pytest.mark.skipif(shutil.which("kritarunner") is None, reason="Krita is not installed")
+
+WIDTH, HEIGHT = 96, 64
+# Krita depth -> numpy dtype, channel order of Node.pixelData, full scale
+DEPTHS = {"U8": (np.uint8, "bgra", 255), "U16": (np.uint16, "bgra", 65535), "F16": (np.float16, "rgba", 1), "F32": (np.float32, "rgba", 1)}
+
+
+def _layout(pixels, depth):
+    dtype, order, top = DEPTHS[depth]
+    if order == "bgra":
+        pixels = pixels[:, :, [2, 1, 0, 3]]
+    samples = pixels * top + (0.5 if top > 1 else 0)
+    return np.ascontiguousarray(samples.astype(dtype))
+
+
+@pytest.fixture(scope="module")
+def krita_run(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    work = tmp_path_factory.mktemp("work")
+    profile = home / ".local" / "share" / "krita"
+    install_krita(profile, home / ".config")
+    pixels = textured(HEIGHT, WIDTH, 4)
+    pixels[..., 3] = 1.0
+    source = (square_mask(HEIGHT, WIDTH, 8, 10, 24) * 255).astype(np.uint8)
+    soft_target = np.zeros((HEIGHT, WIDTH), np.uint8)
+    soft_target[20:50, 50:80] = 255
+    soft_target[19, 50:80] = 128  # a feathered edge
+    source.tofile(work / "source.raw")
+    soft_target.tofile(work / "target.raw")
+    np.zeros((HEIGHT, WIDTH), np.uint8).tofile(work / "empty.raw")
+    cases = []
+    for depth in DEPTHS:
+        _layout(pixels, depth).tofile(work / f"{depth}.raw")
+        cases.append(dict(name=f"manipulate_{depth}", action="manipulate", model="RGBA", depth=depth, width=WIDTH,
+                          height=HEIGHT, pixels=f"{depth}.raw", source="source.raw", target="target.raw"))
+    cases += [
+        dict(name="segment_U8", action="segment", model="RGBA", depth="U8", width=WIDTH, height=HEIGHT, pixels="U8.raw"),
+        dict(name="no_source_mask", action="manipulate", model="RGBA", depth="U8", width=WIDTH, height=HEIGHT,
+             pixels="U8.raw", target="target.raw"),
+        dict(name="no_target", action="manipulate", model="RGBA", depth="U8", width=WIDTH, height=HEIGHT,
+             pixels="U8.raw", source="source.raw"),
+        dict(name="empty_source", action="manipulate", model="RGBA", depth="U8", width=WIDTH, height=HEIGHT,
+             pixels="U8.raw", source="empty.raw", target="target.raw"),
+    ]
+    np.zeros((HEIGHT, WIDTH, 2), np.uint8).tofile(work / "gray.raw")
+    cases.append(dict(name="grey_document", action="manipulate", model="GRAYA", depth="U8", width=WIDTH, height=HEIGHT,
+                      pixels="gray.raw", source="source.raw", target="target.raw"))
+    (work / "spec.json").write_text(json.dumps({"pykrita": str(profile / "pykrita"), "cases": cases}))
+    # Krita as a desktop starts it: a system PATH (a venv's or pyenv's python3 first on PATH
+    # makes Krita's embedded Python adopt that prefix and lose Debian's PyQt5). The worker is
+    # unaffected: engine.json names its interpreter by absolute path.
+    env = _system_env(home, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(REPO / "tests" / "krita"))
+    completed = subprocess.run(["timeout", "300", "kritarunner", "-s", "krita_cases", "-f", "main", str(work)],
+                               env=env, capture_output=True, text=True)
+    outcome_file = work / "outcome.json"
+    assert outcome_file.exists(), completed.stdout[-3000:] + completed.stderr[-3000:]
+    outcome = json.loads(outcome_file.read_text())
+    assert "crash" not in outcome, outcome.get("crash")
+    return work, outcome, pixels, source, soft_target
+
+
+@pytest.mark.parametrize("depth", list(DEPTHS))
+def test_result_layer_matches_the_engine_and_sits_above_the_exemplar(krita_run, depth):
+    work, outcome, pixels, source, target = krita_run
+    record = outcome[f"manipulate_{depth}"]
+    assert record.get("error") is None, record
+    assert record["new_layer"] == "Manipulated Exemplar"
+    names = [name for name, _ in record["layers"]]
+    assert names.index("Manipulated Exemplar") == names.index("Exemplar") + 1
+    assert record["exemplar_unchanged"]
+    dtype, order, top = DEPTHS[depth]
+    got = np.fromfile(work / f"manipulate_{depth}.result", dtype).reshape(HEIGHT, WIDTH, 4)
+    # the engine directly, on exactly the pixels Krita held
+    held = np.fromfile(work / f"{depth}.raw", dtype).reshape(HEIGHT, WIDTH, 4).astype(np.float32) / top
+    if order == "bgra":
+        held = held[:, :, [2, 1, 0, 3]]
+    expected = _layout(manipulate_masks(held, source / 255.0, target / 255.0), depth)
+    difference = np.abs(got.astype(np.float64) - expected.astype(np.float64)).max()
+    assert difference == 0 if top > 1 else difference < 1e-3  # same bytes in, same arithmetic
+
+
+def test_segment_adds_a_flat_colour_layer(krita_run):
+    work, outcome, *_ = krita_run
+    record = outcome["segment_U8"]
+    assert record["new_layer"] == "Regions of Exemplar" and record["exemplar_unchanged"]
+    colours = np.fromfile(work / "segment_U8.result", np.uint8).reshape(HEIGHT, WIDTH, 4)
+    assert (colours[..., 3] == 255).all()
+    assert 1 <= len(np.unique(colours.reshape(-1, 4), axis=0)) <= 4
+
+
+@pytest.mark.parametrize("case,message", [
+    ("no_source_mask", "local selection mask"),
+    ("no_target", "Select where the region should go"),
+    ("empty_source", "selection mask is empty"),
+    ("grey_document", "GRAYA colour. Convert the image to RGB/Alpha"),
+])
+def test_errors_leave_the_document_untouched(krita_run, case, message):
+    _, outcome, *_ = krita_run
+    record = outcome[case]
+    assert message in record["error"]
+    assert record["exemplar_unchanged"]
+    assert [name for name, _ in record["layers"]] == ["Background", "Exemplar"]
+
+
+def _system_env(home, **extra):
+    # see krita_run: Krita must not inherit a venv's or pyenv's python3 on PATH
+    return {"HOME": str(home), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", **extra}
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="Xvfb is not installed")
+def test_plugin_loads_in_the_gui_with_its_actions_in_the_filter_menu(tmp_path):
+    home, out = tmp_path / "home", tmp_path / "out"
+    out.mkdir()
+    profile = home / ".local" / "share" / "krita"
+    install_krita(profile, home / ".config")
+    probe = REPO / "tests" / "krita" / "probe_plugin"
+    shutil.copy(probe / "simnet_test_probe.desktop", profile / "pykrita")
+    shutil.copytree(probe / "simnet_test_probe", profile / "pykrita" / "simnet_test_probe")
+    set_enabled(home / ".config" / "kritarc", True, "simnet_test_probe")
+    completed = subprocess.run(
+        ["timeout", "180", "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
+        env=_system_env(home, SIMNET_PROBE_OUT=str(out)), capture_output=True, text=True,
+    )
+    log = completed.stdout + completed.stderr
+    assert "Error loading plugin" not in log
+    assert (out / "gui.json").exists(), log[-3000:]
+    found = json.loads((out / "gui.json").read_text())
+    assert "simnet_manipulate.extension" in found["extensions"]
+    assert found["simnet_manipulate"] == "Manipulate region from exemplar..."
+    assert found["simnet_segment"] == "Segment exemplar into regions"
+    assert {"simnet_manipulate", "simnet_segment"} <= set(found["menus"]["Filter"])
+    assert (out / "krita_window.png").stat().st_size > 10_000  # the window, kept as an artefact
