@@ -243,6 +243,7 @@ class Client:
         self._pending: dict[int, queue.Queue] = {}
         self._ids = itertools.count(1)
         self._log = None
+        self.last_seconds = None  # the engine's own time for the last manipulate/preview
 
     # -- process management
 
@@ -386,6 +387,7 @@ class Client:
         reply = self._request(op, params, buffers, progress, on_id)
         result = reply.buffers["image"]
         height, width, channels = result.shape
+        self.last_seconds = reply.header.get("params", {}).get("seconds")
         return Image(result.data, width, height, channels, result.dtype)
 
     def cancel(self, request_id: int) -> None:

@@ -191,9 +191,12 @@ class Worker:
             raise InputError("the model name must be text")
         if max_side is not None:
             pixels, exemplar_labels, target_labels = shrink(pixels, exemplar_labels, target_labels, max_side)
+        start = time.perf_counter()
         result = run(pixels, exemplar_labels, target_labels, model=model, progress=self.progress_for(request_id)).pixels
+        seconds = time.perf_counter() - start
         out = to_samples(result, dtype, params.get("channel_order", "rgba"))
-        self.reply(request_id, "result", buffers={"image": Buffer(out, out.shape, dtype)})
+        self.reply(request_id, "result", buffers={"image": Buffer(out, out.shape, dtype)},
+                   params={"seconds": round(seconds, 4)})
 
     def preview(self, request_id, params, buffers) -> None:
         max_side = params.get("max_side", 512)
