@@ -360,27 +360,28 @@ class Client:
 
     def manipulate(self, exemplar: Image, *, source_mask: Buffer | None = None, target_mask: Buffer | None = None,
                    exemplar_regions: Buffer | None = None, target_regions: Buffer | None = None,
+                   exemplar_map: Image | None = None, target_map: Image | None = None,
                    model: str | None = None, channel_order: str = "rgba", progress=None, on_id=None) -> Image:
-        """The manipulated image at full size, same layout and dtype as `exemplar`. Give either
-        both masks or both region maps. `progress(stage, fraction)` is called from this thread;
-        `on_id(request_id)` tells the id to pass to `cancel` from another thread."""
-        return self._manipulate("manipulate", {}, exemplar, source_mask, target_mask, exemplar_regions,
-                                target_regions, model, channel_order, progress, on_id)
+        """The manipulated image at full size, same layout and dtype as `exemplar`. Give both
+        masks, both region-id maps, or both painted colour maps (Images in the exemplar's
+        layout). `progress(stage, fraction)` is called from this thread; `on_id(request_id)`
+        tells the id to pass to `cancel` from another thread."""
+        edit = dict(source_mask=source_mask, target_mask=target_mask, exemplar_regions=exemplar_regions,
+                    target_regions=target_regions, exemplar_map=exemplar_map, target_map=target_map)
+        return self._manipulate("manipulate", {}, exemplar, edit, model, channel_order, progress, on_id)
 
-    def preview(self, exemplar: Image, max_side: int = 512, **edit) -> Image:
-        """As `manipulate`, computed on a copy at most `max_side` pixels on its long side."""
-        return self._manipulate("preview", {"max_side": max_side}, exemplar, edit.get("source_mask"),
-                                edit.get("target_mask"), edit.get("exemplar_regions"), edit.get("target_regions"),
-                                edit.get("model"), edit.get("channel_order", "rgba"), edit.get("progress"),
-                                edit.get("on_id"))
+    def preview(self, exemplar: Image, max_side: int = 512, for_display: bool = False, *, model: str | None = None,
+                channel_order: str = "rgba", progress=None, on_id=None, **edit) -> Image:
+        """As `manipulate`, computed on a copy at most `max_side` pixels on its long side;
+        `for_display` asks for 8-bit RGBA whatever the exemplar's depth."""
+        params = {"max_side": max_side, "for_display": for_display}
+        return self._manipulate("preview", params, exemplar, edit, model, channel_order, progress, on_id)
 
-    def _manipulate(self, op, params, exemplar, source_mask, target_mask, exemplar_regions, target_regions,
-                    model, channel_order, progress, on_id) -> Image:
+    def _manipulate(self, op, params, exemplar, edit, model, channel_order, progress, on_id) -> Image:
         buffers = {"exemplar": exemplar.buffer()}
-        for name, buffer in (("source_mask", source_mask), ("target_mask", target_mask),
-                             ("exemplar_regions", exemplar_regions), ("target_regions", target_regions)):
-            if buffer is not None:
-                buffers[name] = buffer
+        for name, value in edit.items():
+            if value is not None:
+                buffers[name] = value.buffer() if isinstance(value, Image) else value
         params = dict(params, channel_order=channel_order)
         if model:
             params["model"] = model

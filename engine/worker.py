@@ -27,7 +27,8 @@ from .errors import InputError
 from .imageio import DEFAULT_MAX_PIXELS
 from .models import DEFAULT_MODEL, model_names
 from .pipeline import edit_labels, run
-from .regions import colour_map, resize_labels
+from .imageio import to_rgb8
+from .regions import colour_map, maps_from_colour_pair, resize_labels
 
 DEFAULT_IDLE_TIMEOUT = 600.0
 PROGRESS_INTERVAL = 0.1  # seconds between progress replies of one stage
@@ -185,7 +186,7 @@ class Worker:
 
     def manipulate(self, request_id, params, buffers, max_side: int | None = None) -> None:
         pixels, dtype = self.image(buffers, "exemplar", params)
-        exemplar_labels, target_labels = self.edit(buffers, pixels.shape[:2])
+        exemplar_labels, target_labels = self.edit(buffers, params, pixels.shape[:2])
         model = params.get("model", DEFAULT_MODEL)
         if not isinstance(model, str):
             raise InputError("the model name must be text")
@@ -194,7 +195,13 @@ class Worker:
         start = time.perf_counter()
         result = run(pixels, exemplar_labels, target_labels, model=model, progress=self.progress_for(request_id)).pixels
         seconds = time.perf_counter() - start
-        out = to_samples(result, dtype, params.get("channel_order", "rgba"))
+        if params.get("for_display"):  # 8-bit RGBA whatever the document's depth, for previews
+            rgba = np.concatenate([to_rgb8(result), np.full(result.shape[:2] + (1,), 255, np.uint8)], axis=2)
+            if result.shape[2] == 4:
+                rgba[:, :, 3] = np.clip(result[:, :, 3] * 255 + 0.5, 0, 255).astype(np.uint8)
+            out, dtype = np.ascontiguousarray(rgba), "uint8"
+        else:
+            out = to_samples(result, dtype, params.get("channel_order", "rgba"))
         self.reply(request_id, "result", buffers={"image": Buffer(out, out.shape, dtype)},
                    params={"seconds": round(seconds, 4)})
 
@@ -231,15 +238,31 @@ class Worker:
             pixels[:, :, :3] = pixels[:, :, 2::-1].copy()
         return pixels, buffer.dtype
 
-    def edit(self, buffers, shape) -> tuple[np.ndarray, np.ndarray]:
-        """Label maps from either two masks or two region maps, checked against `shape`."""
-        masks = {"source_mask", "target_mask"} & buffers.keys()
-        maps = {"exemplar_regions", "target_regions"} & buffers.keys()
-        if masks and maps or len(masks | maps) != 2:
+    def edit(self, buffers, params, shape) -> tuple[np.ndarray, np.ndarray]:
+        """Label maps from two masks, two region-id maps, or two painted colour maps (images in
+        the exemplar's layout), checked against `shape`."""
+        kinds = [
+            {"source_mask", "target_mask"} & buffers.keys(),
+            {"exemplar_regions", "target_regions"} & buffers.keys(),
+            {"exemplar_map", "target_map"} & buffers.keys(),
+        ]
+        given = [kind for kind in kinds if kind]
+        if len(given) != 1 or len(given[0]) != 2:
             raise InputError("give either a source and a target selection, or two region maps")
+        masks, _, painted = kinds
         if masks:
             source, target = (self.mask(buffers[n], n) for n in ("source_mask", "target_mask"))
             return edit_labels(shape, source, target)
+        if painted:
+            pictures = []
+            for name in ("exemplar_map", "target_map"):
+                pixels, _ = self.image(buffers, name, params)
+                if pixels.shape[:2] != tuple(shape):
+                    raise InputError(f"the {name.replace('_', ' ')} is {pixels.shape[1]}x{pixels.shape[0]} "
+                                     f"but the exemplar is {shape[1]}x{shape[0]}")
+                pictures.append(to_rgb8(pixels))
+            exemplar_labels, target_labels, _ = maps_from_colour_pair(*pictures)
+            return exemplar_labels, target_labels
         labels = []
         for name in ("exemplar_regions", "target_regions"):
             buffer = buffers[name]

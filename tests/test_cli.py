@@ -2,7 +2,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from engine import imageio
 from engine.cli import SAMPLES, main

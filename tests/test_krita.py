@@ -2,7 +2,6 @@
 kritarunner, talking to a real worker. Skipped where Krita is not installed (CI installs it)."""
 
 import json
-import os
 import shutil
 import subprocess
 
@@ -107,7 +106,7 @@ def test_segment_adds_a_flat_colour_layer(krita_run):
 @pytest.mark.parametrize("case,message", [
     ("no_source_mask", "local selection mask"),
     ("no_target", "Select where the region should go"),
-    ("empty_source", "selection mask is empty"),
+    ("empty_source", "selection mask of the region to move is empty"),
     ("grey_document", "GRAYA colour. Convert the image to RGB/Alpha"),
 ])
 def test_errors_leave_the_document_untouched(krita_run, case, message):
@@ -124,7 +123,12 @@ def _system_env(home, **extra):
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="Xvfb is not installed")
-def test_plugin_loads_in_the_gui_with_its_actions_in_the_filter_menu(tmp_path):
+def test_gui_menu_entries_dialog_and_result(krita_run, tmp_path):
+    """Real Krita with a window: the installed plug-in loads, its actions sit in the Filter menu,
+    and "Manipulate region from exemplar..." (dialog defaults accepted by the test hook) adds the
+    engine's result above the exemplar while the UI keeps running."""
+    work, _, pixels, source, target = krita_run
+    (work / "gui_spec.json").write_text(json.dumps({"width": WIDTH, "height": HEIGHT}))
     home, out = tmp_path / "home", tmp_path / "out"
     out.mkdir()
     profile = home / ".local" / "share" / "krita"
@@ -133,16 +137,28 @@ def test_plugin_loads_in_the_gui_with_its_actions_in_the_filter_menu(tmp_path):
     shutil.copy(probe / "simnet_test_probe.desktop", profile / "pykrita")
     shutil.copytree(probe / "simnet_test_probe", profile / "pykrita" / "simnet_test_probe")
     set_enabled(home / ".config" / "kritarc", True, "simnet_test_probe")
+    env = _system_env(home, SIMNET_PROBE_OUT=str(out), SIMNET_PROBE_WORK=str(work), SIMNET_TEST_ACCEPT_DIALOG="1",
+                      SIMNET_TEST_DIALOG_SCREENSHOT=str(out / "dialog.png"))
     completed = subprocess.run(
         ["timeout", "180", "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
-        env=_system_env(home, SIMNET_PROBE_OUT=str(out)), capture_output=True, text=True,
+        env=env, capture_output=True, text=True,
     )
     log = completed.stdout + completed.stderr
     assert "Error loading plugin" not in log
     assert (out / "gui.json").exists(), log[-3000:]
     found = json.loads((out / "gui.json").read_text())
+    assert "crash" not in found, found.get("crash")
     assert "simnet_manipulate.extension" in found["extensions"]
     assert found["simnet_manipulate"] == "Manipulate region from exemplar..."
     assert found["simnet_segment"] == "Segment exemplar into regions"
     assert {"simnet_manipulate", "simnet_segment"} <= set(found["menus"]["Filter"])
-    assert (out / "krita_window.png").stat().st_size > 10_000  # the window, kept as an artefact
+    run = found["manipulate"]
+    assert run["layers"] == ["Background", "Exemplar", "Manipulated Exemplar"] and run["exemplar_unchanged"]
+    got = np.fromfile(out / "gui_result.raw", np.uint8).reshape(HEIGHT, WIDTH, 4)
+    held = np.fromfile(work / "U8.raw", np.uint8).reshape(HEIGHT, WIDTH, 4)[:, :, [2, 1, 0, 3]] / np.float32(255)
+    assert np.array_equal(got, _layout(manipulate_masks(held, source / 255.0, target / 255.0), "U8"))
+    # the UI thread kept running: the 50 ms timer fired through the dialog and the job
+    assert run["timer_ticks"] >= 0.5 * run["seconds"] / 0.05
+    for artefact in ("krita_window.png", "dialog.png"):  # kept for a person to look at
+        assert (out / artefact).stat().st_size > 5_000
+        shutil.copy(out / artefact, REPO / "tests" / "artefacts" / artefact) if (REPO / "tests" / "artefacts").is_dir() else None

@@ -339,3 +339,26 @@ def test_worker_listens_on_no_port(engine_client):
     pid = engine_client.hello()["pid"]
     sockets = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
     assert not [s for s in sockets if s.startswith("socket:")]
+
+
+def test_painted_colour_maps_and_display_previews(engine_client):
+    pixels = (textured(HEIGHT, WIDTH, 4) * 65535).astype(np.uint16)
+    red, white = (65535, 0, 0, 65535), (65535, 65535, 65535, 65535)
+    exemplar_map = np.empty((HEIGHT, WIDTH, 4), np.uint16)
+    exemplar_map[:] = white
+    exemplar_map[square_mask(HEIGHT, WIDTH, 10, 20, 25)] = red
+    target_map = np.empty_like(exemplar_map)
+    target_map[:] = white
+    target_map[square_mask(HEIGHT, WIDTH, 70, 30, 30)] = red
+    as_image = lambda a: Image(a.tobytes(), WIDTH, HEIGHT, 4, "uint16")  # noqa: E731
+    result = engine_client.manipulate(as_image(pixels), exemplar_map=as_image(exemplar_map), target_map=as_image(target_map))
+    labels = square_mask(HEIGHT, WIDTH, 10, 20, 25).astype(np.int32)
+    direct = manipulate(pixels / np.float32(65535), labels, square_mask(HEIGHT, WIDTH, 70, 30, 30).astype(np.int32))
+    got = np.frombuffer(result.data, np.uint16).reshape(HEIGHT, WIDTH, 4)
+    assert np.abs(got / 65535.0 - direct).max() <= 1 / 65535 + 1e-6
+    preview = engine_client.preview(as_image(pixels), max_side=60, for_display=True,
+                                    exemplar_map=as_image(exemplar_map), target_map=as_image(target_map))
+    assert (preview.width, preview.height, preview.channels, preview.dtype) == (60, 45, 4, "uint8")
+    with pytest.raises(EngineError, match="Give either"):
+        engine_client.manipulate(as_image(pixels), exemplar_map=as_image(exemplar_map),
+                                 source_mask=mask_buffer(bytes(WIDTH * HEIGHT), WIDTH, HEIGHT))

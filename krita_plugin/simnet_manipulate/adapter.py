@@ -1,9 +1,14 @@
-"""What the Krita actions do, as plain Python over `krita_host` and the engine client: read
-the exemplar and the edit, ask the engine, add the result as a new layer. Tests drive these
-functions in real Krita without any window."""
+"""What the Krita actions do, as plain Python over `krita_host` and the engine client, in three
+steps: read the document into a request (UI thread: Krita may only be called from there), ask the
+engine (any thread), add the result as a new layer (UI thread). Tests drive these functions in
+real Krita without any window."""
+
+from dataclasses import dataclass
 
 from . import krita_host as host
 from .client import EngineError, Image, mask_buffer
+
+PREVIEW_SIDE = 384
 
 
 class PluginError(Exception):
@@ -30,35 +35,114 @@ def _selected(mask):
     return mask is not None and any(mask)
 
 
-def manipulate_with_selections(client, document, node, progress=None, model=None, on_id=None):
-    """Move/reshape what the exemplar's local selection mask selects into the global selection.
-    Returns the new layer."""
-    image, order = exemplar_image(document, node)
-    masks = host.selection_masks(node)
-    if not masks:
+@dataclass
+class Edit:
+    """What the dialog chose. With region maps, `exemplar_map` and `target_map` are paint layers
+    holding flat colours; otherwise `source` is a selection mask (the exemplar's own local one
+    by default) and the target is the current selection."""
+
+    exemplar: object
+    source: object = None
+    exemplar_map: object = None
+    target_map: object = None
+    model: str = None
+
+    @property
+    def uses_maps(self):
+        return self.exemplar_map is not None or self.target_map is not None
+
+
+def default_edit(document, node):
+    """The dialog's defaults: the active layer and its topmost local selection mask."""
+    masks = host.selection_masks(node) if node is not None else []
+    return Edit(exemplar=node, source=masks[0] if masks else None)
+
+
+@dataclass
+class Request:
+    """Everything the engine needs, read out of the document."""
+
+    image: Image
+    order: str
+    buffers: dict
+    model: str = None
+
+
+def request_for(document, edit):
+    """Read the exemplar and the edit out of the document, checking everything the artist can
+    fix. UI thread."""
+    if edit.exemplar is None:
+        raise PluginError("Choose the exemplar layer.")
+    image, order = exemplar_image(document, edit.exemplar)
+    width, height = image.width, image.height
+    if edit.uses_maps:
+        if edit.exemplar_map is None or edit.target_map is None:
+            raise PluginError("Choose both region-map layers: the exemplar's map and the edited one.")
+        maps = {}
+        for key, node in (("exemplar_map", edit.exemplar_map), ("target_map", edit.target_map)):
+            picture, map_order = exemplar_image(document, node)
+            if map_order != order or picture.dtype != image.dtype:
+                raise PluginError("The region-map layers must be in the document's colour space.")
+            maps[key] = picture
+        return Request(image, order, maps, edit.model)
+    if edit.source is None:
         raise PluginError("Mark the region to move with a local selection mask on the exemplar layer "
                           "(Layer > New > Local Selection), then select where it should go.")
-    source = host.read_mask(document, masks[0])
+    source = host.read_mask(document, edit.source)
     if not _selected(source):
-        raise PluginError("The exemplar's selection mask is empty: paint the region to move into it.")
+        raise PluginError("The selection mask of the region to move is empty: paint the region into it.")
     target = host.read_global_selection(document)
     if not _selected(target):
         raise PluginError("Select where the region should go (the current selection is empty).")
-    width, height = image.width, image.height
+    return Request(image, order, {"source_mask": mask_buffer(source, width, height),
+                                  "target_mask": mask_buffer(target, width, height)}, edit.model)
+
+
+def compute(client, request, progress=None, on_id=None):
+    """The full-resolution result as an Image in the document's layout. Any thread."""
     try:
-        result = client.manipulate(image, source_mask=mask_buffer(source, width, height),
-                                   target_mask=mask_buffer(target, width, height), channel_order=order,
-                                   model=model, progress=progress, on_id=on_id)
+        return client.manipulate(request.image, channel_order=request.order, model=request.model,
+                                 progress=progress, on_id=on_id, **request.buffers)
     except EngineError as error:
         raise PluginError(error.message) from error
-    return host.add_layer_above(document, node, f"Manipulated {host.node_name(node)}", bytes(result.data))
+
+
+def preview(client, request, max_side=PREVIEW_SIDE):
+    """A small 8-bit RGBA result for the dialog. Any thread."""
+    try:
+        return client.preview(request.image, max_side=max_side, for_display=True, channel_order=request.order,
+                              model=request.model, **request.buffers)
+    except EngineError as error:
+        raise PluginError(error.message) from error
+
+
+def insert_result(document, edit, result):
+    """The result as a new layer just above the exemplar (one undo step)."""
+    name = f"Manipulated {host.node_name(edit.exemplar)}"
+    return host.add_layer_above(document, edit.exemplar, name, bytes(result.data))
+
+
+def manipulate_with_selections(client, document, node, progress=None, model=None, on_id=None):
+    """The defaults, start to end: the node's own selection mask into the current selection."""
+    edit = default_edit(document, node)
+    edit.model = model
+    return insert_result(document, edit, compute(client, request_for(document, edit), progress, on_id))
+
+
+def segment_colours(client, image, order, progress=None, max_regions=None):
+    """A colour region map of `image` (from `exemplar_image`), in its layout. Any thread."""
+    try:
+        return client.segment(image, max_regions=max_regions, channel_order=order, progress=progress)[1]
+    except EngineError as error:
+        raise PluginError(error.message) from error
+
+
+def insert_segmentation(document, node, colours):
+    """The map as a new layer above `node`, for the artist to duplicate and repaint."""
+    return host.add_layer_above(document, node, f"Regions of {host.node_name(node)}", bytes(colours.data))
 
 
 def segment_layer(client, document, node, max_regions=None, progress=None):
-    """A colour region map of `node` as a new layer above it, for the artist to duplicate and repaint."""
+    """Segment, then insert: the whole action without a window."""
     image, order = exemplar_image(document, node)
-    try:
-        _, colours = client.segment(image, max_regions=max_regions, channel_order=order, progress=progress)
-    except EngineError as error:
-        raise PluginError(error.message) from error
-    return host.add_layer_above(document, node, f"Regions of {host.node_name(node)}", bytes(colours.data))
+    return insert_segmentation(document, node, segment_colours(client, image, order, progress, max_regions))

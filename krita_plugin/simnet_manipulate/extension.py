@@ -1,12 +1,14 @@
-"""The Filter menu entries. Each reads the active document and layer, runs the adapter with a
-progress dialog (the UI keeps painting while the engine reports progress; Cancel stops the
-engine), and shows any problem in a message box. Nothing is written to the document on failure."""
+"""The Filter menu entries. "Manipulate region from exemplar..." opens the dialog; both then run
+the engine off the UI thread with a progress dialog whose Cancel stops the engine, and change the
+document (one new layer) only on success. Problems are shown in a message box."""
 
 from krita import Extension
 
 from . import adapter, engine_link, krita_host
+from .background import run_and_wait
 from .client import EngineError
-from .qt import WINDOW_MODAL, QApplication, QMessageBox, QProgressDialog
+from .dialog import ManipulateDialog
+from .qt import WINDOW_MODAL, QMessageBox, QProgressDialog
 
 TITLE = "SIM-Net Manipulate"
 
@@ -22,37 +24,66 @@ class SimnetExtension(Extension):
         segment.triggered.connect(self.segment)
 
     def manipulate(self):
-        self._run("Manipulating...", lambda client, document, node, progress, on_id:
-                  adapter.manipulate_with_selections(client, document, node, progress, on_id=on_id))
-
-    def segment(self):
-        self._run("Finding regions...", lambda client, document, node, progress, on_id:
-                  adapter.segment_layer(client, document, node, progress=progress))
-
-    def _run(self, label, job):
         document, node = krita_host.active_document_and_node()
-        if document is None or node is None:
+        if document is None:
             QMessageBox.information(None, TITLE, "Open an image and choose the exemplar layer first.")
             return
-        dialog = QProgressDialog(label, "Cancel", 0, 100)
-        dialog.setWindowTitle(TITLE)
-        dialog.setWindowModality(WINDOW_MODAL)
-        dialog.setMinimumDuration(500)
-        requests = []
+        try:
+            client = engine_link.engine_client()
+            models = run_and_wait(lambda progress: client.hello())["models"]  # may start the worker
+        except (EngineError, OSError, ValueError) as problem:
+            QMessageBox.critical(None, TITLE, _unreachable(problem))
+            return
+        dialog = ManipulateDialog(client, document, node, models)
+        if not (dialog.exec() if hasattr(dialog, "exec") else dialog.exec_()):
+            return
+        edit = dialog.edit()
+        try:
+            request = adapter.request_for(document, edit)
+        except adapter.PluginError as problem:
+            QMessageBox.warning(None, TITLE, str(problem))
+            return
+        self._run("Manipulating...", lambda progress, on_id: adapter.compute(client, request, progress, on_id),
+                  lambda result: adapter.insert_result(document, edit, result))
 
-        def progress(stage, fraction):
-            dialog.setLabelText(f"{label} ({stage})")
-            dialog.setValue(int(fraction * 100))
-            QApplication.processEvents()
-            if dialog.wasCanceled() and requests:
-                engine_link.engine_client().cancel(requests[-1])
+    def segment(self):
+        document, node = krita_host.active_document_and_node()
+        if document is None or node is None:
+            QMessageBox.information(None, TITLE, "Open an image and choose the layer to segment first.")
+            return
+        try:
+            image, order = adapter.exemplar_image(document, node)
+        except adapter.PluginError as problem:
+            QMessageBox.warning(None, TITLE, str(problem))
+            return
+        self._run("Finding regions...",
+                  lambda progress, on_id: adapter.segment_colours(engine_link.engine_client(), image, order, progress),
+                  lambda colours: adapter.insert_segmentation(document, node, colours))
+
+    def _run(self, label, compute, write):
+        """compute(progress, on_id) on a worker thread, then write(result) here."""
+        progress_dialog = QProgressDialog(label, "Cancel", 0, 100)
+        progress_dialog.setWindowTitle(TITLE)
+        progress_dialog.setWindowModality(WINDOW_MODAL)
+        progress_dialog.setMinimumDuration(500)
+        requests = []
+        progress_dialog.canceled.connect(lambda: requests and engine_link.engine_client().cancel(requests[-1]))
+
+        def show(stage, fraction):
+            progress_dialog.setLabelText(f"{label} ({stage})")
+            progress_dialog.setValue(int(fraction * 100))
 
         try:
-            job(engine_link.engine_client(), document, node, progress, requests.append)
+            result = run_and_wait(lambda progress: compute(progress, requests.append), show)
+            write(result)
         except adapter.PluginError as problem:
-            if not dialog.wasCanceled():
+            if not progress_dialog.wasCanceled():
                 QMessageBox.warning(None, TITLE, str(problem))
         except (EngineError, OSError, ValueError) as problem:
-            QMessageBox.critical(None, TITLE, f"The engine could not be reached: {problem}")
+            QMessageBox.critical(None, TITLE, _unreachable(problem))
         finally:
-            dialog.close()
+            progress_dialog.close()
+
+
+def _unreachable(problem):
+    return f"The SIM-Net engine could not be reached: {problem}\n\nReinstall the plug-in with `simnet install-plugin krita`."

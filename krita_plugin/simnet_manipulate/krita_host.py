@@ -65,3 +65,21 @@ def add_layer_above(document, node, name, data):
     node.parentNode().addChildNode(layer, node)
     document.refreshProjection()
     return layer
+
+
+def _walk(node):
+    for child in node.childNodes():
+        yield child
+        yield from _walk(child)
+
+
+def paint_layers(document):
+    """Every paint layer of the document, top of the stack first."""
+    return [n for n in reversed(list(_walk(document.rootNode()))) if n.type() == "paintlayer"]
+
+
+def all_selection_masks(document):
+    """Every selection mask on a layer (local selections, saved selections), top first; the
+    phantom global "Selection Mask" at the top level is not one."""
+    return [n for n in reversed(list(_walk(document.rootNode())))
+            if n.type() == "selectionmask" and n.parentNode() is not None and n.parentNode().parentNode() is not None]

@@ -1,14 +1,28 @@
 """The Qt names this plug-in uses, from PyQt5 (Krita 5) or PyQt6 (Krita 6)."""
 
 try:
-    from PyQt6.QtCore import Qt
-    from PyQt6.QtWidgets import QApplication, QMessageBox, QProgressDialog
+    from PyQt6.QtCore import QEventLoop, QThread, QTimer, Qt, pyqtSignal
+    from PyQt6.QtGui import QImage, QPixmap
+    from PyQt6.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
+                                 QLabel, QMessageBox, QProgressDialog, QRadioButton, QVBoxLayout)
 
     WINDOW_MODAL = Qt.WindowModality.WindowModal
+    RGBA8888 = QImage.Format.Format_RGBA8888
+    KEEP_ASPECT = Qt.AspectRatioMode.KeepAspectRatio
+    OK, CANCEL = QDialogButtonBox.StandardButton.Ok, QDialogButtonBox.StandardButton.Cancel
 except ImportError:
-    from PyQt5.QtCore import Qt
-    from PyQt5.QtWidgets import QApplication, QMessageBox, QProgressDialog
+    from PyQt5.QtCore import QEventLoop, QThread, QTimer, Qt, pyqtSignal
+    from PyQt5.QtGui import QImage, QPixmap
+    from PyQt5.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
+                                 QLabel, QMessageBox, QProgressDialog, QRadioButton, QVBoxLayout)
 
     WINDOW_MODAL = Qt.WindowModal
+    RGBA8888 = QImage.Format_RGBA8888
+    KEEP_ASPECT = Qt.KeepAspectRatio
+    OK, CANCEL = QDialogButtonBox.Ok, QDialogButtonBox.Cancel
 
-__all__ = ["QApplication", "QMessageBox", "QProgressDialog", "WINDOW_MODAL"]
+__all__ = [
+    "QApplication", "QButtonGroup", "QComboBox", "QDialog", "QDialogButtonBox", "QEventLoop", "QFormLayout",
+    "QImage", "QLabel", "QMessageBox", "QPixmap", "QProgressDialog", "QRadioButton", "QThread", "QTimer",
+    "QVBoxLayout", "pyqtSignal", "WINDOW_MODAL", "RGBA8888", "KEEP_ASPECT", "OK", "CANCEL",
+]

@@ -1,27 +1,70 @@
-"""Test only (tests/test_krita.py installs it into a throw-away profile): once Krita's window
-is up, record whether the SIM-Net actions exist and where the Filter menu shows them, save a
-screenshot, write it all to $SIMNET_PROBE_OUT, and quit."""
+"""Test only (tests/test_krita.py installs it into a throw-away profile). Once Krita's window is
+up it records whether the SIM-Net actions exist and where the Filter menu shows them and saves a
+screenshot; with $SIMNET_PROBE_WORK it also builds the prepared document there, makes it active,
+triggers "Manipulate region from exemplar..." (the plug-in's test hook accepts the dialog's
+defaults), and records the layers, the result's pixels and how often a 50 ms UI timer fired
+meanwhile. Everything goes to $SIMNET_PROBE_OUT/gui.json, then Krita quits."""
 
 import json
 import os
+import time
 
-from krita import Extension, Krita
+from krita import Extension, Krita, Selection
 from PyQt5.QtCore import QTimer
+
+
+def manipulate_in_window(window, work, out):
+    spec = json.loads(open(os.path.join(work, "gui_spec.json")).read())
+    width, height = spec["width"], spec["height"]
+    document = Krita.instance().createDocument(width, height, "probe", "RGBA", "U8", "", 72.0)
+    layer = document.createNode("Exemplar", "paintlayer")
+    layer.setPixelData(open(os.path.join(work, "U8.raw"), "rb").read(), 0, 0, width, height)
+    document.rootNode().addChildNode(layer, None)
+    source = Selection()
+    source.setPixelData(open(os.path.join(work, "source.raw"), "rb").read(), 0, 0, width, height)
+    mask = document.createSelectionMask("Source")
+    mask.setSelection(source)
+    layer.addChildNode(mask, None)
+    target = Selection()
+    target.setPixelData(open(os.path.join(work, "target.raw"), "rb").read(), 0, 0, width, height)
+    document.setSelection(target)
+    window.addView(document)
+    Krita.instance().setActiveDocument(document)
+    document.setActiveNode(layer)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(50)
+    start = time.monotonic()
+    Krita.instance().action("simnet_manipulate").trigger()  # returns once the dialog and the job are done
+    elapsed = time.monotonic() - start
+    timer.stop()
+    names = [n.name() for n in document.rootNode().childNodes() if n.type() != "selectionmask"]
+    result = next((n for n in document.rootNode().childNodes() if n.name() == "Manipulated Exemplar"), None)
+    if result is not None:
+        open(os.path.join(out, "gui_result.raw"), "wb").write(bytes(result.pixelData(0, 0, width, height)))
+    return {"layers": names, "seconds": elapsed, "timer_ticks": len(ticks),
+            "exemplar_unchanged": bytes(layer.pixelData(0, 0, width, height)) == open(os.path.join(work, "U8.raw"), "rb").read()}
 
 
 def report():
     window = Krita.instance().activeWindow() or Krita.instance().windows()[0]
-    found = {"extensions": sorted(type(e).__module__ for e in Krita.instance().extensions())}
-    for name in ("simnet_manipulate", "simnet_segment"):
-        action = Krita.instance().action(name)
-        found[name] = None if action is None else action.text()
-    menus = {}
-    for entry in window.qwindow().menuBar().actions():
-        if entry.menu() is not None:
-            menus[entry.menu().objectName() or entry.text()] = [a.objectName() for a in entry.menu().actions()]
-    found["menus"] = menus
     out = os.environ["SIMNET_PROBE_OUT"]
-    window.qwindow().grab().save(os.path.join(out, "krita_window.png"))
+    found = {"extensions": sorted(type(e).__module__ for e in Krita.instance().extensions())}
+    try:
+        for name in ("simnet_manipulate", "simnet_segment"):
+            action = Krita.instance().action(name)
+            found[name] = None if action is None else action.text()
+        menus = {}
+        for entry in window.qwindow().menuBar().actions():
+            if entry.menu() is not None:
+                menus[entry.menu().objectName() or entry.text()] = [a.objectName() for a in entry.menu().actions()]
+        found["menus"] = menus
+        window.qwindow().grab().save(os.path.join(out, "krita_window.png"))
+        if os.environ.get("SIMNET_PROBE_WORK"):
+            found["manipulate"] = manipulate_in_window(window, os.environ["SIMNET_PROBE_WORK"], out)
+    except Exception as error:  # reported to the test, which fails with it
+        found["crash"] = repr(error)
     with open(os.path.join(out, "gui.json"), "w") as handle:
         json.dump(found, handle, indent=1)
     os._exit(0)  # Krita may crash at teardown after a window was opened

@@ -1,0 +1,127 @@
+"""The "Manipulate region from exemplar" dialog: exemplar layer, the edit (selections or region
+maps), model, and a live low-resolution preview that follows every change."""
+
+import os
+
+from . import adapter
+from . import krita_host as host
+from .background import Job
+from .qt import (CANCEL, KEEP_ASPECT, OK, RGBA8888, QButtonGroup, QComboBox, QDialog, QDialogButtonBox,
+                 QFormLayout, QImage, QLabel, QPixmap, QRadioButton, QTimer, QVBoxLayout)
+
+PREVIEW_DELAY_MS = 300
+
+
+class ManipulateDialog(QDialog):
+    def __init__(self, client, document, node, models, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Manipulate region from exemplar")
+        self.client, self.document = client, document
+        self.layers = host.paint_layers(document)
+        self.masks = host.all_selection_masks(document)
+        defaults = adapter.default_edit(document, node)
+        self.exemplar = self._combo([host.node_name(n) for n in self.layers], self._index(self.layers, node))
+        self.by_selection = QRadioButton("Move a selection: the region's selection mask into the current selection")
+        self.by_maps = QRadioButton("Re-lay-out with region maps: the exemplar's map and an edited copy")
+        modes = QButtonGroup(self)
+        for button in (self.by_selection, self.by_maps):
+            modes.addButton(button)
+        self.by_selection.setChecked(True)
+        self.source = self._combo([self._mask_label(m) for m in self.masks], self._index(self.masks, defaults.source))
+        self.exemplar_map = self._combo([host.node_name(n) for n in self.layers], 0)
+        self.target_map = self._combo([host.node_name(n) for n in self.layers], 0)
+        self.model = self._combo(models, 0)
+        self.preview_label = QLabel("Preview")
+        self.preview_label.setMinimumSize(adapter.PREVIEW_SIDE, adapter.PREVIEW_SIDE * 2 // 3)
+        buttons = QDialogButtonBox(OK | CANCEL)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form = QFormLayout()
+        form.addRow("Exemplar layer", self.exemplar)
+        form.addRow(self.by_selection)
+        form.addRow("Region to move", self.source)
+        form.addRow(self.by_maps)
+        form.addRow("Exemplar's region map", self.exemplar_map)
+        form.addRow("Edited region map", self.target_map)
+        form.addRow("Model", self.model)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.preview_label)
+        layout.addWidget(buttons)
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self._start_preview)
+        self.job = None
+        for widget in (self.exemplar, self.source, self.exemplar_map, self.target_map, self.model):
+            widget.currentIndexChanged.connect(self._changed)
+        self.by_selection.toggled.connect(self._changed)
+        self._changed()
+
+    @staticmethod
+    def _combo(items, index):
+        box = QComboBox()
+        box.addItems(items)
+        if items:
+            box.setCurrentIndex(max(0, index))
+        return box
+
+    @staticmethod
+    def _index(nodes, node):
+        return next((i for i, n in enumerate(nodes) if node is not None and n == node), 0)
+
+    @staticmethod
+    def _mask_label(mask):
+        return f"{host.node_name(mask)} (on {host.node_name(mask.parentNode())})"
+
+    def edit(self):
+        """The choices as an adapter.Edit."""
+        pick = lambda nodes, box: nodes[box.currentIndex()] if nodes and box.currentIndex() >= 0 else None  # noqa: E731
+        edit = adapter.Edit(exemplar=pick(self.layers, self.exemplar), model=self.model.currentText() or None)
+        if self.by_maps.isChecked():
+            edit.exemplar_map, edit.target_map = pick(self.layers, self.exemplar_map), pick(self.layers, self.target_map)
+        else:
+            edit.source = pick(self.masks, self.source)
+        return edit
+
+    def _changed(self, *_):
+        maps = self.by_maps.isChecked()
+        self.source.setEnabled(not maps)
+        self.exemplar_map.setEnabled(maps)
+        self.target_map.setEnabled(maps)
+        self.timer.start(PREVIEW_DELAY_MS)
+
+    def _start_preview(self):
+        if self.job is not None and self.job.isRunning():
+            self.timer.start(PREVIEW_DELAY_MS)  # one preview at a time; try again shortly
+            return
+        try:
+            request = adapter.request_for(self.document, self.edit())  # read here: Krita's thread
+        except adapter.PluginError as problem:
+            self.preview_label.setText(str(problem))
+            self._test_hooks()
+            return
+        self.preview_label.setText("Computing the preview...")
+        self.job = Job(lambda progress: adapter.preview(self.client, request))
+        self.job.succeeded.connect(self._show_preview)
+        self.job.failed.connect(lambda error: self.preview_label.setText(str(error)))
+        self.job.finished.connect(self._test_hooks)
+        self.job.start()
+
+    def _show_preview(self, image):
+        picture = QImage(bytes(image.data), image.width, image.height, image.width * 4, RGBA8888).copy()
+        pixmap = QPixmap.fromImage(picture).scaled(self.preview_label.width(), self.preview_label.height(), KEEP_ASPECT)
+        self.preview_label.setPixmap(pixmap)
+
+    def _test_hooks(self):
+        """Tests only: save a screenshot, and accept the defaults once the first preview is in."""
+        screenshot = os.environ.get("SIMNET_TEST_DIALOG_SCREENSHOT")
+        if screenshot:
+            self.grab().save(screenshot)
+        if os.environ.get("SIMNET_TEST_ACCEPT_DIALOG"):
+            self.accept()
+
+    def done(self, result):
+        self.timer.stop()
+        if self.job is not None:
+            self.job.wait()
+        super().done(result)
