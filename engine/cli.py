@@ -132,12 +132,12 @@ def _read_colour_map(path: Path, max_pixels: int) -> np.ndarray:
 
 
 def _manipulate(
-    exemplar_path: Path,
     exemplar_maps: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     output: Path,
     explain: Path | None,
     args: argparse.Namespace,
     picture: imageio.Picture,
+    soft_target: np.ndarray | None = None,
 ) -> None:
     exemplar_labels, target_labels, palette = exemplar_maps
     for path in filter(None, (output, explain)):
@@ -152,6 +152,7 @@ def _manipulate(
         progress=progress,
         max_regions=args.max_regions,
         explain=explain is not None,
+        soft_target=soft_target,
     )
     progress("writing", 0.0)
     imageio.write_image(output, result.pixels, picture.bit_depth)
@@ -177,14 +178,15 @@ def command_manipulate(args: argparse.Namespace) -> None:
         exemplar_labels, target_labels, palette = regions.maps_from_colour_pair(
             _read_colour_map(args.regions, args.max_pixels), _read_colour_map(args.target, args.max_pixels)
         )
+        soft_target = None
     else:
         if args.source_mask is None or args.target_mask is None:
             raise InputError("--source-mask and --target-mask go together: give both masks")
         source = imageio.read_mask(args.source_mask, args.max_pixels)
         target = imageio.read_mask(args.target_mask, args.max_pixels)
         exemplar_labels, target_labels = edit_labels(picture.pixels.shape[:2], source, target)
-        palette = None
-    _manipulate(args.exemplar, (exemplar_labels, target_labels, palette), args.output, args.explain, args, picture)
+        palette, soft_target = None, target
+    _manipulate((exemplar_labels, target_labels, palette), args.output, args.explain, args, picture, soft_target)
 
 
 def command_segment(args: argparse.Namespace) -> None:
@@ -207,7 +209,7 @@ def command_demo(args: argparse.Namespace) -> None:
         _read_colour_map(SAMPLES / "etretat.edited.png", args.max_pixels),
     )
     output = args.output_dir / "etretat.result.png"
-    _manipulate(SAMPLES / "etretat.jpg", maps, output, args.output_dir / "etretat.explain.png", args, picture)
+    _manipulate(maps, output, args.output_dir / "etretat.explain.png", args, picture)
 
 
 def command_worker(args: argparse.Namespace) -> None:

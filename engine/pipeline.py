@@ -60,10 +60,12 @@ def run(
     progress: Progress | None = None,
     max_regions: int = DEFAULT_MAX_REGIONS,
     explain: bool = False,
+    soft_target: np.ndarray | None = None,
 ) -> Manipulation:
     """Manipulate `exemplar` (H, W, C) float32 so that region i of `exemplar_regions` fills
     region i of `target_regions` (label maps, resized to the exemplar if only their scale
-    differs). Returns a `Manipulation`."""
+    differs). For a two-region edit, `soft_target` (H, W) in [0, 1] lays region 1 in with that
+    coverage (a feathered selection) and region 0 with the rest. Returns a `Manipulation`."""
     exemplar = _check_exemplar(exemplar)
     height, width = exemplar.shape[:2]
     exemplar_labels = fit_labels(np.asarray(exemplar_regions), height, width, "exemplar region map")
@@ -90,8 +92,18 @@ def run(
         motions,
         want_dominant=explain,
         on_progress=lambda fraction: report("transport", fraction),
+        alphas=_soft_alphas(soft_target, motions, (height, width)),
     )
     return Manipulation(result.pixels, exemplar_labels, target_labels, motions, result.dominant_motion)
+
+
+def _soft_alphas(soft_target, motions, shape):
+    if soft_target is None:
+        return None
+    if sorted(motions) != [0, 1] or soft_target.shape != tuple(shape):
+        raise InputError("a soft target applies to a two-region edit at the exemplar's size")
+    coverage = np.clip(soft_target, 0.0, 1.0).astype(np.float32)
+    return {1: coverage, 0: 1.0 - coverage}
 
 
 def manipulate(
@@ -114,10 +126,12 @@ def manipulate_masks(
     progress: Progress | None = None,
 ) -> np.ndarray:
     """Move/reshape what `source_mask` selects into `target_mask` (both (H, W) in [0, 1],
-    the exemplar's size). Returns (H, W, C) float32."""
+    the exemplar's size). The region is what the source selects at 50% or more; it is laid in
+    with the target mask's own soft coverage (feathered edges stay feathered). Returns
+    (H, W, C) float32."""
     exemplar = _check_exemplar(exemplar)
     exemplar_labels, target_labels = edit_labels(exemplar.shape[:2], source_mask, target_mask)
-    return manipulate(exemplar, exemplar_labels, target_labels, model, progress)
+    return run(exemplar, exemplar_labels, target_labels, model, progress, soft_target=target_mask).pixels
 
 
 def edit_labels(

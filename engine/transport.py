@@ -203,21 +203,25 @@ def composite(
     feather: float = EDGE_FEATHER,
     want_dominant: bool = False,
     on_progress: Callable[[float], None] | None = None,
+    alphas: dict[int, np.ndarray] | None = None,
 ) -> Composite:
     """Transport every region into its place in the target map and lay them together.
 
     exemplar: (H, W, C) float32; exemplar_labels, target_labels: (H, W) int; motions: one per id
     of the target map. Returns a `Composite` with pixels (H, W, C) float32. `on_progress(fraction)`
-    is called after each motion of each region.
+    is called after each motion of each region. `alphas` may give regions their own coverage
+    (H, W) in [0, 1] instead of their feathered target mask (a soft selection); together the
+    coverages must still sum to one.
     """
     result = np.zeros_like(exemplar, dtype=np.float32)
     dominant = np.full(exemplar.shape[:2], -1, np.int16) if want_dominant else None
     owner_alpha = np.zeros(exemplar.shape[:2], np.float32) if want_dominant else None
     margin = int(np.ceil(4 * feather)) + 1 if feather > 0 else 0
     ids = sorted(motions)
+    alphas = alphas or {}
     for done, region in enumerate(ids):
         target_mask = target_labels == region
-        box = bounding_box(target_mask, margin)
+        box = bounding_box(alphas[region] > 0, 0) if region in alphas else bounding_box(target_mask, margin)
         if box is None:
             continue
         source_mask = region_interior(exemplar_labels == region)
@@ -225,7 +229,10 @@ def composite(
         pixels, region_dominant = transport_region(
             exemplar, source_mask, motions[region], box, want_dominant, step
         )
-        alpha = feathered_mask(target_mask, box, feather)
+        if region in alphas:
+            alpha = alphas[region][box[1] : box[3], box[0] : box[2]].astype(np.float32)
+        else:
+            alpha = feathered_mask(target_mask, box, feather)
         x0, y0, x1, y1 = box
         result[y0:y1, x0:x1] += pixels * alpha[:, :, None]
         if want_dominant:

@@ -186,14 +186,16 @@ class Worker:
 
     def manipulate(self, request_id, params, buffers, max_side: int | None = None) -> None:
         pixels, dtype = self.image(buffers, "exemplar", params)
-        exemplar_labels, target_labels = self.edit(buffers, params, pixels.shape[:2])
+        exemplar_labels, target_labels, soft_target = self.edit(buffers, params, pixels.shape[:2])
         model = params.get("model", DEFAULT_MODEL)
         if not isinstance(model, str):
             raise InputError("the model name must be text")
         if max_side is not None:
-            pixels, exemplar_labels, target_labels = shrink(pixels, exemplar_labels, target_labels, max_side)
+            pixels, exemplar_labels, target_labels, soft_target = shrink(
+                pixels, exemplar_labels, target_labels, soft_target, max_side)
         start = time.perf_counter()
-        result = run(pixels, exemplar_labels, target_labels, model=model, progress=self.progress_for(request_id)).pixels
+        result = run(pixels, exemplar_labels, target_labels, model=model, progress=self.progress_for(request_id),
+                     soft_target=soft_target).pixels
         seconds = time.perf_counter() - start
         if params.get("for_display"):  # 8-bit RGBA whatever the document's depth, for previews
             rgba = np.concatenate([to_rgb8(result), np.full(result.shape[:2] + (1,), 255, np.uint8)], axis=2)
@@ -238,9 +240,9 @@ class Worker:
             pixels[:, :, :3] = pixels[:, :, 2::-1].copy()
         return pixels, buffer.dtype
 
-    def edit(self, buffers, params, shape) -> tuple[np.ndarray, np.ndarray]:
+    def edit(self, buffers, params, shape) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Label maps from two masks, two region-id maps, or two painted colour maps (images in
-        the exemplar's layout), checked against `shape`."""
+        the exemplar's layout), checked against `shape`; and the soft target mask, if any."""
         kinds = [
             {"source_mask", "target_mask"} & buffers.keys(),
             {"exemplar_regions", "target_regions"} & buffers.keys(),
@@ -252,7 +254,7 @@ class Worker:
         masks, _, painted = kinds
         if masks:
             source, target = (self.mask(buffers[n], n) for n in ("source_mask", "target_mask"))
-            return edit_labels(shape, source, target)
+            return (*edit_labels(shape, source, target), target)
         if painted:
             pictures = []
             for name in ("exemplar_map", "target_map"):
@@ -262,7 +264,7 @@ class Worker:
                                      f"but the exemplar is {shape[1]}x{shape[0]}")
                 pictures.append(to_rgb8(pixels))
             exemplar_labels, target_labels, _ = maps_from_colour_pair(*pictures)
-            return exemplar_labels, target_labels
+            return exemplar_labels, target_labels, None
         labels = []
         for name in ("exemplar_regions", "target_regions"):
             buffer = buffers[name]
@@ -272,7 +274,7 @@ class Worker:
                 raise InputError(f"the {name.replace('_', ' ')} map is {buffer.shape[1]}x{buffer.shape[0]} but "
                                  f"the exemplar is {shape[1]}x{shape[0]}")
             labels.append(np.frombuffer(buffer.data, DTYPES[buffer.dtype]).reshape(buffer.shape).astype(np.int32))
-        return labels[0], labels[1]
+        return labels[0], labels[1], None
 
     @staticmethod
     def mask(buffer: Buffer, name: str) -> np.ndarray:
@@ -287,15 +289,18 @@ class Worker:
         return mask
 
 
-def shrink(pixels, exemplar_labels, target_labels, max_side: int):
-    """A copy at most `max_side` on its long side (area-averaged pixels, nearest labels)."""
+def shrink(pixels, exemplar_labels, target_labels, soft_target, max_side: int):
+    """A copy at most `max_side` on its long side (area-averaged pixels and soft mask, nearest
+    labels)."""
     height, width = pixels.shape[:2]
     scale = max_side / max(height, width)
     if scale >= 1.0:
-        return pixels, exemplar_labels, target_labels
+        return pixels, exemplar_labels, target_labels, soft_target
     h, w = max(1, round(height * scale)), max(1, round(width * scale))
-    small = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, -1)
-    return small, resize_labels(exemplar_labels, h, w), resize_labels(target_labels, h, w)
+    area = lambda a: cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA).reshape((h, w) + a.shape[2:])  # noqa: E731
+    small_target = resize_labels(target_labels, h, w)
+    soft = None if soft_target is None else area(soft_target)
+    return area(pixels), resize_labels(exemplar_labels, h, w), small_target, soft
 
 
 def to_samples(pixels: np.ndarray, dtype: str, order: str) -> np.ndarray:

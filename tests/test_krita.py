@@ -57,6 +57,8 @@ def krita_run(tmp_path_factory):
         dict(name="empty_source", action="manipulate", model="RGBA", depth="U8", width=WIDTH, height=HEIGHT,
              pixels="U8.raw", source="empty.raw", target="target.raw"),
     ]
+    cases.append(dict(name="engine_missing", action="manipulate", model="RGBA", depth="U8", width=WIDTH,
+                      height=HEIGHT, pixels="U8.raw", source="source.raw", target="target.raw", engine="missing"))
     np.zeros((HEIGHT, WIDTH, 2), np.uint8).tofile(work / "gray.raw")
     cases.append(dict(name="grey_document", action="manipulate", model="GRAYA", depth="U8", width=WIDTH, height=HEIGHT,
                       pixels="gray.raw", source="source.raw", target="target.raw"))
@@ -108,6 +110,7 @@ def test_segment_adds_a_flat_colour_layer(krita_run):
     ("no_target", "Select where the region should go"),
     ("empty_source", "selection mask of the region to move is empty"),
     ("grey_document", "GRAYA colour. Convert the image to RGB/Alpha"),
+    ("engine_missing", "engine could not be started. Reinstall the plug-in with `simnet install-plugin`"),
 ])
 def test_errors_leave_the_document_untouched(krita_run, case, message):
     _, outcome, *_ = krita_run

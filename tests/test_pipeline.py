@@ -93,3 +93,18 @@ def test_progress_is_reported_to_completion():
     seen = []
     manipulate(exemplar, figure.astype(int), figure.astype(int), progress=lambda s, f: seen.append((s, f)))
     assert seen[-1] == ("transport", 1.0) and ("motion", 1.0) in seen
+
+
+def test_soft_target_selection_keeps_its_feathered_edge():
+    exemplar, figure = _scene()
+    target = np.zeros((120, 160), np.float32)
+    target[50:80, 100:130] = 1.0
+    target[50:80, 96:100] = np.linspace(0.2, 0.8, 4)[None, :]  # a feathered left edge
+    soft = manipulate_masks(exemplar, figure.astype(np.float32), target)
+    hard = manipulate_masks(exemplar, figure.astype(np.float32), (target >= 0.5).astype(np.float32))
+    background = manipulate_masks(exemplar, figure.astype(np.float32), np.pad(np.ones((2, 2)), ((0, 118), (0, 158))).astype(np.float32))
+    assert np.abs(soft[55:75, 105:125] - hard[55:75, 105:125]).max() < 1e-5  # inside: the same
+    # on the feathered band the result mixes the moved region with the background by the mask
+    column = 97  # coverage 0.4
+    mix = 0.4 * hard[55:75, column] + 0.6 * background[55:75, column]
+    assert np.abs(soft[55:75, column] - mix).max() < 0.05

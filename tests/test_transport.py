@@ -123,3 +123,17 @@ def test_alpha_travels_with_the_pixels():
     shift = np.array([[1.0, 0, 3], [0, 1.0, 0]])
     result = transport.composite(exemplar, labels, labels, {0: _motion([shift], 30, 30)}).pixels
     assert np.allclose(result[:, :20, 3], exemplar[:, 3:23, 3], atol=1e-5)
+
+
+def test_explicit_alphas_blend_regions_by_their_coverage():
+    exemplar = textured(30, 40)
+    labels = np.zeros((30, 40), np.int32)
+    labels[:, 20:] = 1
+    shift = np.array([[1.0, 0, 5], [0, 1.0, 0]])
+    motions = {0: _motion([IDENTITY], 30, 40), 1: _motion([shift], 30, 40)}
+    coverage = np.tile(np.linspace(0, 1, 40, dtype=np.float32), (30, 1))
+    result = transport.composite(exemplar, labels, labels, motions, alphas={1: coverage, 0: 1 - coverage}).pixels
+    moved = transport.composite(exemplar, labels, labels, motions, alphas={1: np.ones_like(coverage), 0: np.zeros_like(coverage)}).pixels
+    still = transport.composite(exemplar, labels, labels, motions, alphas={1: np.zeros_like(coverage), 0: np.ones_like(coverage)}).pixels
+    assert np.allclose(result, coverage[..., None] * moved + (1 - coverage[..., None]) * still, atol=1e-5)
+    assert np.abs(still - exemplar).max() < 1e-5

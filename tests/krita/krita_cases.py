@@ -18,8 +18,10 @@ def main(args):
         from krita import Krita, Selection
 
         from simnet_manipulate import adapter, engine_link
+        from simnet_manipulate.client import Client
 
-        client = engine_link.engine_client()
+        working = engine_link.engine_client()
+        missing = Client(["/nonexistent/python3", "-m", "engine", "worker"])  # an uninstalled engine
         for case in spec["cases"]:
             width, height = case["width"], case["height"]
             document = Krita.instance().createDocument(width, height, case["name"], case["model"], case["depth"], "", 72.0)
@@ -39,6 +41,7 @@ def main(args):
                 document.setSelection(target)
             before = bytes(layer.pixelData(0, 0, width, height))
             record = {}
+            client = missing if case.get("engine") == "missing" else working
             try:
                 if case["action"] == "manipulate":
                     new = adapter.manipulate_with_selections(client, document, layer)
