@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from engine import manipulate_masks
+from engine import manipulate, manipulate_masks
 from engine.install import install_krita, set_enabled
 
 from .conftest import REPO, square_mask, textured
@@ -57,6 +57,13 @@ def krita_run(tmp_path_factory):
         dict(name="empty_source", action="manipulate", model="RGBA", depth="U8", width=WIDTH, height=HEIGHT,
              pixels="U8.raw", source="empty.raw", target="target.raw"),
     ]
+    red, white = np.array([1.0, 0.1, 0.1, 1.0]), np.ones(4)
+    exemplar_map = np.where(square_mask(HEIGHT, WIDTH, 8, 10, 24)[..., None], red, white)
+    edited_map = np.where(square_mask(HEIGHT, WIDTH, 50, 20, 30)[..., None], red, white)
+    _layout(exemplar_map, "U16").tofile(work / "map_a.raw")
+    _layout(edited_map, "U16").tofile(work / "map_b.raw")
+    cases.append(dict(name="maps_U16", action="maps", model="RGBA", depth="U16", width=WIDTH, height=HEIGHT,
+                      pixels="U16.raw", exemplar_map="map_a.raw", target_map="map_b.raw"))
     cases.append(dict(name="engine_missing", action="manipulate", model="RGBA", depth="U8", width=WIDTH,
                       height=HEIGHT, pixels="U8.raw", source="source.raw", target="target.raw", engine="missing"))
     np.zeros((HEIGHT, WIDTH, 2), np.uint8).tofile(work / "gray.raw")
@@ -94,6 +101,19 @@ def test_result_layer_matches_the_engine_and_sits_above_the_exemplar(krita_run, 
     expected = _layout(manipulate_masks(held, source / 255.0, target / 255.0), depth)
     difference = np.abs(got.astype(np.float64) - expected.astype(np.float64)).max()
     assert difference == 0 if top > 1 else difference < 1e-3  # same bytes in, same arithmetic
+
+
+def test_region_map_layers(krita_run):
+    work, outcome, *_ = krita_run
+    record = outcome["maps_U16"]
+    assert record.get("error") is None and record["new_layer"] == "Manipulated Exemplar" and record["exemplar_unchanged"]
+    names = [name for name, _ in record["layers"]]
+    assert names.index("Manipulated Exemplar") == names.index("Exemplar") + 1
+    got = np.fromfile(work / "maps_U16.result", np.uint16).reshape(HEIGHT, WIDTH, 4)
+    held = np.fromfile(work / "U16.raw", np.uint16).reshape(HEIGHT, WIDTH, 4)[:, :, [2, 1, 0, 3]] / np.float32(65535)
+    labels = square_mask(HEIGHT, WIDTH, 8, 10, 24).astype(np.int32)
+    moved = square_mask(HEIGHT, WIDTH, 50, 20, 30).astype(np.int32)
+    assert np.array_equal(got, _layout(manipulate(held, labels, moved), "U16"))
 
 
 def test_segment_adds_a_flat_colour_layer(krita_run):

@@ -43,7 +43,16 @@ def main(args):
             record = {}
             client = missing if case.get("engine") == "missing" else working
             try:
-                if case["action"] == "manipulate":
+                if case["action"] == "maps":  # region maps painted on two more layers
+                    maps = []
+                    for key in ("exemplar_map", "target_map"):
+                        node = document.createNode(key, "paintlayer")
+                        node.setPixelData((work / case[key]).read_bytes(), 0, 0, width, height)
+                        document.rootNode().addChildNode(node, None)
+                        maps.append(node)
+                    edit = adapter.Edit(exemplar=layer, exemplar_map=maps[0], target_map=maps[1])
+                    new = adapter.insert_result(document, edit, adapter.compute(client, adapter.request_for(document, edit)))
+                elif case["action"] == "manipulate":
                     new = adapter.manipulate_with_selections(client, document, layer)
                 else:
                     new = adapter.segment_layer(client, document, layer, max_regions=4)
