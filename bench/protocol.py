@@ -5,11 +5,11 @@
 Both sides get the same RGBA uint8 exemplar and region maps (one region moved; sent as uint8
 ids, as a plug-in does when a map has under 256 regions). The in-process
 figure includes the uint8 <-> float conversions the worker also does, so the difference is the
-cost of the protocol: framing, the pipe in both directions, and validation. The two paths run
-alternately (this machine's memory management makes large-array timings drift, and alternating
-spreads the drift over both), medians after a warm-up. The worker path is also split at its
-first and last progress message: the request phase (send, read, validate) and the reply phase
-(encode, receive). Goal: under 10% of the manipulation time at 4096x4096.
+cost of the protocol: framing, the pipe in both directions, and validation. Each path runs in
+its own phase (alternating them made the worker pay for the other process's memory churn:
+measured, about 0.6 s), medians after warm-up runs (a fresh worker needs two). The worker path
+is also split at its first and last progress message: the request phase (send, read, validate)
+and the reply phase (encode, receive). Goal: under 10% of the manipulation time at 4096x4096.
 """
 
 import argparse
@@ -23,6 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import run  # noqa: E402
 from engine.client import Client, Image, labels_buffer, worker_command  # noqa: E402
+
+WORKER_WARMUP = 2
 
 
 def inputs(size: int):
@@ -51,31 +53,33 @@ def main() -> None:
     image = Image(pixels.tobytes(), size, size, 4)
     maps = dict(exemplar_regions=labels_buffer(labels.astype(np.uint8).tobytes(), size, size, "uint8"),
                 target_regions=labels_buffer(moved.astype(np.uint8).tobytes(), size, size, "uint8"))
-    direct, worker, request, reply, engine_time = [], [], [], [], []
+    worker, request, reply, engine_time, direct = [], [], [], [], []
     try:
-        for attempt in range(args.repeats + 1):  # the first round is the warm-up
-            start = time.perf_counter()
-            expected = in_process()
-            middle = time.perf_counter()
+        for attempt in range(args.repeats + WORKER_WARMUP):
             marks = []
+            start = time.perf_counter()
             result = client.manipulate(image, progress=lambda s, f: marks.append(time.perf_counter()), **maps)
             end = time.perf_counter()
-            if attempt:
+            if attempt >= WORKER_WARMUP:
+                worker.append(end - start)
                 engine_time.append(client.last_seconds)
-                direct.append(middle - start)
-                worker.append(end - middle)
-                request.append(marks[0] - middle)
+                request.append(marks[0] - start)
                 reply.append(end - marks[-1])
-        same = bytes(result.data) == expected
     finally:
         client.close()
+    for attempt in range(args.repeats + 1):
+        start = time.perf_counter()
+        expected = in_process()
+        if attempt:
+            direct.append(time.perf_counter() - start)
+    same = bytes(result.data) == expected
     direct_s, worker_s = float(np.median(direct)), float(np.median(worker))
     overhead = worker_s - direct_s
     # what the worker spent outside its own manipulation: the protocol's cost proper
     outside = float(np.median(np.array(worker) - np.array(engine_time)))
     inside = float(np.median(engine_time))
     megabytes = (pixels.nbytes * 2 + labels.size * 2) / 1e6
-    print(f"{size}x{size} RGBA uint8, {megabytes:.0f} MB over the pipes, median of {args.repeats} alternating rounds")
+    print(f"{size}x{size} RGBA uint8, {megabytes:.0f} MB over the pipes, median of {args.repeats} runs per path")
     print("| path | seconds |")
     print("|---|---|")
     print(f"| in-process engine | {direct_s:.3f} |")
