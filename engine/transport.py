@@ -127,6 +127,26 @@ def upsample_weights(
     )
 
 
+def weight_support(
+    weights: np.ndarray, grid_box: Sequence[float], box: tuple[int, int, int, int]
+) -> tuple[int, int, int, int] | None:
+    """The part of `box` (full-resolution pixels) where the bilinearly upsampled weight grid
+    (h, w), spanning `grid_box`, can be non-zero: its support grown by one cell, and to the box's
+    edge where the support touches the grid's edge (upsampling repeats edge values outward).
+    None if empty."""
+    cells = bounding_box(weights > 0)
+    if cells is None:
+        return None
+    gx0, gy0, gx1, gy1 = grid_box
+    h, w = weights.shape
+    cell_w, cell_h = (gx1 - gx0) / w, (gy1 - gy0) / h
+    x0 = box[0] if cells[0] == 0 else max(box[0], int(np.floor(gx0 + (cells[0] - 1) * cell_w)))
+    y0 = box[1] if cells[1] == 0 else max(box[1], int(np.floor(gy0 + (cells[1] - 1) * cell_h)))
+    x1 = box[2] if cells[2] == w else min(box[2], int(np.ceil(gx0 + (cells[2] + 1) * cell_w)))
+    y1 = box[3] if cells[3] == h else min(box[3], int(np.ceil(gy0 + (cells[3] + 1) * cell_h)))
+    return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
+
+
 def feathered_mask(mask: np.ndarray, box: tuple[int, int, int, int], sigma: float) -> np.ndarray:
     """The region indicator `mask` (H, W) bool, Gaussian-blurred, inside `box`. Blurring the
     indicators of a partition keeps their sum at one, so feathered regions tile exactly."""
@@ -176,18 +196,25 @@ def transport_region(
     best = np.full((box_h, box_w), -1.0, np.float32) if want_dominant else None
     dominant = np.zeros((box_h, box_w), np.int16) if want_dominant else None
     for index, affine in enumerate(pixel_affines):
-        weight = upsample_weights(motion.weights[index], motion.box, box)
+        # Only where this motion's weight can be non-zero: fills cover small patches of big boxes.
+        part = weight_support(motion.weights[index], motion.box, box)
+        if part is None:
+            continue
+        weight = upsample_weights(motion.weights[index], motion.box, part)
         if weight.max() < NEGLIGIBLE_WEIGHT:
             continue
-        inside = warp_into_box(source_mask, affine, box, cv2.BORDER_CONSTANT)
+        inside = warp_into_box(source_mask, affine, part, cv2.BORDER_CONSTANT)
         weight *= inside + OUTSIDE_REGION_WEIGHT
-        warped = warp_into_box(exemplar, affine, box, cv2.BORDER_REFLECT_101)
-        colour += warped * weight[:, :, None]
-        total += weight
+        warped = warp_into_box(exemplar, affine, part, cv2.BORDER_REFLECT_101)
+        np.multiply(warped, weight[:, :, None], out=warped)
+        rows, cols = slice(part[1] - box[1], part[3] - box[1]), slice(part[0] - box[0], part[2] - box[0])
+        colour[rows, cols] += warped
+        total[rows, cols] += weight
         if want_dominant:
-            better = weight > best
-            best[better] = weight[better]
-            dominant[better] = index
+            best_part, dominant_part = best[rows, cols], dominant[rows, cols]
+            better = weight > best_part
+            best_part[better] = weight[better]
+            dominant_part[better] = index
         if on_motion is not None:
             on_motion((index + 1) / len(pixel_affines))
     # Weights sum to one over M, so total > OUTSIDE_REGION_WEIGHT * (nearly 1) everywhere.

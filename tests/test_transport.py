@@ -137,3 +137,23 @@ def test_explicit_alphas_blend_regions_by_their_coverage():
     still = transport.composite(exemplar, labels, labels, motions, alphas={1: np.zeros_like(coverage), 0: np.ones_like(coverage)}).pixels
     assert np.allclose(result, coverage[..., None] * moved + (1 - coverage[..., None]) * still, atol=1e-5)
     assert np.abs(still - exemplar).max() < 1e-5
+
+
+def test_weight_support_covers_every_non_zero_upsampled_weight():
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        grid = np.zeros((12, 16), np.float32)
+        r, c = rng.integers(0, 12), rng.integers(0, 16)
+        grid[r : r + rng.integers(1, 4), c : c + rng.integers(1, 4)] = 1.0
+        grid_box = (10.0, 5.0, 10.0 + 16 * 7.3, 5.0 + 12 * 6.1)
+        box = (0, 0, 140, 90)
+        full = transport.upsample_weights(grid, grid_box, box)
+        part = transport.weight_support(grid, grid_box, box)
+        outside = np.ones_like(full, bool)
+        outside[part[1] : part[3], part[0] : part[2]] = False
+        assert full[outside].max(initial=0.0) == 0.0
+    interior = np.zeros((12, 16), np.float32)
+    interior[5:7, 6:9] = 1.0  # away from the grid's edges the part is much smaller than the box
+    part = transport.weight_support(interior, (0.0, 0.0, 160.0, 120.0), (0, 0, 160, 120))
+    assert (part[2] - part[0]) * (part[3] - part[1]) < 0.15 * 160 * 120  # 50x40 of 160x120
+    assert transport.weight_support(np.zeros((4, 4), np.float32), (0, 0, 8, 8), (0, 0, 8, 8)) is None
