@@ -210,6 +210,11 @@ class Image:
     def buffer(self) -> Buffer:
         return Buffer(self.data, (self.height, self.width, self.channels), self.dtype)
 
+    @classmethod
+    def from_buffer(cls, buffer: Buffer) -> "Image":
+        height, width, channels = buffer.shape
+        return cls(buffer.data, width, height, channels, buffer.dtype)
+
 
 def mask_buffer(data: bytes, width: int, height: int, dtype: str = "uint8") -> Buffer:
     """A selection mask (uint8 0..255 or float32 0..1), one sample per pixel."""
@@ -233,10 +238,9 @@ class Client:
     come from several threads; each blocks until its reply.
     """
 
-    def __init__(self, command: list[str], env: dict | None = None, start_timeout: float = 120.0):
+    def __init__(self, command: list[str], env: dict | None = None):
         self.command = list(command)
         self.env = env
-        self.start_timeout = start_timeout
         self._process = None
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
@@ -354,9 +358,7 @@ class Client:
         picture in `image`'s own layout (dtype, channel count, channel order; opaque)."""
         params = {"max_regions": max_regions, "channel_order": channel_order}
         reply = self._request("segment", params, {"image": image.buffer()}, progress, None)
-        colours = reply.buffers["colours"]
-        height, width, channels = colours.shape
-        return reply.buffers["labels"], Image(colours.data, width, height, channels, colours.dtype)
+        return reply.buffers["labels"], Image.from_buffer(reply.buffers["colours"])
 
     def manipulate(self, exemplar: Image, *, source_mask: Buffer | None = None, target_mask: Buffer | None = None,
                    exemplar_regions: Buffer | None = None, target_regions: Buffer | None = None,
@@ -386,10 +388,8 @@ class Client:
         if model:
             params["model"] = model
         reply = self._request(op, params, buffers, progress, on_id)
-        result = reply.buffers["image"]
-        height, width, channels = result.shape
         self.last_seconds = reply.header.get("params", {}).get("seconds")
-        return Image(result.data, width, height, channels, result.dtype)
+        return Image.from_buffer(reply.buffers["image"])
 
     def cancel(self, request_id: int) -> None:
         """Stop request `request_id`: its call raises EngineError with code "cancelled"."""
