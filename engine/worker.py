@@ -197,11 +197,10 @@ class Worker:
         result = run(pixels, exemplar_labels, target_labels, model=model, progress=self.progress_for(request_id),
                      soft_target=soft_target).pixels
         seconds = time.perf_counter() - start
-        if params.get("for_display"):  # 8-bit RGBA whatever the document's depth, for previews
-            rgba = np.concatenate([to_rgb8(result), np.full(result.shape[:2] + (1,), 255, np.uint8)], axis=2)
-            if result.shape[2] == 4:
-                rgba[:, :, 3] = np.clip(result[:, :, 3] * 255 + 0.5, 0, 255).astype(np.uint8)
-            out, dtype = np.ascontiguousarray(rgba), "uint8"
+        if params.get("for_display"):  # straight 8-bit RGBA whatever the document's depth, for previews
+            rgb = result[:, :, :3] if result.shape[2] >= 3 else np.repeat(result, 3, axis=2)
+            alpha = result[:, :, 3:] if result.shape[2] == 4 else np.ones(result.shape[:2] + (1,), np.float32)
+            out, dtype = to_samples(np.concatenate([rgb, alpha], axis=2), "uint8", "rgba"), "uint8"
         else:
             out = to_samples(result, dtype, params.get("channel_order", "rgba"))
         self.reply(request_id, "result", buffers={"image": Buffer(out, out.shape, dtype)},

@@ -362,3 +362,20 @@ def test_painted_colour_maps_and_display_previews(engine_client):
     with pytest.raises(EngineError, match="Give either"):
         engine_client.manipulate(as_image(pixels), exemplar_map=as_image(exemplar_map),
                                  source_mask=mask_buffer(bytes(WIDTH * HEIGHT), WIDTH, HEIGHT))
+
+
+def test_display_preview_keeps_straight_alpha(engine_client):
+    pixels = _as_uint8(textured(HEIGHT, WIDTH, 4))
+    pixels[..., 3] = 128  # half transparent everywhere
+    source, target = _edit()
+    edit = dict(source_mask=mask_buffer(source.tobytes(), WIDTH, HEIGHT), target_mask=mask_buffer(target.tobytes(), WIDTH, HEIGHT))
+    image = Image(pixels.tobytes(), WIDTH, HEIGHT, 4)
+    shown = engine_client.preview(image, max_side=60, for_display=True, **edit)
+    plain = engine_client.preview(image, max_side=60, **edit)
+    # the same straight RGBA: alpha is carried once, not also composited into the colours
+    assert np.frombuffer(shown.data, np.uint8).tolist() == np.frombuffer(plain.data, np.uint8).tolist()
+    grey = textured(HEIGHT, WIDTH, 1)
+    shown = engine_client.preview(Image(grey.tobytes(), WIDTH, HEIGHT, 1, "float32"), max_side=60, for_display=True, **edit)
+    samples = np.frombuffer(shown.data, np.uint8).reshape(shown.height, shown.width, 4)
+    assert shown.channels == 4 and (samples[..., 3] == 255).all()
+    assert (samples[..., 0] == samples[..., 1]).all() and (samples[..., 1] == samples[..., 2]).all()
