@@ -185,9 +185,9 @@ def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: n
     in_target = _sample(target_mask, centres).reshape(grid_h, grid_w)
     pulled_inside = _sample(source_mask, _apply(affines[primary], centres)).reshape(grid_h, grid_w)
     owner = np.full((grid_h, grid_w), primary, np.int64)
-    cell_size = np.array([1.0 / scale, 1.0 / scale])
+    cell = 1.0 / scale  # a grid cell's side in full-resolution pixels
     fills = _fill_motions(
-        exemplar, affines[primary], region_interior(source_mask) > 0, centres, in_target, in_target & ~pulled_inside, cell_size
+        exemplar, affines[primary], region_interior(source_mask) > 0, centres, in_target, in_target & ~pulled_inside, cell
     )
     for fill, cells in fills:
         owner[cells] = len(affines)
@@ -221,7 +221,7 @@ def _target_samples(target_mask: np.ndarray) -> np.ndarray:
     return np.stack([cols[::stride], rows[::stride]], axis=1).astype(np.float64)
 
 
-def _fill_motions(exemplar, primary, source_mask, centres, in_target, uncovered, cell_size):
+def _fill_motions(exemplar, primary, source_mask, centres, in_target, uncovered, cell):
     """Yield (affine, cells) pairs: for each connected vacated area of the grid, the primary
     motion translated by a nearby offset, and the cells (grid-shaped bool) it fills.
 
@@ -235,15 +235,15 @@ def _fill_motions(exemplar, primary, source_mask, centres, in_target, uncovered,
     largest = 1 + np.argsort(-areas, kind="stable")[:MAX_FILL_AREAS]
     ring_kernel = np.ones((5, 5), np.uint8)
     # Grow each area over the rim of the region it left, whose pixels are not to be sampled.
-    grow = 2 * int(np.ceil((RIM_WIDTH + 1) / cell_size[0])) + 1
+    grow = 2 * int(np.ceil((RIM_WIDTH + 1) / cell)) + 1
     grow_kernel = np.ones((grow, grow), np.uint8)
     for component in largest[areas[largest - 1] >= MIN_FILL_CELLS]:
         remaining = (cv2.dilate((components == component).astype(np.uint8), grow_kernel) > 0) & in_target
         ring = (cv2.dilate(remaining.astype(np.uint8), ring_kernel) > 0) & in_target & ~uncovered
         ring_points = _apply(primary, centres[ring.ravel()])
         ring_colour = _colours(exemplar, ring_points)
-        width = stats[component, cv2.CC_STAT_WIDTH] * cell_size[0] + 2
-        height = stats[component, cv2.CC_STAT_HEIGHT] * cell_size[1] + 2
+        width = stats[component, cv2.CC_STAT_WIDTH] * cell + 2
+        height = stats[component, cv2.CC_STAT_HEIGHT] * cell + 2
         offsets = np.array([
             (k * dx * width, k * dy * height)
             for k in (1.0, 1.5, 2.0)
