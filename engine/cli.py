@@ -110,6 +110,28 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("host", choices=["krita"])
     package.add_argument("-o", "--output", type=Path, default=Path("simnet_manipulate_krita.zip"))
 
+    train = commands.add_parser(
+        "train",
+        help="train SIM-Net on a folder of artworks, or fine-tune a checkpoint (needs the train extra)",
+        description="Images of any size in DIR, with optional region maps beside them (NAME.regions.png); "
+        "artworks without a map are segmented automatically. Under torchrun it trains on every process.",
+    )
+    train.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder of artworks")
+    train.add_argument("-o", "--out", type=Path, default=Path("simnet-training"), help="output folder (default ./simnet-training)")
+    train.add_argument("--preset", default="small", help="model sizes: small (default) or paper")
+    train.add_argument("--steps", type=int, default=200, help="train up to this step count")
+    train.add_argument("--batch-size", type=int, help="pairs per step and process (default: the preset's)")
+    train.add_argument("--learning-rate", type=float, help="Adam's (default: the preset's)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument("--init", type=Path, metavar="CHECKPOINT", help="start from this checkpoint's weights (fine-tuning)")
+    train.add_argument("--exclude", nargs="*", default=[], metavar="NAME", help="artworks to hold out (file names or stems)")
+    train.add_argument("--sample-every", type=int, default=50, help="write a sample grid every N steps")
+    train.add_argument("--checkpoint-every", type=int, default=50, help="write the checkpoint every N steps")
+    train.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    train.add_argument("--no-perceptual", action="store_true", help="skip the VGG perceptual and style losses (faster)")
+    train.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
     demo = commands.add_parser("demo", help="run the bundled sample (Monet, Cliffs at Etretat)")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("simnet-demo"), help="default: ./simnet-demo")
     _add_common(demo)
@@ -212,6 +234,31 @@ def command_demo(args: argparse.Namespace) -> None:
     _manipulate(maps, output, args.output_dir / "etretat.explain.png", args, picture)
 
 
+def command_train(args: argparse.Namespace) -> None:
+    try:
+        import torch
+    except ImportError:
+        raise InputError("training needs PyTorch: pip install 'simnet-manipulate[train]'") from None
+    from .simnet.config import PRESETS
+    from .simnet.train import TrainOptions, train
+
+    if args.preset not in PRESETS:
+        raise InputError(f"unknown preset '{args.preset}'; choose one of: {', '.join(sorted(PRESETS))}")
+    if args.resume and args.init:
+        raise InputError("--resume continues this folder's own checkpoint; --init starts a new run from another: give one")
+    if args.steps < 1:
+        raise InputError("--steps must be at least 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    options = TrainOptions(
+        data=args.data, out=args.out, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed, resume=args.resume, init=args.init,
+        exclude=tuple(args.exclude), sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+        device=args.device, perceptual=not args.no_perceptual, quiet=args.quiet,
+    )
+    train(options)
+
+
 def command_worker(args: argparse.Namespace) -> None:
     from .worker import main as serve
 
@@ -240,6 +287,7 @@ COMMANDS = {
     "segment": command_segment,
     "demo": command_demo,
     "worker": command_worker,
+    "train": command_train,
 }
 
 

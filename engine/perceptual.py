@@ -53,10 +53,11 @@ class PerceptualNet(torch.nn.Module):
         )
         self.eval()
 
-    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, images: torch.Tensor, blocks: int = len(BLOCKS)) -> list[torch.Tensor]:
+        """The first `blocks` feature maps (training uses fewer to save time)."""
         x = (images * 2.0 - 1.0 - self.shift) / self.scale
         outputs, conv = [], 0
-        for block, (count, _) in enumerate(BLOCKS):
+        for block, (count, _) in enumerate(BLOCKS[:blocks]):
             if block > 0:  # anti-aliased pooling
                 x = F.max_pool2d(x, kernel_size=2, stride=1)
                 x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), getattr(self, f"blur{block - 1}"), stride=2, groups=x.shape[1])

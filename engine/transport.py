@@ -48,6 +48,9 @@ class RegionMotion:
     box: (x0, y0, x1, y1) in full-resolution pixel edges: the part of the image that the weight
         grid spans (the whole image for SIM-Net's 256x256 grid).
     keypoints_src, keypoints_tgt: (K, 2) normalised, for display only.
+    colour_matrix: optional (3, 4) RGB affine applied to the blended region (texture guidance's
+        statistics alignment); luma_offset: optional (h, w) luminance offset on the weight grid
+        (its seam correction). With either, the region is clamped to its exemplar pixels' range.
     """
 
     affines: np.ndarray
@@ -55,6 +58,8 @@ class RegionMotion:
     box: tuple[float, float, float, float]
     keypoints_src: np.ndarray
     keypoints_tgt: np.ndarray
+    colour_matrix: np.ndarray | None = None
+    luma_offset: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +224,41 @@ def transport_region(
             on_motion((index + 1) / len(pixel_affines))
     # Weights sum to one over M, so total > OUTSIDE_REGION_WEIGHT * (nearly 1) everywhere.
     colour /= np.maximum(total, 1e-12)[:, :, None]
+    if motion.colour_matrix is not None or motion.luma_offset is not None:
+        colour = guide_texture(colour, exemplar, source_mask, motion, box)
     return colour, dominant
+
+
+def guide_texture(
+    colour: np.ndarray, exemplar: np.ndarray, source_mask: np.ndarray, motion: RegionMotion, box
+) -> np.ndarray:
+    """Texture guidance at full resolution (see engine/simnet/texture_guidance.py): the colour
+    matrix on RGB, the upsampled luminance offset on every colour channel (alpha untouched),
+    then a clamp to the range of the region's own exemplar pixels, so no new colour appears.
+    colour (h, w, C) inside `box` -> (h, w, C)."""
+    channels = 3 if exemplar.shape[2] >= 3 else 1
+    if motion.colour_matrix is not None and channels == 3:
+        matrix = motion.colour_matrix.astype(np.float32)
+        rgb = colour[:, :, :3] @ matrix[:, :3].T + matrix[:, 3]
+        colour = np.concatenate([rgb, colour[:, :, 3:]], axis=2)
+    if motion.luma_offset is not None:
+        colour[:, :, :channels] += upsample_weights(motion.luma_offset, motion.box, box)[:, :, None]
+    low, high = region_range(exemplar[:, :, :channels], source_mask > 0)
+    if low is not None:
+        np.clip(colour[:, :, :channels], low, high, out=colour[:, :, :channels])
+    return colour
+
+
+def region_range(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per-channel min and max (C,) of image (H, W, C) over mask (H, W) bool, without copying
+    the region's pixels out; (None, None) for an empty mask."""
+    box = bounding_box(mask)
+    if box is None:
+        return None, None
+    x0, y0, x1, y1 = box
+    inside = mask[y0:y1, x0:x1].astype(np.uint8)
+    ranges = [cv2.minMaxLoc(np.ascontiguousarray(image[y0:y1, x0:x1, c]), inside)[:2] for c in range(image.shape[2])]
+    return np.array([r[0] for r in ranges], np.float32), np.array([r[1] for r in ranges], np.float32)
 
 
 def composite(

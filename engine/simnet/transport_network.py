@@ -1,0 +1,60 @@
+"""G_A, the image transport module: per-pixel weights over the K + 1 local affine motions.
+
+Input per motion m (SIM-Net's 5 channels): a Gaussian heatmap of the target keypoint (zeros for
+the identity), the signed mismatch warp_m(source mask) - target mask, and warp_m(exemplar region)
+in RGB; plus the target mask once. An hourglass and a 7x7 head give K + 1 logits per pixel,
+softmaxed over motions. The region's image is then the weighted blend of the warped copies,
+each motion's vote gated by whether its sample lands inside the source region (as the engine's
+full-resolution transport does, see engine.transport), so training and inference agree.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import Hourglass
+from .config import SimNetConfig
+from .geometry import gaussian_heatmaps, sampling_fields, warp
+
+# As engine.transport.OUTSIDE_REGION_WEIGHT.
+OUTSIDE_REGION_WEIGHT = 1e-3
+
+
+class TransportNetwork(nn.Module):
+    """exemplar (B, 3, S, S), source/target masks (B, 1, S, S), motions (B, M, 2, 3), target
+    keypoints (B, K, 2) -> weights (B, M, S, S) summing to 1 over M."""
+
+    def __init__(self, config: SimNetConfig):
+        super().__init__()
+        motions = config.keypoints + 1
+        self.variance = config.heatmap_variance
+        self.size, self.motions = config.work_size, motions
+        self.hourglass = Hourglass(5 * motions + 1, config.transport_net)
+        self.head = nn.Conv2d(self.hourglass.out_channels, motions, config.head_kernel, padding=config.head_kernel // 2)
+
+    def forward(self, exemplar, source_mask, target_mask, motions, keypoints_tgt):
+        m, size = self.motions, self.size
+        fields = sampling_fields(motions, size, size)  # (B, M, S, S, 2)
+        warped = warp(torch.cat([exemplar * source_mask, source_mask], dim=1), fields)  # (B, M, 4, S, S)
+        heatmaps = gaussian_heatmaps(keypoints_tgt, size, size, self.variance)  # (B, K, S, S)
+        heatmaps = torch.cat([torch.zeros_like(heatmaps[:, :1]), heatmaps], dim=1)[:, :, None]
+        mismatch = warped[:, :, 3:] - target_mask[:, None]
+        per_motion = torch.cat([heatmaps, mismatch, warped[:, :, :3]], dim=2)  # (B, M, 5, S, S)
+        inputs = torch.cat([per_motion.reshape(-1, 5 * m, size, size), target_mask], dim=1)
+        return F.softmax(self.head(self.hourglass(inputs)), dim=1)
+
+
+def blend(exemplar, source_mask, motions, weights, size: int, padding: str = "zeros"):
+    """The region's image and mask from the weights, at the weights' resolution.
+
+    exemplar (B, 3, H, W), source_mask (B, 1, H, W), motions (B, M, 2, 3), weights
+    (B, M, size, size) -> image (B, 3, size, size), predicted mask (B, 1, size, size)."""
+    fields = sampling_fields(motions, size, size)
+    warped_mask = warp(source_mask, fields)[:, :, 0]  # (B, M, S, S)
+    warped_image = warp(exemplar, fields, padding)  # (B, M, 3, S, S)
+    votes = weights * (warped_mask + OUTSIDE_REGION_WEIGHT)
+    image = (votes[:, :, None] * warped_image).sum(dim=1) / votes.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    mask = (weights * warped_mask).sum(dim=1, keepdim=True)
+    return image, mask

@@ -1,0 +1,1 @@
+"""PyTorch checkpoint -> ONNX graphs with a model card and a numerical parity check."""
