@@ -56,7 +56,7 @@ def run(
     exemplar: np.ndarray,
     exemplar_regions: np.ndarray,
     target_regions: np.ndarray,
-    model: str = DEFAULT_MODEL,
+    model: str | object = DEFAULT_MODEL,
     progress: Progress | None = None,
     max_regions: int = DEFAULT_MAX_REGIONS,
     explain: bool = False,
@@ -64,7 +64,7 @@ def run(
 ) -> Manipulation:
     """Manipulate `exemplar` (H, W, C) float32 so that region i of `exemplar_regions` fills
     region i of `target_regions` (label maps, resized to the exemplar if only their scale
-    differs). For a two-region edit, `soft_target` (H, W) in [0, 1] lays region 1 in with that
+    differs). `model` is a model name (see engine.models) or a loaded model. For a two-region edit, `soft_target` (H, W) in [0, 1] lays region 1 in with that
     coverage (a feathered selection) and region 0 with the rest. Returns a `Manipulation`."""
     exemplar = _check_exemplar(exemplar)
     height, width = exemplar.shape[:2]
@@ -76,14 +76,19 @@ def run(
             f"the target map has {len(ids)} regions, more than the limit of {max_regions}: "
             f"merge small regions (e.g. `simnet segment --max-regions 32`)"
         )
-    chosen = load_model(model)
+    chosen = load_model(model) if isinstance(model, str) else model
     report = progress or (lambda stage, fraction: None)
+    report("motion", 0.0)
     motions = {}
-    for done, region in enumerate(ids):
-        report("motion", done / len(ids))
-        motions[int(region)] = chosen.region_motion(
-            exemplar, exemplar_labels == region, target_labels == region
-        )
+    if hasattr(chosen, "region_motions"):  # batched: one graph call for all regions
+        pairs = [(exemplar_labels == region, target_labels == region) for region in ids]
+        motions = {int(r): m for r, m in zip(ids, chosen.region_motions(exemplar, pairs))}
+    else:
+        for done, region in enumerate(ids):
+            report("motion", done / len(ids))
+            motions[int(region)] = chosen.region_motion(
+                exemplar, exemplar_labels == region, target_labels == region
+            )
     report("motion", 1.0)
     result: Composite = composite(
         exemplar,

@@ -1,23 +1,48 @@
 """The models that turn a pair of region masks into motions. Each has a `name`, a one-line
-`description` and `region_motion(exemplar, source_mask, target_mask) -> RegionMotion`."""
+`description` and `region_motion(exemplar, source_mask, target_mask) -> RegionMotion`; a model
+that batches regions also has `region_motions(exemplar, pairs)`.
+
+Learned models are exported SIM-Net folders (card.json + ONNX graphs): those shipped under
+engine/weights/ by name, or any exported folder by its path.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from ..errors import InputError
 from .moments import MomentsModel
 
-# The default until a learned model ships.
-DEFAULT_MODEL = "moments"
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+# The shipped learned model; `moments` stays selectable as the training-free baseline.
+LEARNED_DEFAULT = "simnet-small"
 
-_MODELS = {MomentsModel.name: MomentsModel}
+
+def shipped_models() -> dict[str, Path]:
+    """Names of the learned models shipped with the engine -> their folders."""
+    if not WEIGHTS.is_dir():
+        return {}
+    return {p.name: p for p in sorted(WEIGHTS.iterdir()) if (p / "card.json").is_file()}
+
+
+DEFAULT_MODEL = LEARNED_DEFAULT if LEARNED_DEFAULT in shipped_models() else MomentsModel.name
 
 
 def model_names() -> list[str]:
-    return sorted(_MODELS)
+    return sorted([MomentsModel.name, *shipped_models()])
 
 
-def load_model(name: str):
-    try:
-        return _MODELS[name]()
-    except KeyError:
-        raise InputError(f"unknown model '{name}'; choose one of: {', '.join(model_names())}") from None
+def load_model(name: str, device: str = "auto"):
+    """A model by name, or an exported model folder by path. `device` (auto, cpu, cuda) applies
+    to learned models."""
+    if name == MomentsModel.name:
+        return MomentsModel()
+    from .learned import LearnedModel
+
+    shipped = shipped_models()
+    if name in shipped:
+        return LearnedModel(name, shipped[name], device)
+    folder = Path(name)
+    if (folder / "card.json").is_file():
+        return LearnedModel(folder.name, folder, device)
+    raise InputError(f"unknown model '{name}'; choose one of: {', '.join(model_names())}, or give an exported model folder")

@@ -186,7 +186,7 @@ def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: n
     pulled_inside = _sample(source_mask, _apply(affines[primary], centres)).reshape(grid_h, grid_w)
     owner = np.full((grid_h, grid_w), primary, np.int64)
     cell = 1.0 / scale  # a grid cell's side in full-resolution pixels
-    fills = _fill_motions(
+    fills = fill_motions(
         exemplar, affines[primary], region_interior(source_mask) > 0, centres, in_target, in_target & ~pulled_inside, cell
     )
     for fill, cells in fills:
@@ -221,7 +221,7 @@ def _target_samples(target_mask: np.ndarray) -> np.ndarray:
     return np.stack([cols[::stride], rows[::stride]], axis=1).astype(np.float64)
 
 
-def _fill_motions(exemplar, primary, source_mask, centres, in_target, uncovered, cell):
+def fill_motions(exemplar, primary, source_mask, centres, in_target, uncovered, cell):
     """Yield (affine, cells) pairs: for each connected vacated area of the grid, the primary
     motion translated by a nearby offset, and the cells (grid-shaped bool) it fills.
 

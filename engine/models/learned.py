@@ -1,0 +1,131 @@
+"""The learned SIM-Net: exported graphs (ONNX Runtime) turn each region pair into motions.
+
+Per batch of regions (all of an edit's regions at once, in chunks):
+1. The exemplar and each region's masks are resized (area) to the working size S.
+2. G_KP gives keypoints and Jacobians of both masks; the K + 1 local affines follow in numpy
+   (engine.motion, the same formula as in the graph).
+3. G_A with texture guidance gives per-pixel weights over the motions, a colour matrix and a
+   seam offset map (see engine/simnet/texture_guidance.py).
+4. Vacated areas: where no weighted motion lands inside the exemplar region (the place a figure
+   left, a part that grew), SIM-Net's local motions, all close to each other, have nothing to
+   offer; those cells get the baseline's texture fills (engine.models.moments.fill_motions),
+   translated copies of the region chosen by seam colour.
+The transport then warps and blends at full resolution (engine.transport).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..motion import local_affines, normalised_to_pixel_affines, pixel_to_normalised_affines
+from ..transport import RegionMotion, region_interior
+from .moments import fill_motions
+
+# Regions per graph call: bounds the transport graph's memory (about 8 MB per region at S=128).
+CHUNK = 16
+# A target cell is vacated when the weighted motions land inside the region less than this.
+COVERED = 0.5
+
+
+class LearnedModel:
+    def __init__(self, name: str, folder: Path, device: str = "auto", backend=None):
+        self.name = name
+        self.folder = Path(folder)
+        self.device = device
+        self._backend = backend
+        self.description = f"learned SIM-Net ({folder.name})"
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            from ..runtime import OnnxBackend
+
+            self._backend = OnnxBackend(self.folder, self.device)
+        return self._backend
+
+    def region_motion(self, exemplar: np.ndarray, source_mask: np.ndarray, target_mask: np.ndarray) -> RegionMotion:
+        """exemplar (H, W, C) float32 and one region's masks (H, W) bool -> its motion."""
+        return self.region_motions(exemplar, [(source_mask, target_mask)])[0]
+
+    def region_motions(self, exemplar: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[RegionMotion]:
+        """Every region pair at once (batched graph calls). -> one RegionMotion per pair."""
+        backend = self.backend
+        s = backend.work_size
+        small = _rgb(cv2.resize(exemplar, (s, s), interpolation=cv2.INTER_AREA).reshape(s, s, -1))
+        small = np.ascontiguousarray(small.transpose(2, 0, 1))[None]  # (1, 3, S, S)
+        motions = []
+        for start in range(0, len(pairs), CHUNK):
+            chunk = pairs[start : start + CHUNK]
+            n = len(chunk)
+            src = np.stack([_work_mask(a, s) for a, _ in chunk])[:, None]  # (n, 1, S, S)
+            tgt = np.stack([_work_mask(b, s) for _, b in chunk])[:, None]
+            kp, jac = backend.keypoints(np.concatenate([src, tgt]))
+            weights, _, matrices, offsets = backend.transport(
+                np.repeat(small, n, axis=0), src, tgt, kp[:n], jac[:n], kp[n:], jac[n:]
+            )
+            for i, (source_mask, target_mask) in enumerate(chunk):
+                affines = local_affines(kp[i].astype(np.float64), jac[i].astype(np.float64), kp[n + i].astype(np.float64), jac[n + i].astype(np.float64))
+                motions.append(
+                    _with_fills(exemplar, source_mask, target_mask, affines, weights[i], kp[i], kp[n + i], matrices[i], offsets[i, 0])
+                )
+        return motions
+
+
+def _rgb(pixels: np.ndarray) -> np.ndarray:
+    """(S, S, C) -> (S, S, 3) float32: grey repeated, alpha dropped."""
+    if pixels.shape[2] >= 3:
+        return np.clip(pixels[:, :, :3], 0, 1).astype(np.float32)
+    return np.repeat(np.clip(pixels[:, :, :1], 0, 1), 3, axis=2).astype(np.float32)
+
+
+def _work_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A full-resolution bool mask as coverage (S, S) float32."""
+    return cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA).reshape(size, size)
+
+
+def _with_fills(exemplar, source_mask, target_mask, affines, weights, kp_src, kp_tgt, matrix, offset) -> RegionMotion:
+    """The graph's motions, plus texture fills for the target cells that no motion covers."""
+    height, width = source_mask.shape
+    s = weights.shape[-1]
+    cell_w, cell_h = width / s, height / s
+    cols, rows = np.meshgrid(np.arange(s), np.arange(s))
+    centres = np.stack([(cols + 0.5) * cell_w - 0.5, (rows + 0.5) * cell_h - 0.5], -1).reshape(-1, 2)
+    in_target = _work_mask(target_mask, s) > 0.5
+    interior = region_interior(source_mask) > 0
+    pixel_affines = normalised_to_pixel_affines(affines, height, width)
+    inside = np.stack([_sample(interior, centres @ a[:, :2].T + a[:, 2]).reshape(s, s) for a in pixel_affines])
+    coverage = (weights * inside).sum(axis=0)
+    uncovered = in_target & (coverage < COVERED)
+    weights = weights.astype(np.float32)
+    all_affines = list(affines)
+    if uncovered.any():
+        primary = pixel_affines[int(np.argmax((weights * uncovered).sum(axis=(1, 2))))]
+        extra = []
+        for fill, cells in fill_motions(exemplar, primary, interior, centres, in_target, uncovered, max(cell_w, cell_h)):
+            weights[:, cells] = 0.0
+            extra.append(cells.astype(np.float32))
+            all_affines.append(pixel_to_normalised_affines(fill, height, width))
+        if extra:
+            weights = np.concatenate([weights, np.stack(extra)])
+    return RegionMotion(
+        affines=np.array(all_affines),
+        weights=weights,
+        box=(0.0, 0.0, float(width), float(height)),
+        keypoints_src=kp_src.astype(np.float64),
+        keypoints_tgt=kp_tgt.astype(np.float64),
+        colour_matrix=matrix.astype(np.float32),
+        luma_offset=offset.astype(np.float32),
+    )
+
+
+def _sample(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """mask (H, W) bool at pixel points (N, 2), nearest; False outside."""
+    cols = np.rint(points[:, 0]).astype(np.int64)
+    rows = np.rint(points[:, 1]).astype(np.int64)
+    ok = (cols >= 0) & (rows >= 0) & (cols < mask.shape[1]) & (rows < mask.shape[0])
+    hit = np.zeros(len(points), bool)
+    hit[ok] = mask[rows[ok], cols[ok]]
+    return hit
