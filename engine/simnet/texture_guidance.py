@@ -13,7 +13,8 @@ new surroundings. Two steps answer these, each from the exemplar alone:
    for free.
 2. A seam-band residual: a three-layer convolutional net sees the aligned region, the exemplar at
    the target place (its surroundings) and the target mask's edge band, and predicts a luminance
-   offset that is non-zero only on that band and bounded by `texture_max_shift`. Luminance only:
+   offset that is non-zero only on that band, where the edit moved the edge (an edge left in
+   place has its own neighbours still, hence no seam), and bounded by `texture_max_shift`. Luminance only:
    it evens out tone across the seam without changing hue. Its last layer starts at zero, so an
    untrained module is the identity. The offset map is smooth and upsampled to full resolution.
 
@@ -100,7 +101,8 @@ class TextureGuidance(nn.Module):
     def forward(self, transported, exemplar, source_mask, target_mask):
         matrices = self.colour_matrices(transported, exemplar, source_mask, target_mask)
         aligned = apply_colour_matrix(transported, matrices)
-        seam = band(target_mask, self.band_width)
+        moved = F.max_pool2d((target_mask - source_mask).abs(), 4 * self.band_width + 1, stride=1, padding=2 * self.band_width)
+        seam = band(target_mask, self.band_width) * moved
         inputs = torch.cat([aligned, exemplar, target_mask, seam], dim=1)
         offsets = torch.tanh(self.residual(inputs)) * self.max_shift * seam
         return matrices, offsets
