@@ -132,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-perceptual", action="store_true", help="skip the VGG perceptual and style losses (faster)")
     train.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
+    export = commands.add_parser(
+        "export", help="export a training checkpoint to ONNX graphs with a model card (needs the train extra)"
+    )
+    export.add_argument("checkpoint", type=Path)
+    export.add_argument("-o", "--out", type=Path, required=True, help="model folder to write (replaced)")
+    export.add_argument("--name", help="the model's name in its card (default simnet-PRESET)")
+    export.add_argument("--training-notes", type=Path, metavar="JSON", help="command, wall time, hardware: recorded in the card")
+
+    doctor = commands.add_parser("doctor", help="check ONNX Runtime, devices and model files")
+    doctor.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
     demo = commands.add_parser("demo", help="run the bundled sample (Monet, Cliffs at Etretat)")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("simnet-demo"), help="default: ./simnet-demo")
     _add_common(demo)
@@ -259,6 +270,33 @@ def command_train(args: argparse.Namespace) -> None:
     train(options)
 
 
+def command_export(args: argparse.Namespace) -> None:
+    try:
+        from export.onnx_export import export_checkpoint
+    except ImportError as error:
+        raise InputError(f"export needs the train extra (pip install 'simnet-manipulate[train]'): {error}") from None
+    import json
+
+    training = None
+    if args.training_notes:
+        try:
+            training = json.loads(args.training_notes.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise InputError(f"cannot read the training notes {args.training_notes}: {error}") from None
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    card = export_checkpoint(args.checkpoint, args.out, args.name, training, log)
+    print(f"wrote {args.out}: {', '.join(sorted(card['sha256']))} and card.json")
+
+
+def command_doctor(args: argparse.Namespace) -> None:
+    from .doctor import report
+
+    lines, ok = report(args.device)
+    print("\n".join(lines))
+    if not ok:
+        raise InputError("not ready: see the lines above")
+
+
 def command_worker(args: argparse.Namespace) -> None:
     from .worker import main as serve
 
@@ -288,6 +326,8 @@ COMMANDS = {
     "demo": command_demo,
     "worker": command_worker,
     "train": command_train,
+    "export": command_export,
+    "doctor": command_doctor,
 }
 
 

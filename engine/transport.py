@@ -184,11 +184,13 @@ def transport_region(
     box: tuple[int, int, int, int],
     want_dominant: bool = False,
     on_motion: Callable[[float], None] | None = None,
+    region_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """One region's transported pixels inside `box` (see the module docstring).
 
     exemplar: (H, W, C) float32. source_mask: (H, W) float32, where the region's pixels may be
-    sampled in the exemplar (see `region_interior`).
+    sampled in the exemplar (see `region_interior`). region_mask: (H, W) bool, the whole exemplar
+    region, whose colour range bounds texture guidance (default: where source_mask > 0).
     Returns (box h, box w, C) float32 and, if asked, the index of the dominant motion per pixel.
     `on_motion(fraction)` is called after each motion (a place to report progress or cancel).
     """
@@ -225,27 +227,29 @@ def transport_region(
     # Weights sum to one over M, so total > OUTSIDE_REGION_WEIGHT * (nearly 1) everywhere.
     colour /= np.maximum(total, 1e-12)[:, :, None]
     if motion.colour_matrix is not None or motion.luma_offset is not None:
-        colour = guide_texture(colour, exemplar, source_mask, motion, box)
+        colour = guide_texture(colour, exemplar, source_mask > 0 if region_mask is None else region_mask, motion, box)
     return colour, dominant
 
 
 def guide_texture(
-    colour: np.ndarray, exemplar: np.ndarray, source_mask: np.ndarray, motion: RegionMotion, box
+    colour: np.ndarray, exemplar: np.ndarray, region_mask: np.ndarray, motion: RegionMotion, box
 ) -> np.ndarray:
     """Texture guidance at full resolution (see engine/simnet/texture_guidance.py): the colour
     matrix on RGB, the upsampled luminance offset on every colour channel (alpha untouched),
-    then a clamp to the range of the region's own exemplar pixels, so no new colour appears.
+    then a clamp to the range of the region's own exemplar pixels (or the pixel's own unguided
+    value, which came from the exemplar too), so no new colour appears.
     colour (h, w, C) inside `box` -> (h, w, C)."""
     channels = 3 if exemplar.shape[2] >= 3 else 1
+    before = colour[:, :, :channels].copy()
     if motion.colour_matrix is not None and channels == 3:
         matrix = motion.colour_matrix.astype(np.float32)
         rgb = colour[:, :, :3] @ matrix[:, :3].T + matrix[:, 3]
         colour = np.concatenate([rgb, colour[:, :, 3:]], axis=2)
     if motion.luma_offset is not None:
         colour[:, :, :channels] += upsample_weights(motion.luma_offset, motion.box, box)[:, :, None]
-    low, high = region_range(exemplar[:, :, :channels], source_mask > 0)
-    if low is not None:
-        np.clip(colour[:, :, :channels], low, high, out=colour[:, :, :channels])
+    low, high = region_range(exemplar[:, :, :channels], region_mask)
+    if low is not None:  # guidance never takes a value beyond both the region's range and itself
+        np.clip(colour[:, :, :channels], np.minimum(low, before), np.maximum(high, before), out=colour[:, :, :channels])
     return colour
 
 
@@ -290,10 +294,11 @@ def composite(
         box = bounding_box(alphas[region] > 0, 0) if region in alphas else bounding_box(target_mask, margin)
         if box is None:
             continue
-        source_mask = region_interior(exemplar_labels == region)
+        region_mask = exemplar_labels == region
+        source_mask = region_interior(region_mask)
         step = None if on_progress is None else lambda part, done=done: on_progress((done + part) / len(ids))
         pixels, region_dominant = transport_region(
-            exemplar, source_mask, motions[region], box, want_dominant, step
+            exemplar, source_mask, motions[region], box, want_dominant, step, region_mask
         )
         if region in alphas:
             alpha = alphas[region][box[1] : box[3], box[0] : box[2]].astype(np.float32)

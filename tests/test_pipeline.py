@@ -23,9 +23,11 @@ def test_identity_edit_reproduces_the_exemplar():
 
 
 def test_moved_square_leaves_its_place_and_arrives_whole():
+    # The baseline's exact behaviour (an integer translation, pixel for pixel); the learned
+    # model's is checked in test_learned.py.
     exemplar, figure = _scene()
     target = square_mask(120, 160, 100, 50, 30)
-    result = manipulate_masks(exemplar, figure.astype(np.float32), target.astype(np.float32))
+    result = manipulate_masks(exemplar, figure.astype(np.float32), target.astype(np.float32), model="moments")
     # arrived: the square's interior, pixel for pixel (an integer translation)
     assert np.abs(result[53:77, 103:127] - exemplar[43:67, 23:47]).max() < 1e-4
     # left: the old place now holds background values, not the bright square
@@ -100,9 +102,12 @@ def test_soft_target_selection_keeps_its_feathered_edge():
     target = np.zeros((120, 160), np.float32)
     target[50:80, 100:130] = 1.0
     target[50:80, 96:100] = np.linspace(0.2, 0.8, 4)[None, :]  # a feathered left edge
-    soft = manipulate_masks(exemplar, figure.astype(np.float32), target)
-    hard = manipulate_masks(exemplar, figure.astype(np.float32), (target >= 0.5).astype(np.float32))
-    background = manipulate_masks(exemplar, figure.astype(np.float32), np.pad(np.ones((2, 2)), ((0, 118), (0, 158))).astype(np.float32))
+    # moments: its background fill is the same in all three edits, so the mix can be computed
+    soft = manipulate_masks(exemplar, figure.astype(np.float32), target, model="moments")
+    hard = manipulate_masks(exemplar, figure.astype(np.float32), (target >= 0.5).astype(np.float32), model="moments")
+    background = manipulate_masks(
+        exemplar, figure.astype(np.float32), np.pad(np.ones((2, 2)), ((0, 118), (0, 158))).astype(np.float32), model="moments"
+    )
     assert np.abs(soft[55:75, 105:125] - hard[55:75, 105:125]).max() < 1e-5  # inside: the same
     # on the feathered band the result mixes the moved region with the background by the mask
     column = 97  # coverage 0.4

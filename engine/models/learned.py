@@ -96,7 +96,9 @@ def _with_fills(exemplar, source_mask, target_mask, affines, weights, kp_src, kp
     in_target = _work_mask(target_mask, s) > 0.5
     interior = region_interior(source_mask) > 0
     pixel_affines = normalised_to_pixel_affines(affines, height, width)
-    inside = np.stack([_sample(interior, centres @ a[:, :2].T + a[:, 2]).reshape(s, s) for a in pixel_affines])
+    # Covered means landing in the region (its rim included, as the baseline counts it); fills
+    # then sample only its interior.
+    inside = np.stack([_sample(source_mask, centres @ a[:, :2].T + a[:, 2]).reshape(s, s) for a in pixel_affines])
     coverage = (weights * inside).sum(axis=0)
     uncovered = in_target & (coverage < COVERED)
     weights = weights.astype(np.float32)

@@ -112,5 +112,5 @@ def guide(transported, exemplar, source_mask, matrices, offsets):
     """Apply texture guidance at the working resolution: (B, 3, S, S) -> (B, 3, S, S)."""
     low, high = masked_range(exemplar, source_mask)
     guided = apply_colour_matrix(transported, matrices) + offsets
-    return torch.maximum(torch.minimum(guided, high), low)
+    return torch.maximum(torch.minimum(guided, torch.maximum(high, transported)), torch.minimum(low, transported))
 

@@ -51,6 +51,7 @@ class TrainOptions:
     device: str = "auto"
     perceptual: bool = True
     quiet: bool = False
+    config: SimNetConfig | None = None  # instead of a preset (tests use tiny sizes)
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -88,7 +89,7 @@ def train(options: TrainOptions) -> dict:
     elif initial is not None:
         config = SimNetConfig.from_dict(initial["config"])
     else:
-        config = preset(options.preset)
+        config = options.config or preset(options.preset)
     overrides = {}
     if options.batch_size:
         overrides["batch_size"] = options.batch_size

@@ -13,7 +13,7 @@ PREVIEW_DELAY_MS = 300
 
 
 class ManipulateDialog(QDialog):
-    def __init__(self, client, document, node, models, parent=None):
+    def __init__(self, client, document, node, models, default_model=None, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Manipulate region from exemplar")
         self.client, self.document = client, document
@@ -30,7 +30,7 @@ class ManipulateDialog(QDialog):
         self.source = self._combo([self._mask_label(m) for m in self.masks], self._index(self.masks, defaults.source))
         self.exemplar_map = self._combo([host.node_name(n) for n in self.layers], 0)
         self.target_map = self._combo([host.node_name(n) for n in self.layers], 0)
-        self.model = self._combo(models, 0)
+        self.model = self._combo(models, models.index(default_model) if default_model in models else 0)
         self.preview_label = QLabel("Preview")
         self.preview_label.setMinimumSize(adapter.PREVIEW_SIDE, adapter.PREVIEW_SIDE * 2 // 3)
         buttons = QDialogButtonBox(OK | CANCEL)

@@ -30,11 +30,11 @@ class SimnetExtension(Extension):
             return
         try:
             client = engine_link.engine_client()
-            models = run_and_wait(lambda progress: client.hello())["models"]  # may start the worker
+            engine = run_and_wait(lambda progress: client.hello())  # may start the worker
         except (EngineError, OSError, ValueError) as problem:
             QMessageBox.critical(None, TITLE, _unreachable(problem))
             return
-        dialog = ManipulateDialog(client, document, node, models)
+        dialog = ManipulateDialog(client, document, node, engine["models"], engine.get("default_model"))
         if not (dialog.exec() if hasattr(dialog, "exec") else dialog.exec_()):
             return
         edit = dialog.edit()
