@@ -160,8 +160,10 @@ def train(options: TrainOptions) -> dict:
             bar.update(step, last)
             if step % options.sample_every == 0 or step == options.steps:
                 write_sample_grid(options.out / "samples" / f"step_{step:06d}.png", tensors, out["image"].detach())
-            if step % options.checkpoint_every == 0 or step == options.steps:
-                _save(checkpoint_path, config, step, model, optimiser, rng, world, artworks, options)
+        if step % options.checkpoint_every == 0 or step == options.steps:
+            rng_states = _gather_rng_states(rng, world)  # every rank takes part
+            if rank == 0:
+                _save(checkpoint_path, config, step, model, optimiser, rng_states, artworks, options)
     bar.close()
     seconds = (time.perf_counter() - started) / max(1, step - first_step)
     if rank == 0:
@@ -212,12 +214,17 @@ def _data_summary(artworks, options: TrainOptions) -> dict:
     }
 
 
-def _save(path: Path, config, step, model, optimiser, rng, world, artworks, options) -> None:
-    rng_states = [{"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}]
-    if world > 1:  # every rank's random state, so a resumed run continues each stream
-        gathered = [None] * world
-        dist.all_gather_object(gathered, rng_states[0])
-        rng_states = gathered
+def _gather_rng_states(rng, world: int) -> list[dict]:
+    """Every rank's random state, so that a resumed run continues each rank's stream."""
+    own = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+    if world == 1:
+        return [own]
+    gathered = [None] * world
+    dist.all_gather_object(gathered, own)
+    return gathered
+
+
+def _save(path: Path, config, step, model, optimiser, rng_states, artworks, options) -> None:
     state = {
         "config": config.to_dict(),
         "step": step,
