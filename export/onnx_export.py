@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -120,10 +121,12 @@ def _export_graph(module, inputs, path: Path, graph: str) -> None:
     names_in = KEYPOINT_INPUTS if graph == "keypoints" else TRANSPORT_INPUTS
     names_out = KEYPOINT_OUTPUTS if graph == "keypoints" else TRANSPORT_OUTPUTS
     dynamic = {name: {0: "batch"} for name in names_in + names_out}
-    torch.onnx.export(
-        module, inputs, str(path), input_names=names_in, output_names=names_out,
-        dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
-    )
+    with warnings.catch_warnings():  # the tracer's notes on Python ints in shapes: intended
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, inputs, str(path), input_names=names_in, output_names=names_out,
+            dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
+        )
 
 
 def to_fp16(source: Path, destination: Path) -> None:
@@ -133,7 +136,9 @@ def to_fp16(source: Path, destination: Path) -> None:
     from onnxconverter_common import float16
 
     model = separate_outputs(onnx.load(str(source)))
-    converted = float16.convert_float_to_float16(model, keep_io_types=True)
+    with warnings.catch_warnings():  # constants such as 1e-12 become fp16's smallest: intended
+        warnings.simplefilter("ignore")
+        converted = float16.convert_float_to_float16(model, keep_io_types=True)
     onnx.save(converted, str(destination))
 
 
