@@ -129,16 +129,25 @@ def main(argv=None) -> None:
     parser.add_argument("--max-regions", type=int, default=8, help="for automatic region maps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "quality")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="only these artworks (stems), e.g. the held-out ones")
+    parser.add_argument("--methods", nargs="+", help="only these methods (default: every available one)")
     parser.add_argument("--quick", action="store_true", help="the bundled sample, 2 edits at 256 px")
     args = parser.parse_args(argv)
     if args.quick:
         args.data, args.edits, args.size, args.limit = SAMPLES, 2, 256, 1
     args.out.mkdir(parents=True, exist_ok=True)
     methods = available_methods()
+    if args.methods:
+        unknown = set(args.methods) - set(methods)
+        if unknown:
+            sys.exit(f"unknown or unavailable methods: {', '.join(sorted(unknown))}; have {', '.join(methods)}")
+        methods = {name: methods[name] for name in args.methods}
     features = FeatureMetrics()
     if not features.available:
         print("perceptual and Gram metrics: n/a (install the train extra for them)", file=sys.stderr)
-    paths = artworks(args.data)[: args.limit]
+    paths = [p for p in artworks(args.data) if not args.only or p.stem in args.only][: args.limit]
+    if not paths:
+        sys.exit(f"no artworks to score in {args.data}")
     rows, tiles = [], {name: [] for name in methods}
     started = time.perf_counter()
     for number, path in enumerate(paths):

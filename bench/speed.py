@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 HERE = Path(__file__).resolve().parent
-STAGES = ("decode", "motion", "transport", "texture", "encode")
+STAGES = ("decode", "motion", "transport", "encode")
 
 
 def build_inputs(width: int, height: int, region_count: int, folder: Path):
@@ -75,12 +75,10 @@ def measure(config: dict, results) -> None:
             composed = time.perf_counter()
             imageio.write_image(Path(folder) / "result.png", result)
             encoded = time.perf_counter()
-            texture = marks.get("texture", marks["transport"])  # no texture-guidance stage yet
             timings.append({
                 "decode": decoded - start,
                 "motion": marks["motion"] - decoded,
-                "transport": marks["transport"] - marks["motion"],
-                "texture": texture - marks["transport"],
+                "transport": marks["transport"] - marks["motion"],  # texture guidance included
                 "encode": encoded - composed,
                 "total": encoded - start,
             })
@@ -91,8 +89,35 @@ def measure(config: dict, results) -> None:
     for key in (*STAGES, "total"):
         row[key] = float(np.median([t[key] for t in timings[1:]]))
     row["segmentation"] = segmentation
+    row["provider"] = _provider(config["model"])
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results.put(row)
+
+
+def _provider(model: str) -> str:
+    from engine.models import load_model
+
+    loaded = load_model(model)
+    if not hasattr(loaded, "backend"):
+        return "numpy/OpenCV"
+    graphs = loaded.backend.graphs
+    return f"{graphs.provider.replace('ExecutionProvider', '')} {graphs.precision}"
+
+
+def random_paper_model(folder: Path) -> Path:
+    """The `paper` preset with random weights, exported: its speed is what matters here."""
+    import torch
+
+    from engine.simnet.config import preset
+    from engine.simnet.model import SimNet
+    from export.onnx_export import export_checkpoint
+
+    torch.manual_seed(0)
+    model = SimNet(preset("paper"))
+    checkpoint = folder / "paper-random.pt"
+    torch.save({"config": preset("paper").to_dict(), "model": model.state_dict(), "step": 0, "data": None}, checkpoint)
+    export_checkpoint(checkpoint, folder / "paper-random", name="paper-random", log=lambda m: None)
+    return folder / "paper-random"
 
 
 def run_config(config: dict) -> dict:
@@ -148,6 +173,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=None, help="default: every model")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "speed")
+    parser.add_argument("--paper", action="store_true", help="also the paper preset (random weights, exported here)")
     parser.add_argument("--quick", action="store_true", help="256 and 512 px, 1 and 2 regions, one run")
     args = parser.parse_args(argv)
     if args.quick:
@@ -156,6 +182,9 @@ def main(argv=None) -> None:
 
     models = args.models or model_names()
     args.out.mkdir(parents=True, exist_ok=True)
+    scratch = tempfile.TemporaryDirectory()
+    if args.paper:
+        models = [*models, str(random_paper_model(Path(scratch.name)))]
     rows = []
     for model in models:
         for aspect in args.aspects:
@@ -166,12 +195,13 @@ def main(argv=None) -> None:
                               "megapixels": round(width * height / 1e6, 3), "repeats": args.repeats}
                     rows.append(run_config(config))
                     r = rows[-1]
-                    print(f"{model} {width}x{height} {count} region(s): {r['total']:.3f} s, {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
+                    r["model"] = Path(model).name
+                    print(f"{r['model']} {width}x{height} {count} region(s): {r['total']:.3f} s, {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
     baseline = {(r["width"], r["height"], r["regions"]): r["total"] for r in rows if r["model"] == "moments"}
     for r in rows:
         base = baseline.get((r["width"], r["height"], r["regions"]))
         r["x_moments"] = r["total"] / base if base else None
-    fields = ["model", "width", "height", "megapixels", "regions", *STAGES, "total", "x_moments", "segmentation", "peak_rss_mb"]
+    fields = ["model", "provider", "width", "height", "megapixels", "regions", *STAGES, "total", "x_moments", "segmentation", "peak_rss_mb"]
     with open(args.out / "speed.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
@@ -182,16 +212,17 @@ def main(argv=None) -> None:
         "",
         f"Command: `python bench/speed.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
-        f"{providers_line()}. Models measured: {', '.join(models)} (default {DEFAULT_MODEL}); no ONNX "
-        "model and no `paper` preset exist yet, so there is no provider or preset column.",
+        f"{providers_line()}. Models measured: {', '.join(Path(m).name for m in models)} (default {DEFAULT_MODEL}); "
+        "`paper-random` is the paper preset with random weights (speed only). Motion is the model "
+        "(G_KP and G_A for learned models); transport is the full-resolution warp, blend and texture guidance.",
         "",
-        "| model | size | MP | regions | decode | motion | transport | texture | encode | total s | x moments | segmentation | peak RSS MB |",
+        "| model | provider | size | MP | regions | decode | motion | transport | encode | total s | x moments | segmentation | peak RSS MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = f"{r['x_moments']:.2f}" if r["x_moments"] is not None else "n/a"
         stages = " | ".join(f"{r[s]:.3f}" for s in STAGES)
-        lines.append(f"| {r['model']} | {r['width']}x{r['height']} | {r['megapixels']} | {r['regions']} | {stages} | "
+        lines.append(f"| {r['model']} | {r['provider']} | {r['width']}x{r['height']} | {r['megapixels']} | {r['regions']} | {stages} | "
                      f"{r['total']:.3f} | {ratio} | {r['segmentation']:.3f} | {r['peak_rss_mb']:.0f} |")
     summary = "\n".join(lines) + "\n\n![time and memory against megapixels](speed.png)\n"
     (args.out / "summary.md").write_text(summary)

@@ -1,0 +1,65 @@
+"""The shipped learned model through the engine (ONNX Runtime, no torch): the properties an
+artist relies on, whatever the weights."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from engine import manipulate, manipulate_masks, run
+from engine.models import DEFAULT_MODEL, LEARNED_DEFAULT, shipped_models
+from engine.models.learned import CHUNK
+
+from .conftest import square_mask, textured
+
+pytestmark = pytest.mark.skipif(LEARNED_DEFAULT not in shipped_models(), reason="no learned model shipped")
+
+
+def _scene(height=120, width=160):
+    exemplar = textured(height, width) * 0.3
+    figure = square_mask(height, width, 20, 40, 30)
+    exemplar[figure] = 0.7 + 0.3 * textured(height, width, seed=5)[figure]
+    return exemplar, figure
+
+
+def test_it_is_the_default():
+    assert DEFAULT_MODEL == LEARNED_DEFAULT
+
+
+def test_identity_edit_is_exact():
+    exemplar, figure = _scene()
+    labels = figure.astype(np.int32)
+    assert np.abs(manipulate(exemplar, labels, labels, model=LEARNED_DEFAULT) - exemplar).max() < 1e-5
+
+
+def test_moved_square_arrives_and_leaves():
+    exemplar, figure = _scene()
+    target = square_mask(120, 160, 100, 50, 30)
+    result = manipulate_masks(exemplar, figure.astype(np.float32), target.astype(np.float32), model=LEARNED_DEFAULT)
+    arrived = result[55:75, 105:125]
+    assert arrived.mean() > 0.65  # the bright square's pixels, not background
+    assert result[45:65, 25:45].max() < 0.45  # its old place holds background texture
+    # made of the exemplar's own values: nothing outside the picture's range
+    assert result.min() >= exemplar.min() - 1e-4 and result.max() <= exemplar.max() + 1e-4
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+def test_grey_and_transparent_exemplars(channels):
+    exemplar, figure = _scene()
+    if channels == 1:
+        pixels = exemplar[:, :, :1]
+    else:
+        pixels = np.concatenate([exemplar, np.full(exemplar.shape[:2] + (1,), 0.5, np.float32)], axis=2)
+    target = square_mask(120, 160, 90, 50, 30)
+    result = manipulate_masks(pixels, figure.astype(np.float32), target.astype(np.float32), model=LEARNED_DEFAULT)
+    assert result.shape == pixels.shape and np.isfinite(result).all()
+    if channels == 4:
+        assert np.allclose(result[:, :, 3], 0.5, atol=1e-4)  # alpha carried, never guided
+
+
+def test_more_regions_than_one_graph_batch():
+    exemplar = textured(96, 128)
+    labels = (np.arange(128)[None, :] // (128 // (CHUNK + 4))).repeat(96, axis=0).astype(np.int32)
+    result = run(exemplar, labels, labels, model=LEARNED_DEFAULT)
+    assert len(result.motions) == labels.max() + 1 > CHUNK
+    assert np.abs(result.pixels - exemplar).max() < 1e-5
