@@ -240,16 +240,19 @@ def guide_texture(
     value, which came from the exemplar too), so no new colour appears.
     colour (h, w, C) inside `box` -> (h, w, C)."""
     channels = 3 if exemplar.shape[2] >= 3 else 1
-    before = colour[:, :, :channels].copy()
     if motion.colour_matrix is not None and channels == 3:
-        matrix = motion.colour_matrix.astype(np.float32)
-        rgb = colour[:, :, :3] @ matrix[:, :3].T + matrix[:, 3]
-        colour = np.concatenate([rgb, colour[:, :, 3:]], axis=2)
+        guided = cv2.transform(np.ascontiguousarray(colour[:, :, :3]), motion.colour_matrix.astype(np.float32))
+    else:
+        guided = colour[:, :, :channels].copy()
     if motion.luma_offset is not None:
-        colour[:, :, :channels] += upsample_weights(motion.luma_offset, motion.box, box)[:, :, None]
+        guided += upsample_weights(motion.luma_offset, motion.box, box)[:, :, None]
     low, high = region_range(exemplar[:, :, :channels], region_mask)
-    if low is not None:  # guidance never takes a value beyond both the region's range and itself
-        np.clip(colour[:, :, :channels], np.minimum(low, before), np.maximum(high, before), out=colour[:, :, :channels])
+    for c in range(channels):  # channel by channel: full-resolution temporaries stay one plane
+        before, after = colour[:, :, c], guided[:, :, c]
+        if low is not None:  # never beyond both the region's range and the pixel's own value
+            np.minimum(after, np.maximum(before, high[c]), out=after)
+            np.maximum(after, np.minimum(before, low[c]), out=after)
+        before[...] = after
     return colour
 
 
