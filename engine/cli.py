@@ -132,6 +132,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-perceptual", action="store_true", help="skip the VGG perceptual and style losses (faster)")
     train.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
+    batch = commands.add_parser(
+        "batch",
+        help="apply one manipulation to every layer of an .ora, every image of a folder, or a JSONL job list",
+        description="INPUT is an OpenRaster file (results go into a new .ora, each above its source), a "
+        "folder of images (results into the folder OUT) or a JSON Lines file of jobs (keys: exemplar, output, "
+        "and regions + target or source_mask + target_mask; optional id, model). Finished jobs write a JSON "
+        "report each; failures are reported and the batch goes on.",
+    )
+    batch.add_argument("input", type=Path)
+    batch.add_argument("-o", "--output", type=Path, help="the new .ora, or the output folder (not for JSONL)")
+    batch.add_argument("--regions", type=Path, help="region map shared by every input")
+    batch.add_argument("--target", type=Path, help="edited region map shared by every input")
+    batch.add_argument("--source-mask", type=Path)
+    batch.add_argument("--target-mask", type=Path)
+    batch.add_argument("--maps-dir", type=Path, help="per-input maps by name: NAME.regions.png and NAME.target.png")
+    batch.add_argument("--layers", nargs="+", metavar="PATTERN", help=".ora layers whose names match (shell patterns)")
+    batch.add_argument("--visible-only", action="store_true", help=".ora: only visible layers")
+    batch.add_argument("--replace", action="store_true", help=".ora: the result replaces its source in the copy")
+    batch.add_argument("--jobs", type=int, default=1, help="parallel processes on this machine")
+    batch.add_argument("--ray", metavar="ADDRESS", help="run on this Ray cluster instead (the ray extra)")
+    batch.add_argument("--resume", action="store_true", help="skip jobs finished by an earlier run")
+    batch.add_argument("--report", type=Path, help="report folder (default: OUTPUT.report, or INPUT.report for JSONL)")
+    batch.add_argument("--model", default=None, help="default: the engine's default model")
+
     export = commands.add_parser(
         "export", help="export a training checkpoint to ONNX graphs with a model card (needs the train extra)"
     )
@@ -270,6 +294,46 @@ def command_train(args: argparse.Namespace) -> None:
     train(options)
 
 
+def command_batch(args: argparse.Namespace) -> None:
+    from . import batch
+
+    if args.jobs < 1:
+        raise InputError("--jobs must be at least 1")
+    absolute = lambda path: path.resolve() if path is not None else None  # jobs may run elsewhere
+    edit = batch.EditFiles(*(absolute(p) for p in (args.regions, args.target, args.source_mask, args.target_mask, args.maps_dir)))
+    source = args.input.resolve()
+    args.output = absolute(args.output)
+    if source.suffix.lower() == ".jsonl":
+        jobs = batch.plan_jsonl(source)
+        reports = args.report or source.with_name(source.name + ".report")
+    else:
+        if args.output is None:
+            raise InputError("give -o/--output: the new .ora file, or the output folder")
+        if args.output.resolve() == source.resolve():
+            raise InputError("the output must differ from the input: the input is never written")
+        if source.suffix.lower() == ".ora":
+            if args.output.suffix.lower() != ".ora":
+                raise InputError("an .ora input makes an .ora output: give -o NAME.ora")
+            jobs = batch.plan_ora(source, args.output, edit, args.model, args.layers or [], args.visible_only)
+        elif source.is_dir():
+            jobs = batch.plan_folder(source, args.output, edit, args.model)
+        else:
+            raise InputError(f"{source} is not an .ora file, a folder or a .jsonl job file")
+        reports = args.report or args.output.with_name(args.output.name + ".report")
+    results = batch.execute(jobs, reports, args.jobs, args.ray, args.resume, args.quiet)
+    failed = [r for r in results if r["status"] != "done"]
+    if source.suffix.lower() == ".ora":
+        placed = batch.assemble_ora(source, args.output, jobs, results, args.replace)
+        print(f"wrote {args.output}: {placed} manipulated layer(s)")
+    print(f"{len(results) - len(failed)} of {len(results)} jobs done; reports in {reports}")
+    if failed:
+        raise BatchFailures(f"{len(failed)} of {len(results)} jobs failed (first: {failed[0]['id']}: {failed[0]['error']})")
+
+
+class BatchFailures(Exception):
+    """Some jobs of a batch failed: reported, exit status 1."""
+
+
 def command_export(args: argparse.Namespace) -> None:
     try:
         from export.onnx_export import export_checkpoint
@@ -328,6 +392,7 @@ COMMANDS = {
     "train": command_train,
     "export": command_export,
     "doctor": command_doctor,
+    "batch": command_batch,
 }
 
 
@@ -338,6 +403,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as error:
         print(f"simnet: error: {error}", file=sys.stderr)
         return 2
+    except BatchFailures as error:
+        print(f"simnet: {error}", file=sys.stderr)
+        return 1
     except MemoryError:
         print("simnet: error: out of memory; try a smaller image or fewer regions", file=sys.stderr)
         return 1
