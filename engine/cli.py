@@ -99,11 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--idle-timeout", type=float, default=600.0, help="exit after this many idle seconds")
     worker.add_argument("--max-pixels", type=int, default=imageio.DEFAULT_MAX_PIXELS, help="refuse larger images")
 
-    install = commands.add_parser("install-plugin", help="install the Krita plug-in, wired to this environment")
+    install = commands.add_parser("install-plugin", help="install the Krita or GIMP plug-in, wired to this environment")
     install.add_argument("host", choices=["krita", "gimp"])
     install.add_argument("--uninstall", action="store_true", help="remove it instead")
     install.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
-    install.add_argument("--profile", type=Path, help="Krita's resource folder (default ~/.local/share/krita)")
+    install.add_argument("--profile", type=Path, help="Krita's resource folder (default ~/.local/share/krita), or "
+                         "a GIMP profile folder (default: both ~/.config/GIMP/3.0 and 3.2)")
     install.add_argument("--config", type=Path, help="the folder holding kritarc (default ~/.config)")
 
     package = commands.add_parser("package", help="build the zip for Krita's Import Python Plugin from File")
@@ -368,11 +369,13 @@ def command_worker(args: argparse.Namespace) -> None:
 
 
 def command_install(args: argparse.Namespace) -> None:
-    from .install import install_krita
+    from .install import install_gimp, install_krita
 
-    if args.host != "krita":
-        raise InputError("the GIMP plug-in is not part of this version yet; only krita can be installed")
-    for action in install_krita(args.profile, args.config, args.uninstall, args.dry_run):
+    if args.host == "gimp":
+        actions = install_gimp(args.profile, args.uninstall, args.dry_run)
+    else:
+        actions = install_krita(args.profile, args.config, args.uninstall, args.dry_run)
+    for action in actions:
         print(("would " if args.dry_run else "") + action)
 
 

@@ -4,6 +4,9 @@
 client (engine/client.py, the one module the plug-ins vendor) and an engine.json that records
 the command starting this environment's worker, and enables the plug-in in kritarc.
 `simnet package krita` builds the zip that Krita's "Import Python Plugin from File" takes.
+`simnet install-plugin gimp` copies gimp_plugin/simnet_manipulate/ with the client and the
+engine.json into the plug-ins folder of GIMP's 3.0 and 3.2 profiles (or --profile), with the run
+bit GIMP requires on the main file.
 """
 
 from __future__ import annotations
@@ -23,11 +26,50 @@ PLUGIN_NAME = "simnet_manipulate"
 
 
 def _source(host: str) -> Path:
-    if host != "krita":
-        raise InputError(f"no plug-in for '{host}' in this version yet; available: krita")
-    import krita_plugin
+    if host == "krita":
+        import krita_plugin as package
+    elif host == "gimp":
+        import gimp_plugin as package
+    else:
+        raise InputError(f"no plug-in for '{host}'; available: krita, gimp")
+    return Path(package.__file__).resolve().parent
 
-    return Path(krita_plugin.__file__).resolve().parent
+
+def _engine_files(folder: Path, command: list[str] | None = None) -> None:
+    """The vendored client and the worker command, into the plug-in's own folder."""
+    shutil.copy2(ENGINE / "client.py", folder / "client.py")
+    settings = {"command": command or worker_command(sys.executable)}
+    (folder / "engine.json").write_text(json.dumps(settings, indent=1) + "\n")
+
+
+def default_gimp_profiles() -> list[Path]:
+    """GIMP 3.0's and 3.2's profile folders (each version reads only its own plug-ins)."""
+    return [Path.home() / ".config" / "GIMP" / version for version in ("3.0", "3.2")]
+
+
+def install_gimp(profile: Path | None = None, uninstall: bool = False, dry_run: bool = False,
+                 command: list[str] | None = None) -> list[str]:
+    """Install (or remove) the GIMP plug-in in `profile` (default: the 3.0 and 3.2 profiles);
+    returns what was (or would be) done. `command` overrides the recorded worker command."""
+    targets = [p / "plug-ins" / PLUGIN_NAME for p in ([profile] if profile else default_gimp_profiles())]
+    if uninstall:
+        actions = [f"remove {t}" for t in targets if t.exists()]
+        if not dry_run:
+            for target in targets:
+                shutil.rmtree(target, ignore_errors=True)
+        return actions
+    actions = [f"copy the plug-in to {t}" for t in targets]
+    actions.append(f"record the worker command {' '.join(command or worker_command(sys.executable))}")
+    if not dry_run:
+        source = _source("gimp") / PLUGIN_NAME
+        for target in targets:
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            _engine_files(target, command)
+            main = target / f"{PLUGIN_NAME}.py"
+            main.chmod(main.stat().st_mode | 0o111)  # GIMP ignores plug-ins it cannot execute
+    return actions
 
 
 def default_krita_profile() -> Path:
@@ -44,9 +86,7 @@ def _stage(folder: Path) -> None:
     shutil.copy2(source / f"{PLUGIN_NAME}.desktop", folder / f"{PLUGIN_NAME}.desktop")
     shutil.copytree(source / PLUGIN_NAME, folder / PLUGIN_NAME,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    shutil.copy2(ENGINE / "client.py", folder / PLUGIN_NAME / "client.py")
-    settings = {"command": worker_command(sys.executable)}
-    (folder / PLUGIN_NAME / "engine.json").write_text(json.dumps(settings, indent=1) + "\n")
+    _engine_files(folder / PLUGIN_NAME)
 
 
 def installed_paths(profile: Path) -> list[Path]:

@@ -1,3 +1,4 @@
+import os
 """`simnet install-plugin` and `simnet package` against temporary profiles."""
 
 import json
@@ -44,9 +45,21 @@ def test_install_dry_run_uninstall(tmp_path, capsys):
     assert "enable_simnet_manipulate=false" in kritarc and "foo=bar" in kritarc
 
 
-def test_gimp_is_refused_clearly(tmp_path, capsys):
-    assert main(["install-plugin", "gimp", "--profile", str(tmp_path)]) == 2
-    assert "GIMP plug-in is not part of this version yet" in capsys.readouterr().err
+def test_gimp_install_dry_run_and_uninstall(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    folder = tmp_path / "profile" / "plug-ins" / "simnet_manipulate"
+    assert main(["install-plugin", "gimp", "--profile", str(tmp_path / "profile"), "--dry-run"]) == 0
+    assert "would copy the plug-in to" in capsys.readouterr().out and not folder.exists()
+    assert main(["install-plugin", "gimp", "--profile", str(tmp_path / "profile")]) == 0
+    assert {p.name for p in folder.iterdir()} >= {"simnet_manipulate.py", "adapter.py", "gimp_host.py", "client.py", "engine.json"}
+    assert os.access(folder / "simnet_manipulate.py", os.X_OK)  # GIMP skips plug-ins without the run bit
+    assert json.loads((folder / "engine.json").read_text())["command"][1:] == ["-m", "engine", "worker"]
+    assert main(["install-plugin", "gimp", "--profile", str(tmp_path / "profile"), "--uninstall"]) == 0
+    assert not folder.exists()
+    # without --profile: both GIMP 3.0's and 3.2's profiles
+    assert main(["install-plugin", "gimp"]) == 0
+    for version in ("3.0", "3.2"):
+        assert (tmp_path / "home" / ".config" / "GIMP" / version / "plug-ins" / "simnet_manipulate" / "engine.json").exists()
 
 
 def test_package_for_krita_import(tmp_path):

@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 
+import cv2
 import numpy as np
 import pytest
 
@@ -69,7 +70,7 @@ def krita_run(tmp_path_factory):
     np.zeros((HEIGHT, WIDTH, 2), np.uint8).tofile(work / "gray.raw")
     cases.append(dict(name="grey_document", action="manipulate", model="GRAYA", depth="U8", width=WIDTH, height=HEIGHT,
                       pixels="gray.raw", source="source.raw", target="target.raw"))
-    (work / "spec.json").write_text(json.dumps({"pykrita": str(profile / "pykrita"), "cases": cases}))
+    (work / "spec.json").write_text(json.dumps({"pykrita": str(profile / "pykrita"), "cases": cases, "save_ora": True}))
     # Krita as a desktop starts it: a system PATH (a venv's or pyenv's python3 first on PATH
     # makes Krita's embedded Python adopt that prefix and lose Debian's PyQt5). The worker is
     # unaffected: engine.json names its interpreter by absolute path.
@@ -146,6 +147,24 @@ def _system_env(home, **extra):
 
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="Xvfb is not installed")
+def test_an_ora_saved_by_krita_goes_through_batch(krita_run, tmp_path):
+    from engine.cli import main
+    from engine.ora import read_ora
+
+    work, outcome, pixels, source, soft_target = krita_run
+    assert outcome["ora_saved"]
+    document = read_ora(work / "saved_by_krita.ora")
+    layers = {l.name: l for l in document.layers}
+    assert {"Paper", "Figure"} <= set(layers) and layers["Figure"].opacity == pytest.approx(0.8, abs=0.01)
+    assert np.abs(layers["Figure"].placed(WIDTH, HEIGHT)[..., :3] - pixels[..., :3]).max() <= 1 / 255 + 1e-6
+    cv2.imwrite(str(tmp_path / "src.png"), source)
+    cv2.imwrite(str(tmp_path / "tgt.png"), soft_target)
+    assert main(["--quiet", "batch", str(work / "saved_by_krita.ora"), "-o", str(tmp_path / "out.ora"), "--layers", "Figure",
+                 "--source-mask", str(tmp_path / "src.png"), "--target-mask", str(tmp_path / "tgt.png")]) == 0
+    names = [l.name for l in read_ora(tmp_path / "out.ora").layers]
+    assert names.index("Figure (manipulated)") == names.index("Figure") - 1
+
+
 def test_gui_menu_entries_dialog_and_result(krita_run, tmp_path):
     """Real Krita with a window: the installed plug-in loads, its actions sit in the Filter menu,
     and "Manipulate region from exemplar..." (dialog defaults accepted by the test hook) adds the

@@ -64,6 +64,18 @@ def main(args):
             record["layers"] = [(n.name(), n.type()) for n in document.rootNode().childNodes() if n.type() != "selectionmask"]
             outcome[case["name"]] = record
             document.close()
+        if spec.get("save_ora"):  # an OpenRaster file written by Krita itself, for the batch tests
+            first = spec["cases"][0]
+            document = Krita.instance().createDocument(first["width"], first["height"], "layers", "RGBA", "U8", "", 72.0)
+            document.setBatchmode(True)
+            for name, opacity in (("Paper", 255), ("Figure", 204)):
+                node = document.createNode(name, "paintlayer")
+                node.setPixelData((work / first["pixels"]).read_bytes(), 0, 0, first["width"], first["height"])
+                node.setOpacity(opacity)
+                document.rootNode().addChildNode(node, None)
+            document.refreshProjection()
+            outcome["ora_saved"] = document.saveAs(str(work / "saved_by_krita.ora"))
+            document.close()
         engine_link.close()
     except Exception:
         outcome["crash"] = traceback.format_exc()

@@ -1,0 +1,1 @@
+"""The GIMP 3 plug-in (installed by `simnet install-plugin gimp`; GIMP runs it with its own Python)."""

@@ -1,0 +1,105 @@
+"""What the GIMP procedures do, as plain Python over `gimp_host` and the engine client: read the
+image into a request, ask the engine, add the result as a new layer. Nothing is written to the
+image until the engine has answered."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import gimp_host as host
+from client import Client, EngineError, Image, mask_buffer
+
+CONFIG = Path(__file__).resolve().parent / "engine.json"
+
+
+class PluginError(Exception):
+    """A problem the artist can fix; the message says how. Nothing was changed."""
+
+
+def engine_client():
+    """A worker for this plug-in call (GIMP runs each call in a fresh process)."""
+    try:
+        settings = json.loads(CONFIG.read_text())
+    except (OSError, ValueError):
+        raise PluginError("The plug-in is not wired to an engine: run `simnet install-plugin gimp` "
+                          "in the environment where SIM-Net is installed.") from None
+    return Client(settings["command"])
+
+
+def exemplar_image(image, drawable):
+    """The drawable over the canvas as an engine Image; refuses what the engine cannot take."""
+    if drawable is None or not host.is_layer(drawable):
+        raise PluginError("Select a layer as the exemplar (the active item is not a layer).")
+    if host.base_type(image) == "INDEXED":
+        raise PluginError("Indexed images are not supported: convert with Image > Mode > RGB and try again.")
+    dtype = host.sample_type(image)
+    width, height = host.canvas_size(image)
+    return Image(host.read_on_canvas(image, drawable, dtype), width, height, 4, dtype)
+
+
+@dataclass
+class Request:
+    image: Image
+    buffers: dict
+    model: str = None
+
+
+def _selected(data):
+    return data.count(0) != len(data)
+
+
+def request_from_selection(image, drawable, source_channel, model=None):
+    """The source region is a saved selection (a channel); the target is the current selection."""
+    exemplar = exemplar_image(image, drawable)
+    width, height = exemplar.width, exemplar.height
+    if source_channel is None:
+        raise PluginError("Choose the region to move: save a selection of it as a channel "
+                          "(Select > Save to Channel), then select where it should go.")
+    source = host.read_channel(image, source_channel)
+    if not _selected(source):
+        raise PluginError(f"The channel '{host.item_name(source_channel)}' is empty: it should hold the region to move.")
+    target = host.read_channel(image, host.selection(image))
+    if not _selected(target):
+        raise PluginError("Select where the region should go (the current selection is empty).")
+    if target.count(255) == len(target):
+        raise PluginError("The whole image is selected: select only where the region should go.")
+    return Request(exemplar, {"source_mask": mask_buffer(source, width, height),
+                              "target_mask": mask_buffer(target, width, height)}, model or None)
+
+
+def request_from_maps(image, drawable, exemplar_map, target_map, model=None):
+    """Region-map mode: two layers of flat colours, the exemplar's map and the edited one."""
+    exemplar = exemplar_image(image, drawable)
+    if exemplar_map is None or target_map is None:
+        raise PluginError("Choose both region-map layers: the exemplar's map and the edited one.")
+    maps = {"exemplar_map": exemplar_image(image, exemplar_map), "target_map": exemplar_image(image, target_map)}
+    return Request(exemplar, maps, model or None)
+
+
+def compute(client, request, progress=None):
+    try:
+        return client.manipulate(request.image, model=request.model, progress=progress, **request.buffers)
+    except EngineError as error:
+        raise PluginError(error.message) from error
+
+
+def insert_result(image, drawable, result):
+    """The result as a new layer above the exemplar, in one undo step."""
+    host.undo_group(image, True)
+    try:
+        return host.add_layer_above(image, drawable, f"Manipulated {host.item_name(drawable)}", bytes(result.data), result.dtype)
+    finally:
+        host.undo_group(image, False)
+
+
+def segment_layer(client, image, drawable, max_regions=None, progress=None):
+    exemplar = exemplar_image(image, drawable)
+    try:
+        colours = client.segment(exemplar, max_regions=max_regions, progress=progress)[1]
+    except EngineError as error:
+        raise PluginError(error.message) from error
+    host.undo_group(image, True)
+    try:
+        return host.add_layer_above(image, drawable, f"Regions of {host.item_name(drawable)}", bytes(colours.data), colours.dtype)
+    finally:
+        host.undo_group(image, False)

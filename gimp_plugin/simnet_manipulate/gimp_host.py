@@ -1,0 +1,97 @@
+"""Every call into GIMP that the plug-in makes, and nothing else (GIMP 3.0 API, works on 3.2).
+
+Pixels cross as bytes in babl formats: "R'G'B'A u8", "R'G'B'A u16" or "R'G'B'A float" (the
+image's own values, perceptual encoding, straight alpha), masks as "Y u8" or "Y float".
+"""
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp  # noqa: E402
+
+# sample type of the engine's Image -> babl format of an RGBA read or write
+FORMATS = {"uint8": "R'G'B'A u8", "uint16": "R'G'B'A u16", "float32": "R'G'B'A float"}
+MASK_FORMAT = "Y u8"
+
+
+def canvas_size(image):
+    return image.get_width(), image.get_height()
+
+
+def base_type(image):
+    """"RGB", "GRAY" or "INDEXED"."""
+    base = image.get_base_type()
+    return {Gimp.ImageBaseType.RGB: "RGB", Gimp.ImageBaseType.GRAY: "GRAY"}.get(base, "INDEXED")
+
+
+def sample_type(image):
+    """The engine dtype that holds this image's precision without loss (float for the rest)."""
+    name = image.get_precision().value_name
+    if "_U8_" in name:
+        return "uint8"
+    if "_U16_" in name:
+        return "uint16"
+    return "float32"
+
+
+def item_name(item):
+    return item.get_name()
+
+
+def is_layer(drawable):
+    return isinstance(drawable, Gimp.Layer) and not isinstance(drawable, Gimp.LayerMask)
+
+
+def read_on_canvas(image, drawable, dtype):
+    """The drawable's pixels over the whole canvas (transparent where it does not reach), as
+    RGBA bytes of `dtype`: layers may be smaller than the canvas and offset."""
+    width, height = canvas_size(image)
+    _, x, y = drawable.get_offsets()
+    buffer = drawable.get_buffer()
+    data = buffer.get(Gegl.Rectangle.new(-x, -y, width, height), 1.0, FORMATS[dtype], Gegl.AbyssPolicy.NONE)
+    return bytes(data)
+
+
+def read_channel(image, channel):
+    """A channel (a saved selection, or the selection itself) as one byte per canvas pixel."""
+    width, height = canvas_size(image)
+    buffer = channel.get_buffer()
+    return bytes(buffer.get(Gegl.Rectangle.new(0, 0, width, height), 1.0, MASK_FORMAT, Gegl.AbyssPolicy.NONE))
+
+
+def selection(image):
+    return image.get_selection()
+
+
+def add_layer_above(image, anchor, name, data, dtype):
+    """A new canvas-sized layer right above `anchor`, holding `data` (RGBA bytes of dtype)."""
+    width, height = canvas_size(image)
+    kind = Gimp.ImageType.RGBA_IMAGE if base_type(image) == "RGB" else Gimp.ImageType.GRAYA_IMAGE
+    layer = Gimp.Layer.new(image, name, width, height, kind, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, anchor.get_parent(), image.get_item_position(anchor))
+    buffer = layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, width, height), FORMATS[dtype], data)
+    buffer.flush()
+    layer.update(0, 0, width, height)
+    return layer
+
+
+def undo_group(image, start):
+    image.undo_group_start() if start else image.undo_group_end()
+
+
+def progress_start(text):
+    Gimp.progress_init(text)
+
+
+def progress_update(fraction):
+    Gimp.progress_update(max(0.0, min(1.0, fraction)))
+
+
+def progress_end():
+    Gimp.progress_end()
+
+
+def flush_displays():
+    Gimp.displays_flush()

@@ -1,0 +1,185 @@
+# Runs inside GIMP 3 (gimp-console-3.0 --batch-interpreter=python-fu-eval): builds images of each
+# precision, calls the SIM-Net procedures non-interactively, and writes what happened to OUT
+# (raw pixels and a JSON log) for tests/test_gimp.py to check against the engine run directly.
+import json
+import os
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp
+
+OUT = os.environ["SIMNET_GIMP_OUT"]
+W, H = 96, 64
+LAYER_W, LAYER_H, LAYER_X, LAYER_Y = 80, 56, 8, 4
+PRECISIONS = {
+    "u8": Gimp.Precision.U8_NON_LINEAR,
+    "u16": Gimp.Precision.U16_NON_LINEAR,
+    "float": Gimp.Precision.FLOAT_NON_LINEAR,
+}
+log = {}
+
+
+def texture(width, height):
+    """Deterministic RGBA u8 bytes: smooth colour gradients, opaque."""
+    data = bytearray()
+    for y in range(height):
+        for x in range(width):
+            data += bytes(((x * 5 + y * 3) % 256, (x * 2 + 90) % 256, (y * 4 + 30) % 256, 255))
+    return bytes(data)
+
+
+def read(drawable, fmt="R'G'B'A float"):
+    _, x, y = drawable.get_offsets()
+    buffer = drawable.get_buffer()
+    return bytes(buffer.get(Gegl.Rectangle.new(-x, -y, W, H), 1.0, fmt, Gegl.AbyssPolicy.NONE))
+
+
+def make_image(precision, with_alpha=True):
+    image = Gimp.Image.new_with_precision(W, H, Gimp.ImageBaseType.RGB, PRECISIONS[precision])
+    background = Gimp.Layer.new(image, "Background", W, H, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(background, None, 0)
+    Gimp.context_set_foreground(_colour(0.2, 0.3, 0.4))
+    background.fill(Gimp.FillType.FOREGROUND)
+    kind = Gimp.ImageType.RGBA_IMAGE if with_alpha else Gimp.ImageType.RGB_IMAGE
+    layer = Gimp.Layer.new(image, "Exemplar", LAYER_W, LAYER_H, kind, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    layer.set_offsets(LAYER_X, LAYER_Y)
+    buffer = layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, LAYER_W, LAYER_H), "R'G'B'A u8", texture(LAYER_W, LAYER_H))
+    buffer.flush()
+    return image, layer
+
+
+def _colour(r, g, b):
+    gi.require_version("Gegl", "0.4")
+    colour = Gegl.Color.new("black")
+    colour.set_rgba(r, g, b, 1.0)
+    return colour
+
+
+def select(image, x, y, w, h, feather=0.0):
+    Gimp.context_set_feather(feather > 0)
+    Gimp.context_set_feather_radius(feather, feather)
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, x, y, w, h)
+
+
+def call(name, image, drawable, **properties):
+    procedure = Gimp.get_pdb().lookup_procedure(name)
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", [drawable])
+    for key, value in properties.items():
+        config.set_property(key, value)
+    result = procedure.run(config)
+    status = result.index(0)
+    message = None
+    if status != Gimp.PDBStatusType.SUCCESS:
+        error = result.index(1)
+        message = error.message if hasattr(error, "message") else str(error)
+    return status.value_nick, message
+
+
+def layer_names(image):
+    return [layer.get_name() for layer in image.get_layers()]
+
+
+def manipulate_case(name, precision, with_alpha=True, feather=0.0):
+    image, layer = make_image(precision, with_alpha)
+    select(image, 16, 12, 24, 20)
+    channel = Gimp.Selection.save(image)
+    select(image, 50, 24, 26, 22, feather)
+    before = read(layer)
+    status, message = call("plug-in-simnet-manipulate", image, layer, **{"source-channel": channel})
+    entry = {"status": status, "message": message, "layers": layer_names(image),
+             "unchanged": read(layer) == before}
+    if status == "success":
+        result = image.get_layers()[0]
+        _, x, y = result.get_offsets()
+        entry.update(offsets=[x, y], size=[result.get_width(), result.get_height()])
+        with open(os.path.join(OUT, name + ".result.raw"), "wb") as f:
+            f.write(read(result))
+        with open(os.path.join(OUT, name + ".exemplar.raw"), "wb") as f:
+            f.write(before)
+        for mask_name, item in (("source", channel), ("target", image.get_selection())):
+            with open(os.path.join(OUT, f"{name}.{mask_name}.raw"), "wb") as f:
+                f.write(bytes(item.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, "Y u8", Gegl.AbyssPolicy.NONE)))
+        undo_enabled = image.undo_is_enabled()
+        entry["undo_enabled"] = undo_enabled
+    log[name] = entry
+    image.delete()
+
+
+def error_cases():
+    image, layer = make_image("u8")
+    select(image, 16, 12, 24, 20)
+    channel = Gimp.Selection.save(image)
+    Gimp.Selection.none(image)
+    log["no_target"] = dict(zip(("status", "message"), call("plug-in-simnet-manipulate", image, layer, **{"source-channel": channel})))
+    log["no_target"]["layers"] = layer_names(image)
+    select(image, 50, 24, 26, 22)
+    log["no_channel"] = dict(zip(("status", "message"), call("plug-in-simnet-manipulate", image, layer)))
+    Gimp.Selection.all(image)
+    log["all_selected"] = dict(zip(("status", "message"), call("plug-in-simnet-manipulate", image, layer, **{"source-channel": channel})))
+    image.delete()
+    image, layer = make_image("u8")
+    image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 16, False, False, "")
+    log["indexed"] = dict(zip(("status", "message"), call("plug-in-simnet-manipulate", image, image.get_layers()[0])))
+    image.delete()
+
+
+def segment_case():
+    image, layer = make_image("u8")
+    status, message = call("plug-in-simnet-segment", image, layer)
+    log["segment"] = {"status": status, "message": message, "layers": layer_names(image)}
+    image.delete()
+
+
+def maps_case():
+    image, layer = make_image("u8")
+    status, _ = call("plug-in-simnet-segment", image, layer)
+    exemplar_map = image.get_layers()[0]
+    target_map = exemplar_map.copy()
+    image.insert_layer(target_map, None, 0)
+    target_map.set_name("Edited regions")
+    target_map.transform_translate(6, 0)  # every region shifted right
+    status, message = call("plug-in-simnet-manipulate", image, layer,
+                           **{"mode": "maps", "exemplar-map": exemplar_map, "target-map": target_map})
+    log["maps"] = {"status": status, "message": message, "layers": layer_names(image)}
+    image.delete()
+
+
+def save_ora():
+    """An OpenRaster file saved by GIMP itself, for the batch tests."""
+    from gi.repository import Gio
+
+    image, layer = make_image("u8")
+    layer.set_opacity(80.0)
+    path = os.path.join(OUT, "saved_by_gimp.ora")
+    Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, image, Gio.File.new_for_path(path), None)
+    log["ora"] = {"exists": os.path.exists(path)}
+    image.delete()
+
+
+which = os.environ.get("SIMNET_GIMP_CASES", "all")
+if which == "engine-missing":
+    image, layer = make_image("u8")
+    select(image, 16, 12, 24, 20)
+    channel = Gimp.Selection.save(image)
+    select(image, 50, 24, 26, 22)
+    log["engine_missing"] = dict(zip(("status", "message"), call("plug-in-simnet-manipulate", image, layer, **{"source-channel": channel})))
+    log["engine_missing"]["layers"] = layer_names(image)
+else:
+    manipulate_case("u8", "u8")
+    manipulate_case("u16", "u16")
+    manipulate_case("float", "float")
+    manipulate_case("u8_no_alpha", "u8", with_alpha=False)
+    manipulate_case("u8_feathered", "u8", feather=6.0)
+    error_cases()
+    segment_case()
+    maps_case()
+    save_ora()
+with open(os.path.join(OUT, f"log-{which}.json"), "w") as f:
+    json.dump(log, f, indent=1)

@@ -1,0 +1,157 @@
+"""The GIMP plug-in in real GIMP 3 (Debian trixie's 3.0, in a chroot built by .ci/gimp-chroot).
+
+GIMP runs in the chroot with its own Python; the plug-in starts the engine worker exactly as on
+an artist's machine, from the command recorded in engine.json. Here that command is this test
+environment's interpreter run through `chroot /host` (the host's root, bind-mounted read-only
+into the chroot), because the worker's Python and packages live outside the chroot.
+Skipped when the chroot is absent (SIMNET_GIMP_CHROOT, default /var/cache/simnet/gimp-trixie)
+or when not run as root (mounting needs it).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import manipulate_masks
+from engine.install import install_gimp
+
+CHROOT = Path(os.environ.get("SIMNET_GIMP_CHROOT", "/var/cache/simnet/gimp-trixie"))
+HERE = Path(__file__).resolve().parent
+W, H = 96, 64
+
+pytestmark = pytest.mark.skipif(
+    not (CHROOT / "usr" / "bin" / "gimp-console-3.0").exists() or os.geteuid() != 0,
+    reason="no GIMP 3 chroot (build it with .ci/gimp-chroot) or not root",
+)
+
+
+@pytest.fixture(scope="module")
+def gimp():
+    host = CHROOT / "host"
+    host.mkdir(exist_ok=True)
+    mounted = subprocess.run(["mount", "--rbind", "/", str(host)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount the host into the chroot: {mounted.stderr}")
+    # slave: unmounting below must never propagate back to the host's own mounts
+    subprocess.run(["mount", "--make-rslave", str(host)], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(host)], check=False)
+    profile = CHROOT / "tmp" / "simnet-gimp-profile"
+    shutil.rmtree(profile, ignore_errors=True)
+    install_gimp(profile, command=["chroot", "/host", sys.executable, "-m", "engine", "worker"])
+    try:
+        yield profile
+    finally:
+        subprocess.run(["umount", "-R", str(host)], check=False)
+
+
+def run_cases(profile: Path, which: str, tmp_path: Path) -> dict:
+    out = CHROOT / "tmp" / f"simnet-gimp-out-{which}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "GIMP3_DIRECTORY": "/" + str(profile.relative_to(CHROOT)),
+           "SIMNET_GIMP_OUT": "/" + str(out.relative_to(CHROOT)), "SIMNET_GIMP_CASES": which, "LANG": "C.UTF-8"}
+    script = (HERE / "gimp" / "gimp_cases.py").read_text()
+    result = subprocess.run(
+        ["chroot", str(CHROOT), "gimp-console-3.0", "-idf", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"],
+        input=script, capture_output=True, text=True, env=env, timeout=600,
+    )
+    (tmp_path / f"gimp-{which}.log").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    log = json.loads((out / f"log-{which}.json").read_text())
+    log["_folder"] = out
+    return log
+
+
+@pytest.fixture(scope="module")
+def cases(gimp, tmp_path_factory):
+    return run_cases(gimp, "all", tmp_path_factory.mktemp("gimp"))
+
+
+def _raw(folder: Path, name: str, channels: int, dtype=np.float32):
+    return np.fromfile(folder / name, dtype).reshape(H, W, channels) if channels > 1 else np.fromfile(folder / name, np.uint8).reshape(H, W)
+
+
+@pytest.mark.parametrize("name, step", [("u8", 1 / 255), ("u16", 1 / 65535), ("float", 0.0), ("u8_no_alpha", 1 / 255), ("u8_feathered", 1 / 255)])
+def test_result_layer_matches_the_engine(cases, name, step):
+    entry = cases[name]
+    assert entry["status"] == "success", entry
+    assert entry["layers"] == ["Manipulated Exemplar", "Exemplar", "Background"]
+    assert entry["offsets"] == [0, 0] and entry["size"] == [W, H]  # full canvas, whatever the layer's size
+    assert entry["unchanged"]
+    folder = cases["_folder"]
+    exemplar = _raw(folder, f"{name}.exemplar.raw", 4)
+    source = _raw(folder, f"{name}.source.raw", 1) / 255.0
+    target = _raw(folder, f"{name}.target.raw", 1) / 255.0
+    got = _raw(folder, f"{name}.result.raw", 4)
+    if step:  # the plug-in sends the image's own integer samples
+        exemplar = np.round(exemplar / step) * step
+    expected = manipulate_masks(exemplar.astype(np.float32), source, target)
+    if step:
+        expected = np.round(np.clip(expected, 0, 1) / step) * step
+    assert np.abs(got - expected).max() <= max(step, 1e-5) + 1e-6
+
+
+def test_feathered_selection_stays_soft(cases):
+    target = _raw(cases["_folder"], "u8_feathered.target.raw", 1)
+    assert ((target > 0) & (target < 255)).sum() > 50  # the selection read had soft edges
+
+
+def test_errors_are_gimp_errors_with_a_message_and_change_nothing(cases):
+    assert cases["no_target"]["status"] == "execution-error"
+    assert "current selection is empty" in cases["no_target"]["message"]
+    assert cases["no_target"]["layers"] == ["Exemplar", "Background"]
+    assert "save a selection of it as a channel" in cases["no_channel"]["message"]
+    assert "whole image is selected" in cases["all_selected"]["message"]
+    assert "Indexed images are not supported" in cases["indexed"]["message"]
+
+
+def test_segment_adds_a_region_map_layer(cases):
+    assert cases["segment"]["status"] == "success"
+    assert cases["segment"]["layers"][:2] == ["Regions of Exemplar", "Exemplar"]
+
+
+def test_region_map_mode(cases):
+    assert cases["maps"]["status"] == "success", cases["maps"]
+    assert cases["maps"]["layers"][:2] == ["Edited regions", "Regions of Exemplar"] or "Manipulated Exemplar" in cases["maps"]["layers"]
+
+
+def test_an_ora_saved_by_gimp_goes_through_batch(cases, tmp_path):
+    from engine.cli import main
+    from engine.ora import read_ora
+
+    saved = cases["_folder"] / "saved_by_gimp.ora"
+    assert cases["ora"]["exists"]
+    document = read_ora(saved)
+    names = [l.name for l in document.layers]
+    assert names == ["Exemplar", "Background"]
+    exemplar = document.layers[0]
+    assert (exemplar.x, exemplar.y, exemplar.pixels.shape[:2]) == (8, 4, (56, 80))
+    assert exemplar.opacity == pytest.approx(0.8, abs=0.01)
+    masks = tmp_path / "src.png", tmp_path / "tgt.png"
+    import cv2
+
+    for path, (x, y) in zip(masks, ((16, 12), (50, 24))):
+        mask = np.zeros((H, W), np.uint8)
+        mask[y : y + 20, x : x + 24] = 255
+        cv2.imwrite(str(path), mask)
+    assert main(["--quiet", "batch", str(saved), "-o", str(tmp_path / "out.ora"), "--layers", "Exemplar",
+                 "--source-mask", str(masks[0]), "--target-mask", str(masks[1])]) == 0
+    assert [l.name for l in read_ora(tmp_path / "out.ora").layers] == ["Exemplar (manipulated)", "Exemplar", "Background"]
+
+
+def test_missing_engine_is_reported(gimp, tmp_path):
+    settings = gimp / "plug-ins" / "simnet_manipulate" / "engine.json"
+    original = settings.read_text()
+    settings.write_text(json.dumps({"command": ["/nonexistent/python", "-m", "engine", "worker"]}))
+    try:
+        log = run_cases(gimp, "engine-missing", tmp_path)
+    finally:
+        settings.write_text(original)
+    assert log["engine_missing"]["status"] == "execution-error"
+    assert log["engine_missing"]["message"] and log["engine_missing"]["layers"] == ["Exemplar", "Background"]
