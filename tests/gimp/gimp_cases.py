@@ -144,7 +144,11 @@ def maps_case():
     target_map = exemplar_map.copy()
     image.insert_layer(target_map, None, 0)
     target_map.set_name("Edited regions")
-    target_map.transform_translate(6, 0)  # every region shifted right
+    # the edit: one region's colour painted over a rectangle (grows that region)
+    Gimp.context_set_foreground(target_map.get_pixel(LAYER_X + 2, LAYER_Y + 2))
+    select(image, 40, 20, 30, 24)
+    target_map.edit_fill(Gimp.FillType.FOREGROUND)
+    Gimp.Selection.none(image)
     status, message = call("plug-in-simnet-manipulate", image, layer,
                            **{"mode": "maps", "exemplar-map": exemplar_map, "target-map": target_map})
     log["maps"] = {"status": status, "message": message, "layers": layer_names(image)}
