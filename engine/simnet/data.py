@@ -7,6 +7,10 @@ Pairs are made on the fly from each artwork and its map, never read from disk:
 - identity pairs: the target mask is the source mask, the truth the exemplar (staying put).
 - reference-style pairs: region r must fill the shape of another region r' (SIM-Net's own
   training); there is no pixel truth, only the mask and style losses apply.
+- layout pairs, the edit an artist makes: one region moved, scaled or turned, its neighbours
+  stretching to make room (the warp fades to the identity over a band around its new place);
+  the pair is that region or, more often, one of its neighbours, whose truth is mostly the
+  identity. Exact ground truth too.
 Crops and colour jitter apply to the artwork before the pair is made, so the exemplar, its map
 and the truth always agree (nothing is ever flipped).
 """
@@ -29,8 +33,8 @@ MAP_SUFFIX = ".regions.png"
 STORE_SIDE = 512
 # A region is worth training on when it covers this share of the crop.
 REGION_SHARE = (0.02, 0.8)
-PAIR_KINDS = ("exact", "identity", "reference")
-PAIR_ODDS = (0.75, 0.1, 0.15)
+PAIR_KINDS = ("exact", "identity", "reference", "layout")
+PAIR_ODDS = (0.35, 0.05, 0.1, 0.5)
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,15 @@ class PairSampler:
             target = (labels == other).astype(np.float32)
             truth, weight = pixels, np.zeros_like(source)
         else:
-            kind = 0
-            field = random_pull(source, rng)
+            if kind == 3:
+                field = layout_pull(source, rng)
+                neighbours = np.intersect1d(np.unique(labels[_near(source)]), regions)  # big enough to train on
+                if neighbours.size and rng.random() < 0.7:  # a neighbour that makes room
+                    region = int(rng.choice(neighbours))
+                    source = (labels == region).astype(np.float32)
+            else:
+                kind = 0
+                field = random_pull(source, rng)
             truth = cv2.remap(pixels, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
             target = (cv2.remap(source, field[..., 0], field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) > 0.5).astype(np.float32)
             inside = ((field[..., 0] >= -0.5) & (field[..., 0] <= s - 0.5) & (field[..., 1] >= -0.5) & (field[..., 1] <= s - 0.5))
@@ -202,21 +213,46 @@ def random_pull(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     use_affine = rng.random() < 0.85
     use_tps = rng.random() < 0.5 or not use_affine
     if use_affine:
-        rows, cols = np.nonzero(mask > 0.5)
-        centre = np.array([cols.mean(), rows.mean()], np.float32)
-        extent = np.sqrt(mask.sum())
-        angle = np.deg2rad(rng.uniform(-35, 35) if rng.random() < 0.5 else rng.uniform(-5, 5))
-        scale = np.exp(rng.uniform(np.log(0.75), np.log(1.3), size=2) * np.array([1.0, 1.0]))
-        scale[1] = scale[0] * np.exp(rng.uniform(-0.1, 0.1))
-        shear = rng.uniform(-0.1, 0.1)
-        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        forward = rotation @ np.array([[scale[0], shear], [0.0, scale[1]]])  # exemplar -> target
-        shift = rng.uniform(-0.35, 0.35, size=2) * extent
-        pull = np.linalg.inv(forward)  # target -> exemplar
-        points = (points - centre - shift) @ pull.T.astype(np.float32) + centre
+        points = _affine_about_centroid(mask, points, rng)
     if use_tps:
         points = points + tps_offsets(s, rng)
     return points.astype(np.float32)
+
+
+def _near(mask: np.ndarray) -> np.ndarray:
+    """Pixels within a quarter of the image around a mask (where its neighbours are)."""
+    size = max(3, mask.shape[0] // 4) | 1
+    return cv2.dilate((mask > 0.5).astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+
+
+def layout_pull(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A pulling field (S, S, 2) for moving, scaling or turning one region: its affine inside the
+    region's new place, fading to the identity over a band around it (neighbours stretch)."""
+    s = mask.shape[0]
+    ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
+    identity = np.stack([xs, ys], axis=-1)
+    moved = _affine_about_centroid(mask, identity, rng)
+    placed = cv2.remap(mask, moved[..., 0], moved[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT) > 0.5
+    band = 0.6 * np.sqrt(mask.sum()) + 4.0
+    distance = cv2.distanceTransform((~placed).astype(np.uint8), cv2.DIST_L2, 5)
+    fade = np.clip(1.0 - distance / band, 0.0, 1.0)[..., None]
+    return (identity + fade * (moved - identity)).astype(np.float32)
+
+
+def _affine_about_centroid(mask: np.ndarray, points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """points (S, S, 2) pulled by a random move/scale/turn/shear about the mask's centroid."""
+    rows, cols = np.nonzero(mask > 0.5)
+    centre = np.array([cols.mean(), rows.mean()], np.float32)
+    extent = np.sqrt(mask.sum())
+    angle = np.deg2rad(rng.uniform(-35, 35) if rng.random() < 0.5 else rng.uniform(-5, 5))
+    scale = np.exp(rng.uniform(np.log(0.75), np.log(1.3)))
+    scales = np.array([scale, scale * np.exp(rng.uniform(-0.1, 0.1))])
+    shear = rng.uniform(-0.1, 0.1)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    forward = rotation @ np.array([[scales[0], shear], [0.0, scales[1]]])  # exemplar -> target
+    shift = rng.uniform(-0.35, 0.35, size=2) * extent
+    pull = np.linalg.inv(forward).astype(np.float32)  # target -> exemplar
+    return ((points - centre - shift) @ pull.T + centre).astype(np.float32)
 
 
 def tps_offsets(size: int, rng: np.random.Generator, strength: float = 0.05, control: int = 4) -> np.ndarray:
