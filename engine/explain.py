@@ -77,8 +77,12 @@ def _motion_panel(manipulation: Manipulation, palette: np.ndarray) -> np.ndarray
         return colour_map(labels, palette)
     region_colour = palette[labels].astype(np.float32)
     panel = np.full(labels.shape + (3,), 128.0, np.float32)
-    moved = dominant == 1
+    # each region's own fill motions (a model says where they start); 0 is the identity
+    first_fill = np.full(labels.shape, np.iinfo(np.int16).max, np.int32)
+    for region, motion in manipulation.motions.items():
+        first_fill[labels == region] = motion.first_fill
+    moved = (dominant >= 1) & (dominant < first_fill)
     panel[moved] = region_colour[moved]
-    filled = dominant >= 2
+    filled = dominant >= first_fill
     panel[filled] = 0.35 * region_colour[filled] + 0.65 * 255
     return panel.astype(np.uint8)

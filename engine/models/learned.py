@@ -120,6 +120,7 @@ def _with_fills(exemplar, source_mask, target_mask, affines, weights, kp_src, kp
         keypoints_tgt=kp_tgt.astype(np.float64),
         colour_matrix=matrix.astype(np.float32),
         luma_offset=offset.astype(np.float32),
+        first_fill=len(affines),
     )
 
 
