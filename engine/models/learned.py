@@ -51,7 +51,22 @@ class LearnedModel:
         return self.region_motions(exemplar, [(source_mask, target_mask)])[0]
 
     def region_motions(self, exemplar: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[RegionMotion]:
-        """Every region pair at once (batched graph calls). -> one RegionMotion per pair."""
+        """Every region pair at once (batched graph calls). -> one RegionMotion per pair.
+
+        A region whose mask the edit left exactly as it was stays put without asking the
+        networks: with equal masks every local affine is the identity and texture guidance has
+        no moved edge, so the graphs could only return the identity at a cost."""
+        motions: list[RegionMotion | None] = [
+            _staying(source.shape) if np.array_equal(source, target) else None for source, target in pairs
+        ]
+        changed = [i for i, m in enumerate(motions) if m is None]
+        for index, motion in zip(changed, self._network_motions(exemplar, [pairs[i] for i in changed])):
+            motions[index] = motion
+        return motions
+
+    def _network_motions(self, exemplar, pairs):
+        if not pairs:
+            return []
         backend = self.backend
         s = backend.work_size
         small = _rgb(cv2.resize(exemplar, (s, s), interpolation=cv2.INTER_AREA).reshape(s, s, -1))
@@ -72,6 +87,18 @@ class LearnedModel:
                     _with_fills(exemplar, source_mask, target_mask, affines, weights[i], kp[i], kp[n + i], matrices[i], offsets[i, 0])
                 )
         return motions
+
+
+def _staying(shape) -> RegionMotion:
+    height, width = shape
+    return RegionMotion(
+        affines=np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]),
+        weights=np.ones((1, 1, 1), np.float32),
+        box=(0.0, 0.0, float(width), float(height)),
+        keypoints_src=np.zeros((0, 2)),
+        keypoints_tgt=np.zeros((0, 2)),
+        first_fill=1,
+    )
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
