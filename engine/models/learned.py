@@ -6,7 +6,11 @@ Per batch of regions (all of an edit's regions at once, in chunks):
    (engine.motion, the same formula as in the graph).
 3. G_A with texture guidance gives per-pixel weights over the motions, a colour matrix and a
    seam offset map (see engine/simnet/texture_guidance.py).
-4. Vacated areas: where no weighted motion lands inside the exemplar region (the place a figure
+4. Stay or move: when leaving the region in place fits the target map at least as well as the
+   network's own predicted mask does, the region keeps the identity wherever the target overlaps
+   its old place (the baseline's test; an undertrained G_A otherwise blends small shifts into
+   large regions that barely changed).
+5. Vacated areas: where no weighted motion lands inside the exemplar region (the place a figure
    left, a part that grew), SIM-Net's local motions, all close to each other, have nothing to
    offer; those cells get the baseline's texture fills (engine.models.moments.fill_motions),
    translated copies of the region chosen by seam colour.
@@ -78,15 +82,40 @@ class LearnedModel:
             src = np.stack([_work_mask(a, s) for a, _ in chunk])[:, None]  # (n, 1, S, S)
             tgt = np.stack([_work_mask(b, s) for _, b in chunk])[:, None]
             kp, jac = backend.keypoints(np.concatenate([src, tgt]))
-            weights, _, matrices, offsets = backend.transport(
+            weights, predicted, matrices, offsets = backend.transport(
                 np.repeat(small, n, axis=0), src, tgt, kp[:n], jac[:n], kp[n:], jac[n:]
             )
             for i, (source_mask, target_mask) in enumerate(chunk):
                 affines = local_affines(kp[i].astype(np.float64), jac[i].astype(np.float64), kp[n + i].astype(np.float64), jac[n + i].astype(np.float64))
+                chosen = stay_where_it_stays(weights[i], src[i, 0], tgt[i, 0], predicted[i, 0])
                 motions.append(
-                    _with_fills(exemplar, source_mask, target_mask, affines, weights[i], kp[i], kp[n + i], matrices[i], offsets[i, 0])
+                    _with_fills(exemplar, source_mask, target_mask, affines, chosen, kp[i], kp[n + i], matrices[i], offsets[i, 0])
                 )
         return motions
+
+
+# The region stays when leaving it in place fits the target within this IoU of the network's own
+# predicted mask (as the baseline's STAY_MARGIN).
+STAY_MARGIN = 0.02
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    overlap = np.minimum(a, b).sum()
+    return float(overlap / max(np.maximum(a, b).sum(), 1e-6))
+
+
+def stay_where_it_stays(weights, source, target, predicted):
+    """The baseline's stay-or-move test on the network's own answer: when the region left in
+    place explains the target at least as well as the network's predicted mask does (IoU, within
+    STAY_MARGIN), the region stays: the identity wherever the target overlaps the region's old
+    place; the network's motions only where it grew. weights (M, S, S), masks (S, S) -> (M, S, S)."""
+    if _iou(source, target) + STAY_MARGIN < _iou(predicted, target):
+        return weights
+    kept = (source > 0.5) & (target > 0.5)
+    weights = weights.copy()
+    weights[:, kept] = 0.0
+    weights[0, kept] = 1.0
+    return weights
 
 
 def _staying(shape) -> RegionMotion:
