@@ -37,6 +37,8 @@ NEGLIGIBLE_WEIGHT = 1e-3
 # A region's outermost pixels (this many) mix in its neighbours' colours, and hand-drawn maps
 # are rarely exact there: motions are not rewarded for sampling them.
 RIM_WIDTH = 2
+# Rows per strip when texture guidance is applied at full resolution.
+GUIDE_STRIP = 256
 
 
 @dataclass(frozen=True)
@@ -242,19 +244,23 @@ def guide_texture(
     value, which came from the exemplar too), so no new colour appears.
     colour (h, w, C) inside `box` -> (h, w, C)."""
     channels = 3 if exemplar.shape[2] >= 3 else 1
-    if motion.colour_matrix is not None and channels == 3:
-        guided = cv2.transform(np.ascontiguousarray(colour[:, :, :3]), motion.colour_matrix.astype(np.float32))
-    else:
-        guided = colour[:, :, :channels].copy()
-    if motion.luma_offset is not None:
-        guided += upsample_weights(motion.luma_offset, motion.box, box)[:, :, None]
     low, high = region_range(exemplar[:, :, :channels], region_mask)
-    for c in range(channels):  # channel by channel: full-resolution temporaries stay one plane
-        before, after = colour[:, :, c], guided[:, :, c]
+    matrix = motion.colour_matrix.astype(np.float32) if motion.colour_matrix is not None and channels == 3 else None
+    # In strips of rows, so the temporaries stay small at full resolution.
+    for top in range(0, box[3] - box[1], GUIDE_STRIP):
+        rows = slice(top, min(top + GUIDE_STRIP, box[3] - box[1]))
+        before = colour[rows, :, :channels]
+        if matrix is not None:
+            guided = cv2.transform(np.ascontiguousarray(before), matrix).reshape(before.shape)
+        else:
+            guided = before.copy()
+        if motion.luma_offset is not None:
+            strip_box = (box[0], box[1] + rows.start, box[2], box[1] + rows.stop)
+            guided += upsample_weights(motion.luma_offset, motion.box, strip_box)[:, :, None]
         if low is not None:  # never beyond both the region's range and the pixel's own value
-            np.minimum(after, np.maximum(before, high[c]), out=after)
-            np.maximum(after, np.minimum(before, low[c]), out=after)
-        before[...] = after
+            np.minimum(guided, np.maximum(before, high), out=guided)
+            np.maximum(guided, np.minimum(before, low), out=guided)
+        before[...] = guided
     return colour
 
 

@@ -155,9 +155,9 @@ def _with_fills(exemplar, source_mask, target_mask, affines, weights, kp_src, kp
     # Covered means landing in the region (its rim included, as the baseline counts it); fills
     # then sample only its interior.
     inside = np.stack([_sample(source_mask, centres @ a[:, :2].T + a[:, 2]).reshape(s, s) for a in pixel_affines])
+    weights = weights.astype(np.float32)
     coverage = (weights * inside).sum(axis=0)
     uncovered = in_target & (coverage < COVERED)
-    weights = weights.astype(np.float32)
     all_affines = list(affines)
     if uncovered.any():
         primary = pixel_affines[int(np.argmax((weights * uncovered).sum(axis=(1, 2))))]
