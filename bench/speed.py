@@ -90,8 +90,20 @@ def measure(config: dict, results) -> None:
         row[key] = float(np.median([t[key] for t in timings[1:]]))
     row["segmentation"] = segmentation
     row["provider"] = _provider(config["model"])
-    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["peak_rss_mb"] = peak_rss_mb()
     results.put(row)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started its program. VmHWM, not ru_maxrss:
+    ru_maxrss survives exec, so a spawned child would report its parent's peak at fork time."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _provider(model: str) -> str:
