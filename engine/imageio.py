@@ -161,14 +161,14 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int = 8)
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; honour the umask
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes it private; honour the umask
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask

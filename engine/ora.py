@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
-from .imageio import DEFAULT_MAX_PIXELS, check_pixel_limit
+from .imageio import DEFAULT_MAX_PIXELS, check_pixel_limit, current_umask
 
 MIMETYPE = b"image/openraster"
 THUMBNAIL_SIDE = 256
@@ -151,9 +151,7 @@ def write_ora(path: str | os.PathLike, document: Document) -> None:
             buffer = io.BytesIO()
             thumbnail.save(buffer, "PNG")
             archive.writestr("Thumbnails/thumbnail.png", buffer.getvalue(), compress_type=zipfile.ZIP_STORED)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(temporary, 0o666 & ~mask)
+        os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -16,7 +16,6 @@ fp16 error is measured and reported, not enforced.
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,8 @@ import numpy as np
 import torch
 
 from engine.errors import InputError
+from engine.imageio import current_umask
+from engine.runtime import sha256
 from engine.simnet.model import KeypointGraph, SimNet, TransportGraph, count_parameters
 from engine.simnet.train import load_checkpoint
 from engine.simnet.config import SimNetConfig
@@ -39,14 +40,6 @@ KEYPOINT_INPUTS = ["masks"]
 KEYPOINT_OUTPUTS = ["keypoints", "jacobians"]
 TRANSPORT_INPUTS = ["exemplar", "source_mask", "target_mask", "keypoints_src", "jacobians_src", "keypoints_tgt", "jacobians_tgt"]
 TRANSPORT_OUTPUTS = ["weights", "mask", "colour_matrix", "luma_offset"]
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_checkpoint(checkpoint: Path, out: Path, name: str | None = None, training: dict | None = None, log=print) -> dict:
@@ -75,20 +68,14 @@ def export_checkpoint(checkpoint: Path, out: Path, name: str | None = None, trai
         card = model_card(model, config, state, checkpoint, staging, parity, name, training)
         (staging / CARD).write_text(json.dumps(card, indent=1) + "\n")
         for path in staging.iterdir():
-            path.chmod(0o644 & ~_umask())
-        staging.chmod(0o755 & ~_umask())  # mkdtemp made it private
+            path.chmod(0o644 & ~current_umask())
+        staging.chmod(0o755 & ~current_umask())  # mkdtemp made it private
         if out.exists():
             shutil.rmtree(out)
         os.replace(staging, out)
         return card
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def example_inputs(model: SimNet, config: SimNetConfig, batch: int = 2, seed: int = 0) -> dict:
