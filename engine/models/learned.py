@@ -26,7 +26,7 @@ import numpy as np
 
 from ..motion import local_affines, normalised_to_pixel_affines, pixel_to_normalised_affines
 from ..transport import RegionMotion, region_interior
-from .moments import fill_motions
+from .moments import fill_motions, sample_mask
 
 # Regions per graph call: bounds the transport graph's memory (about 8 MB per region at S=128).
 CHUNK = 16
@@ -154,7 +154,7 @@ def _with_fills(exemplar, source_mask, target_mask, affines, weights, kp_src, kp
     pixel_affines = normalised_to_pixel_affines(affines, height, width)
     # Covered means landing in the region (its rim included, as the baseline counts it); fills
     # then sample only its interior.
-    inside = np.stack([_sample(source_mask, centres @ a[:, :2].T + a[:, 2]).reshape(s, s) for a in pixel_affines])
+    inside = np.stack([sample_mask(source_mask, centres @ a[:, :2].T + a[:, 2]).reshape(s, s) for a in pixel_affines])
     weights = weights.astype(np.float32)
     coverage = (weights * inside).sum(axis=0)
     uncovered = in_target & (coverage < COVERED)
@@ -179,12 +179,3 @@ def _with_fills(exemplar, source_mask, target_mask, affines, weights, kp_src, kp
         first_fill=len(affines),
     )
 
-
-def _sample(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """mask (H, W) bool at pixel points (N, 2), nearest; False outside."""
-    cols = np.rint(points[:, 0]).astype(np.int64)
-    rows = np.rint(points[:, 1]).astype(np.int64)
-    ok = (cols >= 0) & (rows >= 0) & (cols < mask.shape[1]) & (rows < mask.shape[0])
-    hit = np.zeros(len(points), bool)
-    hit[ok] = mask[rows[ok], cols[ok]]
-    return hit

@@ -128,7 +128,7 @@ def _rotation(angle: float) -> np.ndarray:
     return np.array([[c, -s], [s, c]])
 
 
-def _sample(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
+def sample_mask(mask: np.ndarray, points: np.ndarray) -> np.ndarray:
     """mask (H, W) bool at pixel points (N, 2), nearest; False outside the image."""
     cols = np.rint(points[:, 0]).astype(np.int64)
     rows = np.rint(points[:, 1]).astype(np.int64)
@@ -182,8 +182,8 @@ def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: n
     cols, rows = np.meshgrid(np.arange(grid_w), np.arange(grid_h))
     centres = np.stack([box[0] + (cols + 0.5) / scale - 0.5, box[1] + (rows + 0.5) / scale - 0.5], -1)
     centres = centres.reshape(-1, 2)
-    in_target = _sample(target_mask, centres).reshape(grid_h, grid_w)
-    pulled_inside = _sample(source_mask, _apply(affines[primary], centres)).reshape(grid_h, grid_w)
+    in_target = sample_mask(target_mask, centres).reshape(grid_h, grid_w)
+    pulled_inside = sample_mask(source_mask, _apply(affines[primary], centres)).reshape(grid_h, grid_w)
     owner = np.full((grid_h, grid_w), primary, np.int64)
     cell = 1.0 / scale  # a grid cell's side in full-resolution pixels
     fills = fill_motions(
@@ -210,7 +210,7 @@ def _pulled_iou(affine, source_mask, target_mask, target_points) -> float:
     """IoU of the exemplar region pulled by `affine` with the target region, measured at
     sampled target pixels; the pulled region's area follows from the affine's determinant."""
     target_area = target_mask.sum()
-    overlap = _sample(source_mask, _apply(affine, target_points)).mean() * target_area
+    overlap = sample_mask(source_mask, _apply(affine, target_points)).mean() * target_area
     pulled_area = source_mask.sum() / max(abs(np.linalg.det(affine[:, :2])), 1e-12)
     return float(overlap / max(target_area + pulled_area - overlap, 1e-12))
 
@@ -251,7 +251,7 @@ def fill_motions(exemplar, primary, source_mask, centres, in_target, uncovered, 
         ])
         for _ in range(FILL_ROUNDS):
             base = _apply(primary, centres[remaining.ravel()])
-            hits = [_sample(source_mask, base + offset) for offset in offsets]
+            hits = [sample_mask(source_mask, base + offset) for offset in offsets]
             scores = np.array([h.mean() for h in hits])
             if scores.max() == 0:
                 break
