@@ -80,9 +80,9 @@ def run(
     report = progress or (lambda stage, fraction: None)
     report("motion", 0.0)
     motions = {}
-    if hasattr(chosen, "region_motions"):  # batched: one graph call for all regions
-        pairs = [(exemplar_labels == region, target_labels == region) for region in ids]
-        motions = {int(r): m for r, m in zip(ids, chosen.region_motions(exemplar, pairs))}
+    if hasattr(chosen, "region_motions"):  # batched: one graph call per chunk of regions
+        batched = chosen.region_motions(exemplar, exemplar_labels, target_labels, ids)
+        motions = {int(r): m for r, m in zip(ids, batched)}
     else:
         for done, region in enumerate(ids):
             report("motion", done / len(ids))

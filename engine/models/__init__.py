@@ -1,6 +1,6 @@
 """The models that turn a pair of region masks into motions. Each has a `name`, a one-line
 `description` and `region_motion(exemplar, source_mask, target_mask) -> RegionMotion`; a model
-that batches regions also has `region_motions(exemplar, pairs)`.
+that batches regions also has `region_motions(exemplar, exemplar_labels, target_labels, ids)`.
 
 Learned models are exported SIM-Net folders (card.json + ONNX graphs): those shipped under
 engine/weights/ by name, or any exported folder by its path.

@@ -52,45 +52,55 @@ class LearnedModel:
 
     def region_motion(self, exemplar: np.ndarray, source_mask: np.ndarray, target_mask: np.ndarray) -> RegionMotion:
         """exemplar (H, W, C) float32 and one region's masks (H, W) bool -> its motion."""
-        return self.region_motions(exemplar, [(source_mask, target_mask)])[0]
+        if np.array_equal(source_mask, target_mask):
+            return _staying(source_mask.shape)
+        return self._network_motions(exemplar, self._work_exemplar(exemplar), [(source_mask, target_mask)])[0]
 
-    def region_motions(self, exemplar: np.ndarray, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[RegionMotion]:
-        """Every region pair at once (batched graph calls). -> one RegionMotion per pair.
+    def region_motions(self, exemplar: np.ndarray, exemplar_labels: np.ndarray, target_labels: np.ndarray,
+                       ids) -> list[RegionMotion]:
+        """The motion of every region id in `ids` (label maps (H, W)), with batched graph calls;
+        the full-resolution masks are made one chunk at a time, not all at once.
 
         A region whose mask the edit left exactly as it was stays put without asking the
         networks: with equal masks every local affine is the identity and texture guidance has
         no moved edge, so the graphs could only return the identity at a cost."""
-        motions: list[RegionMotion | None] = [
-            _staying(source.shape) if np.array_equal(source, target) else None for source, target in pairs
-        ]
-        changed = [i for i, m in enumerate(motions) if m is None]
-        for index, motion in zip(changed, self._network_motions(exemplar, [pairs[i] for i in changed])):
-            motions[index] = motion
-        return motions
+        motions, changed = {}, []
+        for region in ids:
+            if np.array_equal(exemplar_labels == region, target_labels == region):
+                motions[region] = _staying(exemplar_labels.shape)
+            else:
+                changed.append(region)
+        small = self._work_exemplar(exemplar) if changed else None
+        for start in range(0, len(changed), CHUNK):
+            chunk = changed[start : start + CHUNK]
+            pairs = [(exemplar_labels == region, target_labels == region) for region in chunk]
+            motions.update(zip(chunk, self._network_motions(exemplar, small, pairs)))
+        return [motions[region] for region in ids]
 
-    def _network_motions(self, exemplar, pairs):
-        if not pairs:
-            return []
-        backend = self.backend
-        s = backend.work_size
+    def _work_exemplar(self, exemplar: np.ndarray) -> np.ndarray:
+        """The exemplar as the transport graph takes it: (1, 3, S, S) float32 RGB."""
+        s = self.backend.work_size
         small = _rgb(cv2.resize(exemplar, (s, s), interpolation=cv2.INTER_AREA).reshape(s, s, -1))
-        small = np.ascontiguousarray(small.transpose(2, 0, 1))[None]  # (1, 3, S, S)
+        return np.ascontiguousarray(small.transpose(2, 0, 1))[None]
+
+    def _network_motions(self, exemplar, small, chunk):
+        """Motions of up to CHUNK changed region pairs (full-resolution bool masks), in one call
+        of each graph. small: the exemplar from `_work_exemplar`."""
+        backend = self.backend
+        s, n = backend.work_size, len(chunk)
+        src = np.stack([_work_mask(a, s) for a, _ in chunk])[:, None]  # (n, 1, S, S)
+        tgt = np.stack([_work_mask(b, s) for _, b in chunk])[:, None]
+        kp, jac = backend.keypoints(np.concatenate([src, tgt]))
+        weights, predicted, matrices, offsets = backend.transport(
+            np.repeat(small, n, axis=0), src, tgt, kp[:n], jac[:n], kp[n:], jac[n:]
+        )
         motions = []
-        for start in range(0, len(pairs), CHUNK):
-            chunk = pairs[start : start + CHUNK]
-            n = len(chunk)
-            src = np.stack([_work_mask(a, s) for a, _ in chunk])[:, None]  # (n, 1, S, S)
-            tgt = np.stack([_work_mask(b, s) for _, b in chunk])[:, None]
-            kp, jac = backend.keypoints(np.concatenate([src, tgt]))
-            weights, predicted, matrices, offsets = backend.transport(
-                np.repeat(small, n, axis=0), src, tgt, kp[:n], jac[:n], kp[n:], jac[n:]
+        for i, (source_mask, target_mask) in enumerate(chunk):
+            affines = local_affines(kp[i].astype(np.float64), jac[i].astype(np.float64), kp[n + i].astype(np.float64), jac[n + i].astype(np.float64))
+            chosen = stay_where_it_stays(weights[i], src[i, 0], tgt[i, 0], predicted[i, 0])
+            motions.append(
+                _with_fills(exemplar, source_mask, target_mask, affines, chosen, kp[i], kp[n + i], matrices[i], offsets[i, 0])
             )
-            for i, (source_mask, target_mask) in enumerate(chunk):
-                affines = local_affines(kp[i].astype(np.float64), jac[i].astype(np.float64), kp[n + i].astype(np.float64), jac[n + i].astype(np.float64))
-                chosen = stay_where_it_stays(weights[i], src[i, 0], tgt[i, 0], predicted[i, 0])
-                motions.append(
-                    _with_fills(exemplar, source_mask, target_mask, affines, chosen, kp[i], kp[n + i], matrices[i], offsets[i, 0])
-                )
         return motions
 
 
