@@ -45,6 +45,25 @@ def _progress(stage, fraction):
     host.progress_update(fraction)
 
 
+def _with_engine(procedure, text, work):
+    """Run `work(client)` with a fresh engine worker and GIMP's progress bar; a PluginError (or
+    an engine that cannot start) becomes a GIMP error with its message. The worker is closed
+    whatever happens."""
+    client = None
+    try:
+        client = adapter.engine_client()
+        host.progress_start(text)
+        work(client)
+        host.flush_displays()
+    except (adapter.PluginError, OSError) as error:
+        return _fail(procedure, str(error))
+    finally:
+        if client is not None:
+            client.close()
+        host.progress_end()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+
+
 def run_manipulate(procedure, run_mode, image, drawables, config, data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
         GimpUi.init("simnet_manipulate")
@@ -55,43 +74,30 @@ def run_manipulate(procedure, run_mode, image, drawables, config, data):
         if not accepted:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     drawable = drawables[0] if len(drawables) == 1 else None
-    client = None
-    try:
+    model = config.get_property("model")
+    try:  # read everything before starting the engine
         if config.get_property("mode") == "maps":
             request = adapter.request_from_maps(
-                image, drawable, config.get_property("exemplar-map"), config.get_property("target-map"), config.get_property("model"))
+                image, drawable, config.get_property("exemplar-map"), config.get_property("target-map"), model)
         else:
-            request = adapter.request_from_selection(image, drawable, config.get_property("source-channel"), config.get_property("model"))
-        client = adapter.engine_client()
-        host.progress_start("Manipulating region from exemplar")
-        result = adapter.compute(client, request, _progress)
-        adapter.insert_result(image, drawable, result)
-        host.flush_displays()
-    except (adapter.PluginError, OSError) as error:
+            request = adapter.request_from_selection(image, drawable, config.get_property("source-channel"), model)
+    except adapter.PluginError as error:
         return _fail(procedure, str(error))
-    finally:
-        if client is not None:
-            client.close()
-        host.progress_end()
-    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+
+    def manipulate(client):
+        adapter.insert_result(image, drawable, adapter.compute(client, request, _progress))
+
+    return _with_engine(procedure, "Manipulating region from exemplar", manipulate)
 
 
 def run_segment(procedure, run_mode, image, drawables, config, data):
     drawable = drawables[0] if len(drawables) == 1 else None
-    client = None
-    try:
-        client = adapter.engine_client()
-        host.progress_start("Segmenting into regions")
-        maximum = config.get_property("max-regions")
+    maximum = config.get_property("max-regions")
+
+    def segment(client):
         adapter.segment_layer(client, image, drawable, maximum or None, _progress)
-        host.flush_displays()
-    except (adapter.PluginError, OSError) as error:
-        return _fail(procedure, str(error))
-    finally:
-        if client is not None:
-            client.close()
-        host.progress_end()
-    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+
+    return _with_engine(procedure, "Segmenting into regions", segment)
 
 
 class SimnetManipulate(Gimp.PlugIn):
