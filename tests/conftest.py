@@ -27,6 +27,14 @@ def square_mask(height: int, width: int, x0: int, y0: int, size: int) -> np.ndar
     return mask
 
 
+def figure_scene(height: int = 120, width: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """A bright square with a unique texture on a darker textured background: (exemplar, figure)."""
+    exemplar = textured(height, width) * 0.3
+    figure = square_mask(height, width, 20, 40, 30)
+    exemplar[figure] = 0.7 + 0.3 * textured(height, width, seed=5)[figure]
+    return exemplar, figure
+
+
 @pytest.fixture
 def shared_art() -> Path:
     if not SHARED_ART.is_dir():

@@ -10,16 +10,9 @@ from engine import manipulate, manipulate_masks, run
 from engine.models import DEFAULT_MODEL, LEARNED_MODEL, shipped_models
 from engine.models.learned import CHUNK
 
-from .conftest import square_mask, textured
+from .conftest import figure_scene, square_mask, textured
 
 pytestmark = pytest.mark.skipif(LEARNED_MODEL not in shipped_models(), reason="no learned model shipped")
-
-
-def _scene(height=120, width=160):
-    exemplar = textured(height, width) * 0.3
-    figure = square_mask(height, width, 20, 40, 30)
-    exemplar[figure] = 0.7 + 0.3 * textured(height, width, seed=5)[figure]
-    return exemplar, figure
 
 
 def test_it_is_selectable_and_the_baseline_stays_the_default():
@@ -30,13 +23,13 @@ def test_it_is_selectable_and_the_baseline_stays_the_default():
 
 
 def test_identity_edit_is_exact():
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     labels = figure.astype(np.int32)
     assert np.abs(manipulate(exemplar, labels, labels, model=LEARNED_MODEL) - exemplar).max() < 1e-5
 
 
 def test_moved_square_arrives_and_leaves():
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     target = square_mask(120, 160, 100, 50, 30)
     result = manipulate_masks(exemplar, figure.astype(np.float32), target.astype(np.float32), model=LEARNED_MODEL)
     arrived = result[55:75, 105:125]
@@ -48,7 +41,7 @@ def test_moved_square_arrives_and_leaves():
 
 @pytest.mark.parametrize("channels", [1, 4])
 def test_grey_and_transparent_exemplars(channels):
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     if channels == 1:
         pixels = exemplar[:, :, :1]
     else:
@@ -71,7 +64,7 @@ def test_more_regions_than_one_graph_batch():
 
 
 def test_unchanged_regions_stay_without_the_networks():
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     labels = figure.astype(np.int32)
     result = run(exemplar, labels, labels, model=LEARNED_MODEL)
     assert all(m.affines.shape == (1, 2, 3) for m in result.motions.values())

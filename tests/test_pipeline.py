@@ -4,19 +4,11 @@ import pytest
 from engine import manipulate, manipulate_masks, run
 from engine.errors import InputError
 
-from .conftest import square_mask, textured
-
-
-def _scene(height=120, width=160):
-    """A red square with a unique texture on a smooth background."""
-    exemplar = textured(height, width) * 0.3
-    figure = square_mask(height, width, 20, 40, 30)
-    exemplar[figure] = 0.7 + 0.3 * textured(height, width, seed=5)[figure]
-    return exemplar, figure
+from .conftest import figure_scene, square_mask, textured
 
 
 def test_identity_edit_reproduces_the_exemplar():
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     labels = figure.astype(np.int32)
     result = manipulate(exemplar, labels, labels)
     assert np.abs(result - exemplar).max() < 1e-5
@@ -25,7 +17,7 @@ def test_identity_edit_reproduces_the_exemplar():
 def test_moved_square_leaves_its_place_and_arrives_whole():
     # The baseline's exact behaviour (an integer translation, pixel for pixel); the learned
     # model's is checked in test_learned.py.
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     target = square_mask(120, 160, 100, 50, 30)
     result = manipulate_masks(exemplar, figure.astype(np.float32), target.astype(np.float32), model="moments")
     # arrived: the square's interior, pixel for pixel (an integer translation)
@@ -36,7 +28,7 @@ def test_moved_square_leaves_its_place_and_arrives_whole():
 
 
 def test_maps_at_another_scale_are_resized_and_other_shapes_refused():
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     half = figure[::2, ::2].astype(np.int32)
     assert np.abs(manipulate(exemplar, half, half) - exemplar).max() < 1e-5
     with pytest.raises(InputError, match="80x59 but the exemplar is 160x120, a different shape"):
@@ -44,7 +36,7 @@ def test_maps_at_another_scale_are_resized_and_other_shapes_refused():
 
 
 def test_bad_inputs_are_input_errors():
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     labels = figure.astype(np.int32)
     nan = exemplar.copy()
     nan[0, 0, 0] = np.nan
@@ -77,7 +69,7 @@ def test_tiny_and_odd_sized_images(shape):
 
 
 def test_region_that_vanishes_and_one_that_grows():
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     labels = figure.astype(np.int32)
     labels[90:110, 120:150] = 2
     target = labels.copy()
@@ -91,14 +83,14 @@ def test_region_that_vanishes_and_one_that_grows():
 
 
 def test_progress_is_reported_to_completion():
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     seen = []
     manipulate(exemplar, figure.astype(int), figure.astype(int), progress=lambda s, f: seen.append((s, f)))
     assert seen[-1] == ("transport", 1.0) and ("motion", 1.0) in seen
 
 
 def test_soft_target_selection_keeps_its_feathered_edge():
-    exemplar, figure = _scene()
+    exemplar, figure = figure_scene()
     target = np.zeros((120, 160), np.float32)
     target[50:80, 100:130] = 1.0
     target[50:80, 96:100] = np.linspace(0.2, 0.8, 4)[None, :]  # a feathered left edge
