@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import edits as edit_module  # noqa: E402
-from bench.methods import available_methods  # noqa: E402
+from bench.methods import available_methods, engine_method  # noqa: E402
 from bench.metrics import FeatureMetrics, boundary_f_score, psnr, region_iou, ssim  # noqa: E402
 from engine import imageio, regions  # noqa: E402
 from engine.cli import SAMPLES  # noqa: E402
@@ -130,13 +131,15 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "quality")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these artworks (stems), e.g. the held-out ones")
-    parser.add_argument("--methods", nargs="+", help="only these methods (default: every available one)")
+    parser.add_argument("--methods", nargs="+", help="only these methods (default: every available one); an exported model folder counts as one")
     parser.add_argument("--quick", action="store_true", help="the bundled sample, 2 edits at 256 px")
     args = parser.parse_args(argv)
     if args.quick:
         args.data, args.edits, args.size, args.limit = SAMPLES, 2, 256, 1
     args.out.mkdir(parents=True, exist_ok=True)
     methods = available_methods()
+    # an exported model folder (simnet export) is a method too, named by its path
+    methods.update({name: engine_method(name) for name in args.methods or () if (Path(name) / "card.json").is_file()})
     if args.methods:
         unknown = set(args.methods) - set(methods)
         if unknown:
@@ -169,7 +172,8 @@ def main(argv=None) -> None:
         writer.writeheader()
         writer.writerows(rows)
     for name in methods:
-        contact_sheet(tiles[name], args.out / f"contact_{name.replace('+', '_')}.png", name)
+        slug = re.sub(r"[^\w.-]+", "_", name)  # "cut+paste+inpaint", a model folder's path
+        contact_sheet(tiles[name], args.out / f"contact_{slug}.png", name)
     header = (f"# Quality: {len(paths)} artworks from {args.data.name}, {args.edits} edits each "
               f"(move, scale, rotate, tps), {args.size} px, seed {args.seed}\n\n"
               f"Command: `python bench/quality.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n")

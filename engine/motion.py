@@ -50,6 +50,28 @@ def local_affines(
     return np.concatenate([identity, motions], axis=0)
 
 
+def compose_affines(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """The pulling motions that apply `inner`, then `outer`: z -> outer(inner(z)).
+    outer (2, 3), inner (M, 2, 3) -> (M, 2, 3)."""
+    linear = outer[:, :2] @ inner[..., :2]
+    shift = np.einsum("ij,mj->mi", outer[:, :2], inner[..., 2]) + outer[:, 2]
+    return np.concatenate([linear, shift[..., None]], axis=-1)
+
+
+def refined_motions(
+    prior: np.ndarray,
+    keypoints_aligned: np.ndarray,
+    jacobians_aligned: np.ndarray,
+    keypoints_tgt: np.ndarray,
+    jacobians_tgt: np.ndarray,
+) -> np.ndarray:
+    """The learned SIM-Net's motions (engine/simnet/model.py): the identity, the prior (2, 3),
+    and the prior composed with the local affines between the aligned exemplar mask's keypoints
+    and the target's ((K, 2) and (K, 2, 2) each). Returns (K + 2, 2, 3)."""
+    residual = local_affines(keypoints_aligned, jacobians_aligned, keypoints_tgt, jacobians_tgt)
+    return np.concatenate([residual[:1], compose_affines(prior, residual)], axis=0)
+
+
 def pixels_to_normalised(height: int, width: int) -> np.ndarray:
     """The (3, 3) homogeneous matrix taking pixel coordinates to normalised ones."""
     return np.array(

@@ -24,6 +24,8 @@ import numpy as np
 from .errors import InputError
 
 CARD = "card.json"
+# The graphs' interface (export/onnx_export.py); 2: priors in, K + 2 motions out.
+MODEL_FORMAT = 2
 PROVIDER_ORDER = (
     "TensorrtExecutionProvider",
     "CUDAExecutionProvider",
@@ -59,6 +61,11 @@ def read_card(folder: Path) -> dict:
         raise InputError(f"the model card {path} is damaged ({error}); reinstall the model") from None
     if not isinstance(card, dict) or "graphs" not in card or "sha256" not in card:
         raise InputError(f"{path} is not a SIM-Net model card")
+    if card.get("format") != MODEL_FORMAT:
+        raise InputError(
+            f"the model in {folder} was exported in format {card.get('format')!r}, but this engine runs format "
+            f"{MODEL_FORMAT}: export its checkpoint again with this version (simnet export)"
+        )
     return card
 
 
@@ -170,7 +177,7 @@ def _open(folder: Path, card: dict, ort, providers: list[str], precision: str) -
 
 class OnnxBackend:
     """SIM-Net's two graphs behind plain numpy calls (the engine's learned model uses this).
-    On a GPU the transport graph runs through IO binding: its seven inputs are copied to the
+    On a GPU the transport graph runs through IO binding: its eight inputs are copied to the
     device in one go and its outputs fetched once."""
 
     def __init__(self, folder: Path, device: str = "auto"):
@@ -180,16 +187,17 @@ class OnnxBackend:
         self.work_size = int(self.card["config"]["work_size"])
         self.keypoint_count = int(self.card["config"]["keypoints"])
 
-    def keypoints(self, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """masks (B, 1, S, S) float32 -> keypoints (B, K, 2), jacobians (B, K, 2, 2)."""
-        return tuple(self.graphs.keypoints.run(None, {"masks": masks}))
+    def keypoints(self, masks: np.ndarray, priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """masks (B, 1, S, S) float32, each pulled by its prior (B, 2, 3) -> keypoints (B, K, 2),
+        jacobians (B, K, 2, 2)."""
+        return tuple(self.graphs.keypoints.run(None, {"masks": masks, "priors": priors}))
 
-    def transport(self, exemplar, source_masks, target_masks, kp_src, jac_src, kp_tgt, jac_tgt):
+    def transport(self, exemplar, source_masks, target_masks, priors, kp_aligned, jac_aligned, kp_tgt, jac_tgt):
         """-> weights (B, M, S, S), mask (B, 1, S, S), colour matrices (B, 3, 4), seam
         offsets (B, 1, S, S)."""
         feeds = {
-            "exemplar": exemplar, "source_mask": source_masks, "target_mask": target_masks,
-            "keypoints_src": kp_src, "jacobians_src": jac_src, "keypoints_tgt": kp_tgt, "jacobians_tgt": jac_tgt,
+            "exemplar": exemplar, "source_mask": source_masks, "target_mask": target_masks, "prior": priors,
+            "keypoints_aligned": kp_aligned, "jacobians_aligned": jac_aligned, "keypoints_tgt": kp_tgt, "jacobians_tgt": jac_tgt,
         }
         if not self.graphs.on_gpu:
             return tuple(self.graphs.transport.run(None, feeds))

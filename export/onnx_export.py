@@ -1,10 +1,12 @@
 """`simnet export CHECKPOINT -o DIR`: the inference graphs, their fp16 copies and the model card.
 
 Graphs (opset 17, dynamic batch, all inputs and outputs float32):
-    keypoints.onnx   masks (B, 1, S, S) -> keypoints (B, K, 2), jacobians (B, K, 2, 2)
-    transport.onnx   exemplar (B, 3, S, S), source_mask, target_mask (B, 1, S, S), keypoints
-                     and jacobians of both -> weights (B, K + 1, S, S), mask (B, 1, S, S),
-                     colour_matrix (B, 3, 4), luma_offset (B, 1, S, S)
+    keypoints.onnx   masks (B, 1, S, S), priors (B, 2, 3) (each mask is pulled by its prior
+                     first) -> keypoints (B, K, 2), jacobians (B, K, 2, 2)
+    transport.onnx   exemplar (B, 3, S, S), source_mask, target_mask (B, 1, S, S), prior
+                     (B, 2, 3), keypoints and jacobians of the aligned and target masks ->
+                     weights (B, K + 2, S, S), mask (B, 1, S, S), colour_matrix (B, 3, 4),
+                     luma_offset (B, 1, S, S)
     *.fp16.onnx      the same with fp16 weights and arithmetic inside (for GPUs), fp32 at the edges
     card.json        what the engine needs to run them and what a person needs to trust them
 
@@ -28,17 +30,18 @@ import torch
 
 from engine.errors import InputError
 from engine.imageio import current_umask
-from engine.runtime import sha256
+from engine.runtime import MODEL_FORMAT, sha256
 from engine.simnet.model import KeypointGraph, SimNet, TransportGraph, count_parameters
 from engine.simnet.train import load_checkpoint
 from engine.simnet.config import SimNetConfig
+from engine.simnet.data import prior_affine
 
 OPSET = 17
 FP32_TOLERANCE = 1e-4
 CARD = "card.json"
-KEYPOINT_INPUTS = ["masks"]
+KEYPOINT_INPUTS = ["masks", "priors"]
 KEYPOINT_OUTPUTS = ["keypoints", "jacobians"]
-TRANSPORT_INPUTS = ["exemplar", "source_mask", "target_mask", "keypoints_src", "jacobians_src", "keypoints_tgt", "jacobians_tgt"]
+TRANSPORT_INPUTS = ["exemplar", "source_mask", "target_mask", "prior", "keypoints_aligned", "jacobians_aligned", "keypoints_tgt", "jacobians_tgt"]
 TRANSPORT_OUTPUTS = ["weights", "mask", "colour_matrix", "luma_offset"]
 
 
@@ -50,7 +53,8 @@ def export_checkpoint(checkpoint: Path, out: Path, name: str | None = None, trai
     model = SimNet(config)
     model.load_state_dict(state["model"])
     model.eval()
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)  # staging beside it, so the final rename stays on one filesystem
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
         # eval() on the wrappers too: the exporter restores each module's mode when it is done,
         # and a wrapper left in training mode would put the model's batch norms back in it.
@@ -84,11 +88,21 @@ def example_inputs(model: SimNet, config: SimNetConfig, batch: int = 2, seed: in
     generator = torch.Generator().manual_seed(seed)
     masks = random_blobs(2 * batch, s, generator)
     exemplar = torch.rand(batch, 3, s, s, generator=generator)
+    return graph_inputs(model, exemplar, masks[:batch], masks[batch:])
+
+
+def graph_inputs(model: SimNet, exemplar, source, target) -> dict:
+    """Both graphs' inputs for region pairs (masks (B, 1, S, S)), with the baseline's priors
+    as the engine computes them."""
+    priors = torch.from_numpy(np.stack([prior_affine(a[0].numpy() > 0.5, b[0].numpy() > 0.5) for a, b in zip(source, target)]))
+    identities = torch.eye(2, 3).expand_as(priors)
+    masks, all_priors = torch.cat([source, target]), torch.cat([priors, identities])
     with torch.no_grad():
-        keypoints, jacobians = model.keypoint_detector(masks)
+        keypoints, jacobians = KeypointGraph(model)(masks, all_priors)
+    n = source.shape[0]
     return {
-        "keypoints": (masks,),
-        "transport": (exemplar, masks[:batch], masks[batch:], keypoints[:batch], jacobians[:batch], keypoints[batch:], jacobians[batch:]),
+        "keypoints": (masks, all_priors),
+        "transport": (exemplar, source, target, priors, keypoints[:n], jacobians[:n], keypoints[n:], jacobians[n:]),
     }
 
 
@@ -205,10 +219,7 @@ def real_inputs(model: SimNet, config: SimNetConfig) -> dict:
         return np.stack([cv2.resize((labels == i).astype(np.float32), (s, s), interpolation=cv2.INTER_AREA) for i in ids])[:, None]
     src, tgt = torch.from_numpy(masks(source)), torch.from_numpy(masks(target))
     ex = torch.from_numpy(np.ascontiguousarray(exemplar.transpose(2, 0, 1)))[None].expand(len(ids), 3, s, s).contiguous()
-    with torch.no_grad():
-        kp, jac = model.keypoint_detector(torch.cat([src, tgt]))
-    n = len(ids)
-    return {"keypoints": (torch.cat([src, tgt]),), "transport": (ex, src, tgt, kp[:n], jac[:n], kp[n:], jac[n:])}
+    return graph_inputs(model, ex, src, tgt)
 
 
 def model_card(model, config, state, checkpoint, folder: Path, parity, name, training) -> dict:
@@ -216,7 +227,7 @@ def model_card(model, config, state, checkpoint, folder: Path, parity, name, tra
     files = sorted(p.name for p in folder.glob("*.onnx"))
     return {
         "name": name or f"simnet-{config.preset}",
-        "format": 1,
+        "format": MODEL_FORMAT,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "preset": config.preset,
         "config": config.to_dict(),
@@ -232,18 +243,18 @@ def model_card(model, config, state, checkpoint, folder: Path, parity, name, tra
         "graphs": {
             "keypoints": {
                 "fp32": "keypoints.onnx", "fp16": "keypoints.fp16.onnx",
-                "inputs": {"masks": ["batch", 1, s, s]},
+                "inputs": {"masks": ["batch", 1, s, s], "priors": ["batch", 2, 3]},
                 "outputs": {"keypoints": ["batch", k, 2], "jacobians": ["batch", k, 2, 2]},
             },
             "transport": {
                 "fp32": "transport.onnx", "fp16": "transport.fp16.onnx",
                 "inputs": {
                     "exemplar": ["batch", 3, s, s], "source_mask": ["batch", 1, s, s], "target_mask": ["batch", 1, s, s],
-                    "keypoints_src": ["batch", k, 2], "jacobians_src": ["batch", k, 2, 2],
+                    "prior": ["batch", 2, 3], "keypoints_aligned": ["batch", k, 2], "jacobians_aligned": ["batch", k, 2, 2],
                     "keypoints_tgt": ["batch", k, 2], "jacobians_tgt": ["batch", k, 2, 2],
                 },
                 "outputs": {
-                    "weights": ["batch", k + 1, s, s], "mask": ["batch", 1, s, s],
+                    "weights": ["batch", config.motions, s, s], "mask": ["batch", 1, s, s],
                     "colour_matrix": ["batch", 3, 4], "luma_offset": ["batch", 1, s, s],
                 },
             },
@@ -252,7 +263,8 @@ def model_card(model, config, state, checkpoint, folder: Path, parity, name, tra
             "exemplar": "RGB in [0, 1], straight alpha dropped, resized (area) to the working size",
             "masks": "region coverage in [0, 1], resized (area) to the working size",
             "keypoints": "normalised [-1, 1], x first, pixel centres at (2 i + 1) / S - 1",
-            "weights": "[0, 1], summing to 1 over the K + 1 motions (motion 0 is the identity)",
+            "priors": "normalised pulling affines, target -> exemplar: the moments baseline's alignment (engine.models.moments.align), the identity for target masks",
+            "weights": "[0, 1], summing to 1 over the K + 2 motions: the identity, the prior, the prior refined at each keypoint",
             "luma_offset": f"[-{config.texture_max_shift}, {config.texture_max_shift}], zero off the seam band",
         },
         "parity": parity,

@@ -58,7 +58,7 @@ def test_export_writes_graphs_card_and_parity(exported):
         fp16 = card["parity"][graph]["fp16_max_abs_error"]
         assert isinstance(fp16, str) or fp16 < 0.1  # measured where the CPU can run fp16
     assert set(card["sha256"]) == {"keypoints.onnx", "keypoints.fp16.onnx", "transport.onnx", "transport.fp16.onnx"}
-    assert card["graphs"]["transport"]["outputs"]["weights"] == ["batch", 4, 32, 32]
+    assert card["graphs"]["transport"]["outputs"]["weights"] == ["batch", 5, 32, 32]  # identity, prior, 3 keypoints
     assert card["training_data"]["artworks"] == ["art0", "art1"]
     assert json.loads((model / "card.json").read_text()) == card
 
@@ -67,7 +67,8 @@ def test_dynamic_batch(exported):
     _, model, _ = exported
     graphs = runtime.load_graphs(model, "cpu")
     for batch in (1, 5):
-        kp, jac = graphs.keypoints.run(None, {"masks": np.random.rand(batch, 1, 32, 32).astype(np.float32)})
+        priors = np.tile(np.eye(2, 3, dtype=np.float32), (batch, 1, 1))
+        kp, jac = graphs.keypoints.run(None, {"masks": np.random.rand(batch, 1, 32, 32).astype(np.float32), "priors": priors})
         assert kp.shape == (batch, 3, 2) and jac.shape == (batch, 3, 2, 2)
 
 

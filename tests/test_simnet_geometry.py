@@ -49,6 +49,33 @@ def test_local_affines_and_fields_match_the_engine():
     assert np.allclose(fields[1], motion.sampling_fields(ours[1], 8, 12), atol=1e-5)
 
 
+def test_composed_and_inverted_affines_match_the_engine():
+    rng = np.random.default_rng(3)
+    outer = np.eye(2, 3) + 0.3 * rng.normal(size=(2, 3))
+    inner = np.eye(2, 3) + 0.3 * rng.normal(size=(4, 2, 3))
+    ours = geometry.compose_affines(torch.tensor(outer)[None], torch.tensor(inner)[None])[0].numpy()
+    assert np.allclose(ours, motion.compose_affines(outer, inner), atol=1e-12)
+    point = np.array([0.3, -0.2])
+    assert np.allclose(ours[1, :, :2] @ point + ours[1, :, 2], outer[:, :2] @ (inner[1, :, :2] @ point + inner[1, :, 2]) + outer[:, 2])
+    back = geometry.compose_affines(geometry.invert_affines(torch.tensor(outer)[None]), torch.tensor(ours)[None])[0].numpy()
+    assert np.allclose(back, inner, atol=1e-9)
+
+
+def test_refined_motions_match_the_engine_and_start_with_identity_and_prior():
+    from engine.simnet.model import refined_motions
+
+    rng = np.random.default_rng(4)
+    prior = np.eye(2, 3) + 0.2 * rng.normal(size=(2, 3))
+    kp_a, kp_t = rng.uniform(-1, 1, (2, 3, 2))
+    j_a, j_t = np.eye(2) + 0.2 * rng.normal(size=(2, 3, 2, 2))
+    ours = refined_motions(*(torch.tensor(a)[None] for a in (prior, kp_a, j_a, kp_t, j_t)))[0].numpy()
+    engine = motion.refined_motions(prior, kp_a, j_a, kp_t, j_t)
+    assert ours.shape == engine.shape == (5, 2, 3) and np.allclose(ours, engine, atol=1e-9)
+    assert np.allclose(engine[0], np.eye(2, 3)) and np.allclose(engine[1], prior)
+    # equal keypoints on both masks: nothing to refine, every motion is the prior
+    assert np.allclose(motion.refined_motions(prior, kp_t, j_t, kp_t, j_t)[1:], prior, atol=1e-9)
+
+
 def test_identity_field_warps_to_the_same_image():
     image = torch.rand(1, 3, 16, 16)
     identity = torch.tensor([[[[1.0, 0, 0], [0, 1.0, 0]]]])

@@ -11,6 +11,8 @@ from engine.simnet.model import SimNet, count_parameters
 
 from .simnet_helpers import tiny_config
 
+_IDENTITY = torch.eye(2, 3)[None]
+
 
 def _masks(size, boxes):
     masks = torch.zeros(len(boxes), 1, size, size)
@@ -45,9 +47,9 @@ def test_forward_shapes_and_weights_sum_to_one():
     s, k = config.work_size, config.keypoints
     masks = _masks(s, [(4, 20, 4, 20), (8, 28, 10, 26)])
     with torch.no_grad():
-        out = model(torch.rand(1, 3, s, s), masks[:1], masks[1:])
+        out = model(torch.rand(1, 3, s, s), masks[:1], masks[1:], _IDENTITY)
     assert out["keypoints_src"].shape == (1, k, 2) and out["jacobians_tgt"].shape == (1, k, 2, 2)
-    assert out["motions"].shape == (1, k + 1, 2, 3) and out["weights"].shape == (1, k + 1, s, s)
+    assert out["motions"].shape == (1, k + 2, 2, 3) and out["weights"].shape == (1, k + 2, s, s)
     assert torch.allclose(out["weights"].sum(dim=1), torch.ones(1, s, s), atol=1e-5)
     assert out["image"].shape == (1, 3, s, s) and out["mask"].shape == (1, 1, s, s)
 
@@ -83,10 +85,32 @@ def test_identity_edit_gives_back_the_exemplar_region():
     exemplar = torch.rand(1, 3, s, s)
     mask = _masks(s, [(6, 24, 5, 20)])
     with torch.no_grad():
-        out = model(exemplar, mask, mask)
+        out = model(exemplar, mask, mask, _IDENTITY)
     assert torch.allclose(out["motions"], out["motions"][:, :1].expand_as(out["motions"]), atol=1e-6)
     inside = mask[0, 0] > 0
     assert torch.allclose(out["image"][0][:, inside], exemplar[0][:, inside], atol=1e-5)
+
+
+def test_an_affine_edit_is_the_prior_whatever_the_weights():
+    """The design's promise: when the prior explains the edit, the aligned mask is the target,
+    both get the same keypoints, and every motion is the prior, trained or not."""
+    from engine.simnet.data import prior_affine
+
+    config = tiny_config()
+    torch.manual_seed(3)
+    model = SimNet(config).eval()
+    s = config.work_size
+    source, target = _masks(s, [(4, 14, 3, 11)]), _masks(s, [(12, 22, 15, 23)])  # moved by (12, 8) px
+    prior = torch.from_numpy(prior_affine(source[0, 0].numpy() > 0, target[0, 0].numpy() > 0))[None]
+    assert prior[0, :, 2].tolist() == pytest.approx([-24 / s, -16 / s], abs=1e-5)  # pulls back by the move
+    exemplar = torch.rand(1, 3, s, s)
+    with torch.no_grad():
+        out = model(exemplar, source, target, prior)
+    assert torch.allclose(out["aligned_mask"], target, atol=1e-5)
+    assert torch.allclose(out["motions"][:, 1:], prior[:, None].expand(1, config.keypoints + 1, 2, 3), atol=1e-5)
+    inside = target[0, 0] > 0
+    # the moved pixels themselves (texture guidance at its start nudges statistics by ~1e-4)
+    assert torch.allclose(out["image"][0][:, inside], exemplar[0][:, 4:14, 3:11].reshape(3, -1), atol=2e-3)
 
 
 def test_texture_guidance_starts_as_the_identity_and_keeps_to_the_range():

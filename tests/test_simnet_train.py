@@ -86,7 +86,7 @@ def test_identity_edit_reproduces_the_exemplar_after_training(tmp_path):
     batch = PairSampler(load_artworks(data, log=lambda m: None), 32, np.random.default_rng(3)).batch(2)
     exemplar, mask = torch.from_numpy(batch.exemplar), torch.from_numpy(batch.source_mask)
     with torch.no_grad():
-        out = model(exemplar, mask, mask)
+        out = model(exemplar, mask, mask, torch.eye(2, 3).expand(2, 2, 3))
     inside = mask > 0.5
     error = (out["image"] - exemplar).abs().expand(-1, 3, -1, -1)[inside.expand(-1, 3, -1, -1)]
     assert error.max().item() < 1e-4

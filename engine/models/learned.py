@@ -1,9 +1,12 @@
 """The learned SIM-Net: exported graphs (ONNX Runtime) turn each region pair into motions.
 
 Per batch of regions (all of an edit's regions at once, in chunks):
-1. The exemplar and each region's masks are resized (area) to the working size S.
-2. G_KP gives keypoints and Jacobians of both masks; the K + 1 local affines follow in numpy
-   (engine.motion, the same formula as in the graph).
+1. The baseline's alignment of each region pair (engine.models.moments.align, at full
+   resolution) is the prior that the networks refine; the exemplar and each region's masks are
+   resized (area) to the working size S.
+2. G_KP gives keypoints and Jacobians of the exemplar mask pulled by the prior and of the target
+   mask; the K + 2 motions (identity, prior, prior refined at each keypoint) follow in numpy
+   (engine.motion.refined_motions, the same formula as in the graph).
 3. G_A with texture guidance gives per-pixel weights over the motions, a colour matrix and a
    seam offset map (see engine/simnet/texture_guidance.py).
 4. Stay or move: when leaving the region in place fits the target map at least as well as the
@@ -24,9 +27,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..motion import local_affines, normalised_to_pixel_affines, pixel_to_normalised_affines
+from ..motion import normalised_to_pixel_affines, pixel_to_normalised_affines, refined_motions
 from ..transport import RegionMotion, region_interior
-from .moments import fill_motions, sample_mask
+from .moments import IDENTITY, align, fill_motions, sample_mask
 
 # Regions per graph call: bounds the transport graph's memory (about 8 MB per region at S=128).
 CHUNK = 16
@@ -88,18 +91,23 @@ class LearnedModel:
         of each graph. small: the exemplar from `_work_exemplar`."""
         backend = self.backend
         s, n = backend.work_size, len(chunk)
+        height, width = exemplar.shape[:2]
+        priors = np.stack([pixel_to_normalised_affines(align(a, b).primary, height, width) for a, b in chunk])  # (n, 2, 3)
         src = np.stack([_work_mask(a, s) for a, _ in chunk])[:, None]  # (n, 1, S, S)
         tgt = np.stack([_work_mask(b, s) for _, b in chunk])[:, None]
-        kp, jac = backend.keypoints(np.concatenate([src, tgt]))
+        graph_priors = priors.astype(np.float32)
+        kp, jac = backend.keypoints(np.concatenate([src, tgt]), np.concatenate([graph_priors, np.broadcast_to(IDENTITY, priors.shape).astype(np.float32)]))
         weights, predicted, matrices, offsets = backend.transport(
-            np.repeat(small, n, axis=0), src, tgt, kp[:n], jac[:n], kp[n:], jac[n:]
+            np.repeat(small, n, axis=0), src, tgt, graph_priors, kp[:n], jac[:n], kp[n:], jac[n:]
         )
+        kp, jac = kp.astype(np.float64), jac.astype(np.float64)
         motions = []
         for i, (source_mask, target_mask) in enumerate(chunk):
-            affines = local_affines(kp[i].astype(np.float64), jac[i].astype(np.float64), kp[n + i].astype(np.float64), jac[n + i].astype(np.float64))
+            affines = refined_motions(priors[i], kp[i], jac[i], kp[n + i], jac[n + i])
             chosen = stay_where_it_stays(weights[i], src[i, 0], tgt[i, 0], predicted[i, 0])
+            kp_src = kp[i] @ priors[i][:, :2].T + priors[i][:, 2]  # the aligned keypoints, in the exemplar
             motions.append(
-                _with_fills(exemplar, source_mask, target_mask, affines, chosen, kp[i], kp[n + i], matrices[i], offsets[i, 0])
+                _with_fills(exemplar, source_mask, target_mask, affines, chosen, kp_src, kp[n + i], matrices[i], offsets[i, 0])
             )
         return motions
 

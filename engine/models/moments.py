@@ -23,6 +23,8 @@ region's box (at most WORK_SIZE on its long side); the transport blends their bo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -142,13 +144,26 @@ def _apply(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ affine[:, :2].T + affine[:, 2]
 
 
-def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: np.ndarray) -> RegionMotion:
-    """The baseline's motion for one region (see the module docstring).
+@dataclass(frozen=True)
+class Alignment:
+    """Steps 1-3 of the module docstring for one region: the moved affine, whether it wins
+    over staying, and the shape measures behind it (pixel coordinates)."""
 
-    exemplar: (H, W, C) float32 (only used to choose seamless fills); source_mask,
-    target_mask: (H, W) bool, both non-empty.
-    """
-    height, width = target_mask.shape
+    moved: np.ndarray  # (2, 3) pulling affine target -> exemplar
+    moves: bool  # False: the identity explains the target at least as well
+    angle: float
+    centroids: tuple[np.ndarray, np.ndarray]  # exemplar's, target's
+    roots: tuple[np.ndarray, np.ndarray]  # covariance square roots
+    profiles: tuple[np.ndarray, np.ndarray]  # radial profiles
+
+    @property
+    def primary(self) -> np.ndarray:
+        """The chosen motion: the moved affine, or the identity when the region stays."""
+        return self.moved if self.moves else IDENTITY
+
+
+def align(source_mask: np.ndarray, target_mask: np.ndarray) -> Alignment:
+    """The baseline's alignment of two non-empty region masks (H, W) bool (same size)."""
     c_src, cov_src = mask_moments(source_mask)
     c_tgt, cov_tgt = mask_moments(target_mask)
     sqrt_src, sqrt_tgt = sqrt_spd(cov_src), sqrt_spd(cov_tgt)
@@ -170,8 +185,20 @@ def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: n
         angle = max(angle + np.linspace(-2 * sector, 2 * sector, 17), key=lambda a: pulled_iou(turned(a)))
     moved = turned(angle)
     # Stay or move: whichever pulls an exemplar mask closer to the target (ties stay).
-    primary = 1 if pulled_iou(moved) > pulled_iou(IDENTITY) + STAY_MARGIN else 0
-    affines = [IDENTITY, moved]
+    moves = pulled_iou(moved) > pulled_iou(IDENTITY) + STAY_MARGIN
+    return Alignment(moved, moves, angle, (c_src, c_tgt), (sqrt_src, sqrt_tgt), (profile_src, profile_tgt))
+
+
+def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: np.ndarray) -> RegionMotion:
+    """The baseline's motion for one region (see the module docstring).
+
+    exemplar: (H, W, C) float32 (only used to choose seamless fills); source_mask,
+    target_mask: (H, W) bool, both non-empty.
+    """
+    height, width = target_mask.shape
+    alignment = align(source_mask, target_mask)
+    primary = int(alignment.moves)
+    affines = [IDENTITY, alignment.moved]
 
     # Working grid over the target region's box; the winner everywhere, fills where it fails.
     box = bounding_box(target_mask)
@@ -194,8 +221,9 @@ def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: n
         affines.append(fill)
 
     weights = np.stack([(owner == m).astype(np.float32) for m in range(len(affines))])
+    (c_src, c_tgt), (sqrt_src, sqrt_tgt), (profile_src, profile_tgt) = alignment.centroids, alignment.roots, alignment.profiles
     keypoints_src, keypoints_tgt = _keypoints(
-        c_src, sqrt_src, profile_src, c_tgt, sqrt_tgt, profile_tgt, angle
+        c_src, sqrt_src, profile_src, c_tgt, sqrt_tgt, profile_tgt, alignment.angle
     )
     return RegionMotion(
         affines=pixel_to_normalised_affines(np.array(affines), height, width),

@@ -23,8 +23,8 @@ class TorchBackend:
         self._transport = TransportGraph(model).eval()
 
     @torch.no_grad()
-    def keypoints(self, masks: np.ndarray):
-        return tuple(t.numpy() for t in self._keypoints(torch.from_numpy(masks)))
+    def keypoints(self, masks: np.ndarray, priors: np.ndarray):
+        return tuple(t.numpy() for t in self._keypoints(torch.from_numpy(masks), torch.from_numpy(priors)))
 
     @torch.no_grad()
     def transport(self, *inputs):

@@ -1,5 +1,8 @@
 """Every size and weight of SIM-Net in one place, with the two presets.
 
+Motions per region are the identity, the training-free baseline's alignment (the prior, see
+engine.models.moments) and that prior refined at each of K keypoints (see model.py).
+
 `paper` keeps the reference sizes (10 keypoints, G_KP hourglass 32/1024 on 64x64 masks, G_A
 64/1024 at 256x256). `small` is the product default, sized for a 2-core CPU: 5 keypoints,
 narrow hourglasses, G_A at 128x128 (its per-pixel softmax weights are smooth and upsample well).
@@ -29,6 +32,9 @@ class LossWeights:
     perceptual: float = 10.0
     gram: float = 0.5
     cycle: float = 6.0
+    # Entropy of the per-pixel motion weights inside the target: a blend of shifted copies blurs,
+    # a choice does not.
+    sharpness: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,11 @@ class SimNetConfig:
     equivariance_sigma_affine: float = 0.05
     equivariance_sigma_tps: float = 0.005
     equivariance_tps_points: int = 5
+
+    @property
+    def motions(self) -> int:
+        """M: the identity, the moments prior, and the prior refined at each keypoint."""
+        return self.keypoints + 2
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

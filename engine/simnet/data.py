@@ -25,6 +25,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..imageio import READ_SUFFIXES, read_image, to_rgb8
+from ..models.moments import align
+from ..motion import pixel_to_normalised_affines
 from ..regions import dominant_colours, labels_from_colours, resize_labels
 from ..segment import segment
 
@@ -107,7 +109,9 @@ def _load_one(path: Path, log) -> Artwork:
 class Batch:
     """Numpy arrays, channels first: exemplar (B, 3, S, S), source/target masks (B, 1, S, S),
     truth (B, 3, S, S), truth_weight (B, 1, S, S) (where the truth is exact: 0 for reference
-    pairs and where the warp samples outside the crop), kinds (B,) indices into PAIR_KINDS."""
+    pairs and where the warp samples outside the crop), kinds (B,) indices into PAIR_KINDS, and
+    prior (B, 2, 3): the baseline's alignment of each pair (normalised pulling affine), as the
+    engine computes it at inference."""
 
     exemplar: np.ndarray
     source_mask: np.ndarray
@@ -115,6 +119,7 @@ class Batch:
     truth: np.ndarray
     truth_weight: np.ndarray
     kinds: np.ndarray
+    prior: np.ndarray
 
 
 class PairSampler:
@@ -127,7 +132,7 @@ class PairSampler:
 
     def batch(self, count: int) -> Batch:
         items = [self.pair() for _ in range(count)]
-        return Batch(*(np.stack([item[i] for item in items]) for i in range(6)))
+        return Batch(*(np.stack([item[i] for item in items]) for i in range(7)))
 
     def pair(self):
         rng, s = self.rng, self.size
@@ -168,6 +173,7 @@ class PairSampler:
             truth.transpose(2, 0, 1),
             weight[None].astype(np.float32),
             np.int64(kind),
+            prior_affine(source > 0.5, target > 0.5),
         )
 
     def _crop(self, artwork: Artwork) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +186,13 @@ class PairSampler:
         pixels = cv2.resize(artwork.pixels[y0 : y0 + side, x0 : x0 + side], (s, s), interpolation=cv2.INTER_AREA)
         labels = resize_labels(artwork.labels[y0 : y0 + side, x0 : x0 + side], s, s)
         return jitter_colours(pixels, rng), labels
+
+
+def prior_affine(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The baseline's alignment of two non-empty masks (S, S) bool: a normalised pulling affine
+    (2, 3) float32."""
+    size = source.shape[0]
+    return pixel_to_normalised_affines(align(source, target).primary, size, size).astype(np.float32)
 
 
 def _candidate_regions(labels: np.ndarray) -> np.ndarray:

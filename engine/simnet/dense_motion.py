@@ -1,4 +1,4 @@
-"""G_C, the dense-motion network (training only): blends the K + 1 sampling fields into one
+"""G_C, the dense-motion network (training only): blends the M sampling fields into one
 flow, FOMM style, so that G_KP can be trained through a cycle loss. Inference never calls it."""
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ class DenseMotionNetwork(nn.Module):
 
     def __init__(self, config: SimNetConfig):
         super().__init__()
-        motions = config.keypoints + 1
+        motions = config.motions
         self.size = config.dense_motion_size
         self.resize = AntialiasedResize(4, config.dense_motion_size, config.work_size)
         self.variance = config.heatmap_variance
         self.hourglass_inputs = 5 * motions
+        self.unplaced = motions - config.keypoints
         self.hourglass = Hourglass(5 * motions, config.dense_motion_net)
         self.head = nn.Conv2d(self.hourglass.out_channels, motions, config.head_kernel, padding=config.head_kernel // 2)
 
@@ -32,7 +33,8 @@ class DenseMotionNetwork(nn.Module):
         fields = sampling_fields(motions, s, s)  # (B, M, s, s, 2)
         warped = warp(small, fields)  # (B, M, 4, s, s)
         difference = gaussian_heatmaps(keypoints_tgt, s, s, self.variance) - gaussian_heatmaps(keypoints_src, s, s, self.variance)
-        difference = torch.cat([torch.zeros_like(difference[:, :1]), difference], dim=1)[:, :, None]
+        unplaced = torch.zeros_like(difference[:, :1]).expand(-1, self.unplaced, -1, -1)
+        difference = torch.cat([unplaced, difference], dim=1)[:, :, None]
         inputs = torch.cat([difference, warped], dim=2).reshape(-1, self.hourglass_inputs, s, s)
         weights = F.softmax(self.head(self.hourglass(inputs)), dim=1)  # (B, M, s, s)
         return (weights[..., None] * fields).sum(dim=1)

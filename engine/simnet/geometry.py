@@ -77,6 +77,27 @@ def local_affines(
     return torch.cat([identity, motions], dim=1)
 
 
+def compose_affines(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """The pulling motion that applies `inner`, then `outer`: z -> outer(inner(z)).
+    outer (B, 2, 3), inner (B, M, 2, 3) -> (B, M, 2, 3)."""
+    linear = outer[:, None, :, :2] @ inner[..., :2]  # (B, M, 2, 2)
+    shift = (outer[:, None, :, :2] @ inner[..., 2:])[..., 0] + outer[:, None, :, 2]  # (B, M, 2)
+    return torch.cat([linear, shift[..., None]], dim=-1)
+
+
+def invert_affines(affines: torch.Tensor) -> torch.Tensor:
+    """(..., 2, 3) -> (..., 2, 3): the inverse motions (closed-form 2x2 inverse)."""
+    linear = inverse_2x2(affines[..., :2])
+    shift = -(linear @ affines[..., 2:])
+    return torch.cat([linear, shift], dim=-1)
+
+
+def warp_by(images: torch.Tensor, affines: torch.Tensor, size: int) -> torch.Tensor:
+    """images (B, C, size, size) each pulled by its own motion (B, 2, 3) -> (B, C, size, size).
+    `size` is a plain int so that the exported grid is a constant."""
+    return warp(images, sampling_fields(affines[:, None], size, size))[:, 0]
+
+
 def sampling_fields(affines: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Motions (B, M, 2, 3) evaluated at every pixel -> grid_sample grids (B, M, H, W, 2)."""
     grid = coordinate_grid(height, width, affines)  # (H, W, 2)

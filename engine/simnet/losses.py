@@ -25,6 +25,13 @@ def masked_l1(predicted: torch.Tensor, truth: torch.Tensor, weight: torch.Tensor
     return ((predicted - truth).abs() * weight).sum() / (weight.sum() * predicted.shape[1] + 1e-6)
 
 
+def weight_entropy(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of per-pixel weights (B, M, H, W), summing to 1 over M, where mask
+    (B, 1, H, W) says: 0 for a one-hot choice, log M for an even blend."""
+    entropy = -(weights * torch.log(weights.clamp_min(1e-8))).sum(dim=1, keepdim=True)
+    return (entropy * mask).sum() / (mask.sum() + 1e-6)
+
+
 def _gaussian_window(like: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     x = torch.arange(size, device=like.device, dtype=like.dtype) - size // 2
     g = torch.exp(-0.5 * (x / sigma) ** 2)

@@ -18,19 +18,20 @@ class Objective(nn.Module):
         self.model = model
         self.features = features  # frozen perceptual network, or None to skip its losses
 
-    def forward(self, exemplar, source_mask, target_mask, truth, truth_weight):
+    def forward(self, exemplar, source_mask, target_mask, truth, truth_weight, prior):
         config = self.model.config
         w = config.losses
-        out = self.model(exemplar, source_mask, target_mask)
+        out = self.model(exemplar, source_mask, target_mask, prior)
         terms = {
             "mask_iou": losses.soft_iou_loss(out["mask"], target_mask),
             "boundary_iou": losses.boundary_iou_loss(out["mask"], target_mask),
             "pixel_l1": losses.masked_l1(out["image"], truth, truth_weight),
             "ssim": losses.masked_ssim_loss(out["image"], truth, truth_weight),
+            "sharpness": losses.weight_entropy(out["weights"], target_mask),
         }
-        masks = torch.cat([source_mask, target_mask])
-        keypoints = torch.cat([out["keypoints_src"], out["keypoints_tgt"]])
-        jacobians = torch.cat([out["jacobians_src"], out["jacobians_tgt"]])
+        masks = torch.cat([out["aligned_mask"], target_mask])  # what G_KP saw
+        keypoints = torch.cat([out["keypoints_aligned"], out["keypoints_tgt"]])
+        jacobians = torch.cat([out["jacobians_aligned"], out["jacobians_tgt"]])
         terms["equivariance_value"], terms["equivariance_jacobian"] = losses.equivariance_losses(
             self.model.keypoint_detector, masks, keypoints, jacobians,
             config.equivariance_sigma_affine, config.equivariance_sigma_tps, config.equivariance_tps_points,

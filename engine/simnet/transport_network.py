@@ -1,7 +1,8 @@
-"""G_A, the image transport module: per-pixel weights over the K + 1 local affine motions.
+"""G_A, the image transport module: per-pixel weights over the M = K + 2 motions (the identity,
+the prior, the prior refined at each keypoint; see model.py).
 
 Input per motion m (SIM-Net's 5 channels): a Gaussian heatmap of the target keypoint (zeros for
-the identity), the signed mismatch warp_m(source mask) - target mask, and warp_m(exemplar region)
+the identity and the prior), the signed mismatch warp_m(source mask) - target mask, and warp_m(exemplar region)
 in RGB; plus the target mask once. An hourglass and a 7x7 head give K + 1 logits per pixel,
 softmaxed over motions. The region's image is then the weighted blend of the warped copies,
 each motion's vote gated by whether its sample lands inside the source region (as the engine's
@@ -28,9 +29,10 @@ class TransportNetwork(nn.Module):
 
     def __init__(self, config: SimNetConfig):
         super().__init__()
-        motions = config.keypoints + 1
+        motions = config.motions
         self.variance = config.heatmap_variance
         self.size, self.motions = config.work_size, motions
+        self.unplaced = motions - config.keypoints  # motions without a keypoint: identity, prior
         self.hourglass = Hourglass(5 * motions + 1, config.transport_net)
         self.head = nn.Conv2d(self.hourglass.out_channels, motions, config.head_kernel, padding=config.head_kernel // 2)
 
@@ -39,7 +41,8 @@ class TransportNetwork(nn.Module):
         fields = sampling_fields(motions, size, size)  # (B, M, S, S, 2)
         warped = warp(torch.cat([exemplar * source_mask, source_mask], dim=1), fields)  # (B, M, 4, S, S)
         heatmaps = gaussian_heatmaps(keypoints_tgt, size, size, self.variance)  # (B, K, S, S)
-        heatmaps = torch.cat([torch.zeros_like(heatmaps[:, :1]), heatmaps], dim=1)[:, :, None]
+        unplaced = torch.zeros_like(heatmaps[:, :1]).expand(-1, self.unplaced, -1, -1)
+        heatmaps = torch.cat([unplaced, heatmaps], dim=1)[:, :, None]
         mismatch = warped[:, :, 3:] - target_mask[:, None]
         per_motion = torch.cat([heatmaps, mismatch, warped[:, :, :3]], dim=2)  # (B, M, 5, S, S)
         inputs = torch.cat([per_motion.reshape(-1, 5 * m, size, size), target_mask], dim=1)
