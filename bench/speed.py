@@ -56,7 +56,10 @@ def build_inputs(width: int, height: int, region_count: int, folder: Path):
 def measure(config: dict, results) -> None:
     """Child process: time one configuration, put a result row on the queue."""
     from engine import imageio, run
+    from engine.memory import keep_freed_memory
     from engine.segment import segment
+
+    keep_freed_memory()  # as the CLI and the worker do
 
     with tempfile.TemporaryDirectory() as folder:
         path, labels, target = build_inputs(config["width"], config["height"], config["regions"], Path(folder))

@@ -32,6 +32,7 @@ import numpy as np
 
 from . import imageio
 from .errors import InputError
+from .memory import keep_freed_memory
 
 MAP_SUFFIXES = (".regions.png", ".target.png")
 
@@ -267,7 +268,7 @@ def _dispatch(jobs: list[Job], workers: int, ray_address: str | None):
         # Each process gets its share of the cores (ONNX Runtime reads SIMNET_THREADS).
         threads = max(1, (os.cpu_count() or 1) // workers)
         os.environ.setdefault("SIMNET_THREADS", str(threads))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=keep_freed_memory) as pool:
             pending = {pool.submit(run_job, job) for job in jobs}
             while pending:
                 finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import imageio, regions
 from .errors import InputError
+from .memory import keep_freed_memory
 from .models import DEFAULT_MODEL, load_model, model_names
 from .pipeline import DEFAULT_MAX_REGIONS, edit_labels, run
 
@@ -401,6 +402,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         COMMANDS[args.command](args)
     except InputError as error:

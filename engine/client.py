@@ -14,19 +14,34 @@ follow in that order, raw and C-contiguous. dtypes: uint8, uint16, int32, float1
 (little-endian). Requests: hello, segment, manipulate, preview, cancel, shutdown. Replies to a
 request id: any number of {"type": "progress", "stage", "fraction"}, then one {"type": "result"}
 (with buffers) or {"type": "error", "code", "message", "details"}.
+
+Large buffers may travel through shared memory instead of the pipes (a 4096x4096 RGBA image
+is 64 MB each way, and copying it through a pipe cost more than all the rest of the protocol).
+The client makes a private folder in /dev/shm (mode 0700) and hands it to the worker in the
+SIMNET_SHARED_DIR environment variable; the worker's `hello` says whether it accepted it
+("shared_memory"). A buffer spec with {"file": NAME} then has no bytes in the frame: its bytes
+are the file NAME in that folder (a plain name, no path; a regular file of exactly nbytes),
+which the reader maps read-only. Requests whose header has "shared": true may get their reply
+buffers that way too; whoever reads a file removes it. Without /dev/shm (or when a file cannot
+be written) buffers go through the pipes as above.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import mmap
 import os
 import queue
+import re
+import shutil
+import stat
 import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 from dataclasses import dataclass, field
 
 PROTOCOL = 1
@@ -34,25 +49,139 @@ MAGIC = b"\x89SIMNET\n"
 MAX_HEADER = 64 * 1024
 ITEM_SIZES = {"uint8": 1, "uint16": 2, "int32": 4, "float16": 2, "float32": 4}
 _LENGTH = struct.Struct(">I")
+SHARED_DIR_VARIABLE = "SIMNET_SHARED_DIR"
+# Buffers from this size on go through shared memory when both sides have it.
+SHARED_MIN_BYTES = 1 << 20
+_SHARED_NAME = re.compile(r"[a-z0-9-]{1,40}\.buf")
 
 
 class FrameError(ValueError):
     """A frame that breaks the protocol; `code` names the rule, `resync` says whether the
-    stream position is lost (the reader must look for the next MAGIC)."""
+    stream position is lost (the reader must look for the next MAGIC), `request_id` is the
+    frame's id when its header could be read (so the error can answer that request)."""
 
-    def __init__(self, code: str, message: str, resync: bool = False):
+    def __init__(self, code: str, message: str, resync: bool = False, request_id=None):
         super().__init__(message)
         self.code = code
         self.resync = resync
+        self.request_id = request_id
 
 
 @dataclass
 class Buffer:
-    """Raw C-order array data: `data` bytes-like, `shape` a tuple, `dtype` a key of ITEM_SIZES."""
+    """Raw C-order array data: `data` bytes-like, `shape` a tuple, `dtype` a key of ITEM_SIZES.
+    `file`: the name it has (or had) in the shared folder, when it travels that way."""
 
     data: bytes
     shape: tuple
     dtype: str
+    file: str | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return len(memoryview(self.data).cast("B"))
+
+
+class SharedFolder:
+    """The private folder in shared memory that large buffers cross through (see the module
+    docstring). Files are opened relative to the folder, never following links."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        self._closer = weakref.finalize(self, os.close, self._fd)
+
+    @classmethod
+    def create(cls) -> "SharedFolder | None":
+        """A new private folder in /dev/shm, or None where there is none (not Linux, full)."""
+        if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+            return None
+        try:
+            folder = cls(tempfile.mkdtemp(prefix="simnet-", dir="/dev/shm"))
+        except OSError:
+            return None
+        folder._remover = weakref.finalize(folder, shutil.rmtree, folder.path, True)
+        return folder
+
+    @classmethod
+    def attach(cls, path: str | None) -> "SharedFolder | None":
+        """The folder a client made for us, if it is one: a directory of our own user that
+        nobody else may enter."""
+        if not path:
+            return None
+        try:
+            info = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return None
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            return None
+        return cls(path)
+
+    def write(self, name: str, data) -> bool:
+        """Write `data` (bytes-like) as the file `name`; False (and nothing left) if it cannot."""
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=self._fd)
+        except OSError:
+            return False
+        try:
+            view = memoryview(data).cast("B")
+            while view:
+                view = view[os.write(fd, view[: 1 << 30]):]
+            return True
+        except OSError:  # no room in /dev/shm: the caller sends it through the pipe instead
+            self.remove(name)
+            return False
+        finally:
+            os.close(fd)
+
+    def create_mapped(self, name: str, nbytes: int):
+        """A new file `name` of `nbytes`, its space reserved, mapped for writing (None if it
+        cannot be made): a producer writes its result straight into it."""
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=self._fd)
+        except OSError:
+            return None
+        try:
+            os.posix_fallocate(fd, 0, nbytes)  # a full /dev/shm fails here, not as SIGBUS on writing
+            return mmap.mmap(fd, nbytes)
+        except (OSError, ValueError):
+            self.remove(name)
+            return None
+        finally:
+            os.close(fd)
+
+    def map(self, name: str, nbytes: int):
+        """The file `name`, of exactly `nbytes`, mapped read-only (bytes-like)."""
+        if not isinstance(name, str) or not _SHARED_NAME.fullmatch(name):
+            raise FrameError("bad_buffers", f"shared buffer name {name!r} is not a plain file name")
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self._fd)
+        except OSError as error:
+            raise FrameError("bad_buffers", f"shared buffer {name} cannot be opened: {error.strerror}") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size != nbytes:
+                raise FrameError("bad_buffers", f"shared buffer {name} is not a file of {nbytes} bytes")
+            return mmap.mmap(fd, nbytes, access=mmap.ACCESS_READ) if nbytes else b""
+        finally:
+            os.close(fd)
+
+    def remove(self, name: str) -> None:
+        try:
+            os.unlink(name, dir_fd=self._fd)
+        except OSError:
+            pass
+
+    def clear(self, prefix: str = "") -> None:
+        """Remove every file whose name starts with `prefix` (left by a worker that stopped or
+        failed mid-reply)."""
+        for name in os.listdir(self.path):
+            if name.startswith(prefix):
+                self.remove(name)
+
+    def destroy(self) -> None:
+        self._closer()
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 @dataclass
@@ -62,16 +191,34 @@ class Frame:
 
 
 def encode_frame(header: dict, buffers: dict[str, Buffer] | None = None) -> list:
-    """Frame parts, ready to be written one after another (buffers are not copied)."""
+    """Frame parts, ready to be written one after another (buffers are not copied). A buffer
+    with a `file` is already in the shared folder: only its spec goes into the frame."""
     buffers = buffers or {}
-    header = dict(header, protocol=PROTOCOL, buffers=[
-        {"name": name, "shape": list(b.shape), "dtype": b.dtype, "nbytes": len(memoryview(b.data).cast("B"))}
-        for name, b in buffers.items()
-    ])
+    specs = []
+    for name, b in buffers.items():
+        spec = {"name": name, "shape": list(b.shape), "dtype": b.dtype, "nbytes": b.nbytes}
+        if b.file:
+            spec["file"] = b.file
+        specs.append(spec)
+    header = dict(header, protocol=PROTOCOL, buffers=specs)
     body = json.dumps(header, separators=(",", ":")).encode()
     if len(body) > MAX_HEADER:
         raise FrameError("header_too_large", f"header of {len(body)} bytes exceeds {MAX_HEADER}")
-    return [MAGIC, _LENGTH.pack(len(body)), body, *(b.data for b in buffers.values())]
+    return [MAGIC, _LENGTH.pack(len(body)), body, *(b.data for b in buffers.values() if not b.file)]
+
+
+def place_in_shared(folder: SharedFolder | None, prefix: str, buffers: dict[str, Buffer] | None) -> dict:
+    """`buffers` with each large one written into `folder` as PREFIX-N.buf (when it can be);
+    the others unchanged."""
+    if folder is None or not buffers:
+        return buffers or {}
+    placed = {}
+    for index, (name, buffer) in enumerate(buffers.items()):
+        file = f"{prefix}-{index}.buf"
+        if not buffer.file and buffer.nbytes >= SHARED_MIN_BYTES and folder.write(file, buffer.data):
+            buffer = Buffer(buffer.data, buffer.shape, buffer.dtype, file)
+        placed[name] = buffer
+    return placed
 
 
 def _read_exactly(stream, count: int) -> bytearray:
@@ -106,9 +253,10 @@ def resync(stream) -> None:
             return
 
 
-def read_frame(stream, max_buffer_bytes: int, magic_read: bool = False) -> Frame:
-    """Read one frame. Raises EOFError at the end of the stream and FrameError for a frame that
-    breaks the protocol; after a FrameError with resync False the stream is at the next frame."""
+def read_frame(stream, max_buffer_bytes: int, magic_read: bool = False, shared: SharedFolder | None = None) -> Frame:
+    """Read one frame; buffers named by file are mapped from `shared`. Raises EOFError at the
+    end of the stream and FrameError for a frame that breaks the protocol; after a FrameError
+    with resync False the stream is at the next frame."""
     if not magic_read:
         magic = stream.read(len(MAGIC))
         if not magic:
@@ -130,18 +278,32 @@ def read_frame(stream, max_buffer_bytes: int, magic_read: bool = False) -> Frame
         raise FrameError("bad_buffers", "the buffer list is malformed", resync=True)
     if sum(declared) > max_buffer_bytes:
         raise FrameError("too_large", f"{sum(declared)} bytes of buffers exceed the limit of {max_buffer_bytes}", resync=True)
+    inline = sum(spec["nbytes"] for spec in specs if "file" not in spec)
+    request_id = header.get("id") if type(header.get("id")) is int else None
     problem = _check_buffer_specs(specs)
     if problem:
-        _skip(stream, sum(declared))  # the extent is known: stay in step with the stream
-        raise FrameError("bad_buffers", problem)
+        _skip(stream, inline)  # the extent is known: stay in step with the stream
+        raise FrameError("bad_buffers", problem, request_id=request_id)
     if header.get("protocol") != PROTOCOL:
-        _skip(stream, sum(declared))
-        raise FrameError("protocol_version", f"protocol {header.get('protocol')!r} is not {PROTOCOL}")
-    buffers = {
-        spec["name"]: Buffer(_read_exactly(stream, spec["nbytes"]), tuple(spec["shape"]), spec["dtype"])
-        for spec in specs
-    }
-    return Frame(header, buffers)
+        _skip(stream, inline)
+        raise FrameError("protocol_version", f"protocol {header.get('protocol')!r} is not {PROTOCOL}", request_id=request_id)
+    buffers = {}
+    for spec in specs:
+        shape, dtype = tuple(spec["shape"]), spec["dtype"]
+        if "file" not in spec:
+            buffers[spec["name"]] = Buffer(_read_exactly(stream, spec["nbytes"]), shape, dtype)
+    for spec in specs:  # after the inline bytes, so a bad file leaves the stream in step
+        if "file" in spec:
+            if shared is None:
+                raise FrameError("bad_buffers", f"buffer {spec['name']} is in shared memory, which this side does not have",
+                                 request_id=request_id)
+            try:
+                data = shared.map(spec["file"], spec["nbytes"])
+            except FrameError as problem:
+                problem.request_id = request_id
+                raise
+            buffers[spec["name"]] = Buffer(data, tuple(spec["shape"]), spec["dtype"], spec["file"])
+    return Frame(header, {spec["name"]: buffers[spec["name"]] for spec in specs})
 
 
 def _declared_sizes(specs) -> list[int] | None:
@@ -235,18 +397,22 @@ class Client:
     """One worker process, started on first use and again after a crash.
 
     `command` is the worker's command line, e.g. [python, "-m", "engine", "worker"]. Calls may
-    come from several threads; each blocks until its reply.
+    come from several threads; each blocks until its reply. `shared_memory` False keeps every
+    buffer in the pipes (for comparison; shared memory is used where the system has it).
     """
 
-    def __init__(self, command: list[str], env: dict | None = None):
+    def __init__(self, command: list[str], env: dict | None = None, shared_memory: bool = True):
         self.command = list(command)
         self.env = env
+        self.shared_memory = shared_memory
         self._process = None
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._pending: dict[int, queue.Queue] = {}
         self._ids = itertools.count(1)
         self._log = None
+        self._shared = None  # this client's shared-memory folder, once a worker accepted it
+        self._shared_offer = None
         self.last_seconds = None  # the engine's own time for the last manipulate/preview
 
     # -- process management
@@ -256,10 +422,18 @@ class Client:
             if self._process is not None and self._process.poll() is None:
                 return self._process
             self._log = tempfile.TemporaryFile()
+            if self._shared_offer is None:
+                self._shared_offer = self.shared_memory and SharedFolder.create() or False
+            elif self._shared_offer:
+                self._shared_offer.clear()  # what a stopped worker left
+            self._shared = None  # until this worker says it accepts the folder
+            env = dict(os.environ if self.env is None else self.env)
+            if self._shared_offer:
+                env[SHARED_DIR_VARIABLE] = self._shared_offer.path
             try:
                 self._process = subprocess.Popen(
                     self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                    env=self.env, bufsize=0,
+                    env=env, bufsize=0,
                 )
             except OSError as error:
                 raise EngineError(
@@ -270,13 +444,33 @@ class Client:
                 ) from None
             _widen_pipes(self._process)
             threading.Thread(target=self._read_replies, args=(self._process,), daemon=True).start()
+            if self._shared_offer and self._worker_accepts_shared_memory(self._process):
+                self._shared = self._shared_offer
             return self._process
+
+    def _worker_accepts_shared_memory(self, process) -> bool:
+        """Ask a new worker (`hello`) whether it took the shared folder."""
+        request_id = next(self._ids)
+        replies: queue.Queue = queue.Queue()
+        self._pending[request_id] = replies
+        try:
+            write_frame(process.stdin, self._write_lock, {"id": request_id, "op": "hello", "params": {}})
+            reply = replies.get()
+        except (BrokenPipeError, OSError, ValueError):
+            return False  # the request that follows reports the crash
+        finally:
+            self._pending.pop(request_id, None)
+        return reply is not _DEAD and reply.header.get("params", {}).get("shared_memory") is True
 
     def _read_replies(self, process) -> None:
         stream = process.stdout
+        shared = self._shared_offer or None
         try:
             while True:
-                frame = read_frame(stream, max_buffer_bytes=1 << 40)
+                frame = read_frame(stream, max_buffer_bytes=1 << 40, shared=shared)
+                for buffer in frame.buffers.values():
+                    if buffer.file:  # mapped: the name is no longer needed
+                        shared.remove(buffer.file)
                 waiting = self._pending.get(frame.header.get("id"))
                 if waiting is not None:
                     waiting.put(frame)
@@ -317,6 +511,9 @@ class Client:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if self._shared_offer:
+            self._shared_offer.destroy()
+        self._shared = self._shared_offer = None
 
     # -- requests
 
@@ -325,11 +522,16 @@ class Client:
         request_id = next(self._ids)
         replies: queue.Queue = queue.Queue()
         self._pending[request_id] = replies
+        header = {"id": request_id, "op": op, "params": params}
+        shared = self._shared
+        if shared is not None:
+            header["shared"] = True
+            buffers = place_in_shared(shared, f"q{request_id}", buffers)
         try:
             if on_id is not None:
                 on_id(request_id)
             try:
-                write_frame(process.stdin, self._write_lock, {"id": request_id, "op": op, "params": params}, buffers)
+                write_frame(process.stdin, self._write_lock, header, buffers)
             except (BrokenPipeError, OSError, ValueError):
                 raise EngineError("worker_crashed", _CRASH_MESSAGE, self._crash_details()) from None
             while True:
@@ -347,6 +549,11 @@ class Client:
                     return reply
         finally:
             self._pending.pop(request_id, None)
+            if shared is not None:
+                for buffer in (buffers or {}).values():
+                    if buffer.file:  # the worker has it mapped, or is gone
+                        shared.remove(buffer.file)
+                shared.clear(prefix=f"r{request_id}-")  # a reply file the worker made but never sent
 
     def hello(self) -> dict:
         """Versions, models, the compute provider and the worker's limits."""

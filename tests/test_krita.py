@@ -11,6 +11,7 @@ import pytest
 
 from engine import manipulate, manipulate_masks
 from engine.install import install_krita, set_enabled
+from engine.worker import to_samples
 
 from .conftest import REPO, square_mask, textured
 
@@ -22,11 +23,9 @@ DEPTHS = {"U8": (np.uint8, "bgra", 255), "U16": (np.uint16, "bgra", 65535), "F16
 
 
 def _layout(pixels, depth):
-    dtype, order, top = DEPTHS[depth]
-    if order == "bgra":
-        pixels = pixels[:, :, [2, 1, 0, 3]]
-    samples = pixels * top + (0.5 if top > 1 else 0)
-    return np.ascontiguousarray(samples.astype(dtype))
+    """Engine pixels as the worker hands them to Krita at `depth` (its one conversion)."""
+    dtype, order, _ = DEPTHS[depth]
+    return to_samples(pixels, np.dtype(dtype).name, order)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import io
 import json
+import mmap
 import os
 import signal
 import struct
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from engine import client as protocol
 from engine import manipulate, manipulate_masks
 from engine.client import Buffer, Client, EngineError, Image, labels_buffer, mask_buffer, worker_command
+from engine.worker import to_samples
 
 from .conftest import REPO, square_mask, textured
 
@@ -38,7 +40,7 @@ def _edit(height=HEIGHT, width=WIDTH):
 
 
 def _as_uint8(pixels):
-    return np.clip(pixels * 255 + 0.5, 0, 255).astype(np.uint8)
+    return to_samples(pixels, "uint8", "rgba")
 
 
 def test_hello(engine_client):
@@ -184,6 +186,79 @@ def test_hostile_frames_get_errors_and_the_worker_keeps_serving():
     assert worker.returncode == 0  # served to the end of its input
 
 
+needs_shm = pytest.mark.skipif(protocol.SharedFolder.create() is None, reason="no writable /dev/shm")
+
+
+@needs_shm
+def test_large_buffers_cross_through_shared_memory_and_leave_nothing(tmp_path):
+    client = Client(worker_command())
+    try:
+        assert client.hello()["shared_memory"] is True
+        folder = client._shared.path
+        height, width = 300, 400  # 480 KB of RGBA: inline; the float copy (1.9 MB) goes by file
+        exemplar, figure = textured(height, width, 4), square_mask(height, width, 40, 50, 60)
+        target = square_mask(height, width, 150, 120, 60)
+        expected = manipulate_masks(exemplar, figure.astype(np.float32), target.astype(np.float32))
+        sent = []
+        original = protocol.SharedFolder.write
+        protocol.SharedFolder.write = lambda self, name, data: sent.append(name) or original(self, name, data)
+        try:
+            result = client.manipulate(Image(exemplar.tobytes(), width, height, 4, "float32"),
+                                       source_mask=mask_buffer((figure * 255).astype(np.uint8).tobytes(), width, height),
+                                       target_mask=mask_buffer((target * 255).astype(np.uint8).tobytes(), width, height))
+        finally:
+            protocol.SharedFolder.write = original
+        assert len(sent) == 1 and sent[0].endswith("-0.buf")  # the exemplar; the masks were small enough for the pipe
+        assert isinstance(result.data, mmap.mmap)  # the reply came back the same way
+        got = np.frombuffer(result.data, np.float32).reshape(height, width, 4)
+        assert np.array_equal(got, expected)
+        assert os.listdir(folder) == []  # each side removed what it read
+    finally:
+        client.close()
+    assert not os.path.exists(folder)
+
+
+def _shared_worker(folder):
+    env = dict(os.environ, **{protocol.SHARED_DIR_VARIABLE: str(folder)})
+    return subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+
+
+def test_shared_buffers_are_only_plain_files_of_the_declared_size(tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o700)
+    (folder / "ok-0.buf").write_bytes(b"1234")
+    (tmp_path / "secret.buf").write_bytes(b"1234")
+    (folder / "link-0.buf").symlink_to(tmp_path / "secret.buf")
+    (folder / "dir-0.buf").mkdir()
+
+    def hello_with(file, nbytes=4):
+        spec = {"name": "a", "shape": [nbytes], "dtype": "uint8", "nbytes": nbytes, "file": file}
+        return _frame({"protocol": 1, "id": 1, "op": "hello", "params": {}, "buffers": [spec]})
+
+    frames = [hello_with(name) for name in ("../secret.buf", "/etc/passwd", "link-0.buf", "dir-0.buf", "gone-0.buf")]
+    frames += [hello_with("ok-0.buf", 5), hello_with("ok-0.buf")]
+    worker = _shared_worker(folder)
+    out, _ = worker.communicate(b"".join(frames), timeout=60)
+    stream, replies = io.BytesIO(out), []
+    while True:
+        try:
+            replies.append(protocol.read_frame(stream, 1 << 30).header)
+        except EOFError:
+            break
+    assert [r.get("code") for r in replies] == ["bad_buffers"] * 6 + [None]
+    assert replies[-1]["params"]["shared_memory"] is True
+    assert (tmp_path / "secret.buf").read_bytes() == b"1234" and (folder / "ok-0.buf").exists()
+
+
+def test_a_folder_others_may_enter_is_not_used(tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    worker = _shared_worker(folder)
+    out, _ = worker.communicate(_frame({"protocol": 1, "id": 1, "op": "hello", "params": {}, "buffers": []}), timeout=60)
+    assert protocol.read_frame(io.BytesIO(out), 1 << 20).header["params"]["shared_memory"] is False
+
+
 def test_truncated_stream_ends_the_worker_cleanly():
     worker = _raw_worker()
     frame = _frame({"protocol": 1, "id": 1, "op": "hello", "buffers": [{"name": "a", "shape": [100], "dtype": "uint8", "nbytes": 100}]}, b"only 20 of 100 bytes")
@@ -284,6 +359,31 @@ def test_killed_worker_is_reported_and_the_next_call_starts_a_new_one(engine_cli
     assert outcome["error"].code == "worker_crashed"
     assert "stopped unexpectedly" in outcome["error"].message and "exit code -9" in outcome["error"].details
     assert engine_client.hello()["pid"] not in (None, first)
+    if engine_client._shared is not None:  # the 2048 px job's buffers went by file: none is left
+        assert os.listdir(engine_client._shared.path) == []
+
+
+def _resident_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
+def test_an_idle_worker_gives_its_job_memory_back():
+    from engine.memory import _glibc
+    from engine.worker import RELEASE_AFTER
+
+    if _glibc() is None:
+        pytest.skip("not glibc: freed memory is returned at once")
+    client = Client(worker_command())
+    try:
+        _big_job(client)
+        after_job = _resident_mb(client.pid)
+        time.sleep(RELEASE_AFTER + 1.5)
+        assert after_job - _resident_mb(client.pid) > 100  # the 2048 px job's temporaries
+        assert client.hello()["pid"]  # and it still serves
+    finally:
+        client.close()
 
 
 def test_concurrent_requests_from_one_client(engine_client):

