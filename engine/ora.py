@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
-from .imageio import DEFAULT_MAX_PIXELS, check_pixel_limit, current_umask
+from .imageio import DEFAULT_MAX_PIXELS, check_pixel_limit, current_umask, quantise
 
 MIMETYPE = b"image/openraster"
 THUMBNAIL_SIDE = 256
@@ -137,7 +137,7 @@ def write_ora(path: str | os.PathLike, document: Document) -> None:
         })
         files.append((source, _encode_png(layer.pixels)))
     merged = flatten(document)
-    thumbnail = Image.fromarray(_to_u8(merged))
+    thumbnail = Image.fromarray(quantise(merged, np.uint8))
     thumbnail.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE))
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(descriptor)
@@ -172,12 +172,8 @@ def flatten(document: Document) -> np.ndarray:
     return out
 
 
-def _to_u8(pixels: np.ndarray) -> np.ndarray:
-    return (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
-
-
 def _encode_png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(_to_u8(pixels), "RGBA").save(buffer, "PNG", compress_level=4)
+    Image.fromarray(quantise(pixels, np.uint8), "RGBA").save(buffer, "PNG", compress_level=4)
     return buffer.getvalue()
 

@@ -39,6 +39,8 @@ NEGLIGIBLE_WEIGHT = 1e-3
 RIM_WIDTH = 2
 # Rows per strip when texture guidance is applied at full resolution.
 GUIDE_STRIP = 256
+# Rows per strip of a motion's support (see support_strips).
+SUPPORT_STRIP = 128
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,33 @@ def weight_support(
     return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
 
+def support_strips(
+    weights: np.ndarray, grid_box: Sequence[float], box: tuple[int, int, int, int], rows: int = SUPPORT_STRIP
+) -> list[tuple[int, int, int, int]]:
+    """`weight_support` in strips of `rows` full-resolution rows, each as narrow as the weights
+    in it allow: a motion that matters along a diagonal band is warped along the band, not
+    over its whole bounding box. weights (h, w) spans grid_box; returns boxes inside `box`."""
+    whole = weight_support(weights, grid_box, box)
+    if whole is None:
+        return []
+    x0, y0, x1, y1 = whole
+    gx0, gy0, gx1, gy1 = grid_box
+    h = weights.shape[0]
+    cell_h = (gy1 - gy0) / h
+    parts = []
+    for top in range(y0, y1, rows):
+        bottom = min(top + rows, y1)
+        # the grid rows whose bilinear footprint reaches these pixel rows
+        r0 = max(0, int(np.floor((top - gy0) / cell_h)) - 1)
+        r1 = min(h, int(np.ceil((bottom - gy0) / cell_h)) + 1)
+        if r0 >= r1:
+            continue
+        part = weight_support(weights[r0:r1], (gx0, gy0 + r0 * cell_h, gx1, gy0 + r1 * cell_h), (x0, top, x1, bottom))
+        if part is not None:
+            parts.append(part)
+    return parts
+
+
 def feathered_mask(mask: np.ndarray, box: tuple[int, int, int, int], sigma: float) -> np.ndarray:
     """The region indicator `mask` (H, W) bool, Gaussian-blurred, inside `box`. Blurring the
     indicators of a partition keeps their sum at one, so feathered regions tile exactly."""
@@ -207,25 +236,24 @@ def transport_region(
     best = np.full((box_h, box_w), -1.0, np.float32) if want_dominant else None
     dominant = np.zeros((box_h, box_w), np.int16) if want_dominant else None
     for index, affine in enumerate(pixel_affines):
-        # Only where this motion's weight can be non-zero: fills cover small patches of big boxes.
-        part = weight_support(motion.weights[index], motion.box, box)
-        if part is None:
-            continue
-        weight = upsample_weights(motion.weights[index], motion.box, part)
-        if weight.max() < NEGLIGIBLE_WEIGHT:
-            continue
-        inside = warp_into_box(source_mask, affine, part, cv2.BORDER_CONSTANT)
-        weight *= inside + OUTSIDE_REGION_WEIGHT
-        warped = warp_into_box(exemplar, affine, part, cv2.BORDER_REFLECT_101)
-        np.multiply(warped, weight[:, :, None], out=warped)
-        rows, cols = slice(part[1] - box[1], part[3] - box[1]), slice(part[0] - box[0], part[2] - box[0])
-        colour[rows, cols] += warped
-        total[rows, cols] += weight
-        if want_dominant:
-            best_part, dominant_part = best[rows, cols], dominant[rows, cols]
-            better = weight > best_part
-            best_part[better] = weight[better]
-            dominant_part[better] = index
+        # Only where this motion's weight can be non-zero: fills cover small patches of big
+        # boxes, and a learned motion often matters only along part of its region.
+        for part in support_strips(motion.weights[index], motion.box, box):
+            weight = upsample_weights(motion.weights[index], motion.box, part)
+            if weight.max() < NEGLIGIBLE_WEIGHT:
+                continue
+            inside = warp_into_box(source_mask, affine, part, cv2.BORDER_CONSTANT)
+            weight *= inside + OUTSIDE_REGION_WEIGHT
+            warped = warp_into_box(exemplar, affine, part, cv2.BORDER_REFLECT_101)
+            np.multiply(warped, weight[:, :, None], out=warped)
+            rows, cols = slice(part[1] - box[1], part[3] - box[1]), slice(part[0] - box[0], part[2] - box[0])
+            colour[rows, cols] += warped
+            total[rows, cols] += weight
+            if want_dominant:
+                best_part, dominant_part = best[rows, cols], dominant[rows, cols]
+                better = weight > best_part
+                best_part[better] = weight[better]
+                dominant_part[better] = index
         if on_motion is not None:
             on_motion((index + 1) / len(pixel_affines))
     # Weights sum to one over M, so total > OUTSIDE_REGION_WEIGHT * (nearly 1) everywhere.
@@ -247,19 +275,24 @@ def guide_texture(
     low, high = region_range(exemplar[:, :, :channels], region_mask)
     matrix = motion.colour_matrix.astype(np.float32) if motion.colour_matrix is not None and channels == 3 else None
     # In strips of rows, so the temporaries stay small at full resolution.
+    # In strips of rows, so the temporaries stay small at full resolution; OpenCV's per-channel
+    # scalar min/max do the clamp in one threaded pass each (numpy's took most of the time).
+    bounds = None if low is None else (tuple(float(v) for v in high), tuple(float(v) for v in low))
     for top in range(0, box[3] - box[1], GUIDE_STRIP):
         rows = slice(top, min(top + GUIDE_STRIP, box[3] - box[1]))
         before = colour[rows, :, :channels]
+        unguided = np.ascontiguousarray(before)
         if matrix is not None:
-            guided = cv2.transform(np.ascontiguousarray(before), matrix).reshape(before.shape)
+            guided = cv2.transform(unguided, matrix).reshape(before.shape)
         else:
-            guided = before.copy()
+            guided = unguided.copy()
         if motion.luma_offset is not None:
             strip_box = (box[0], box[1] + rows.start, box[2], box[1] + rows.stop)
             guided += upsample_weights(motion.luma_offset, motion.box, strip_box)[:, :, None]
-        if low is not None:  # never beyond both the region's range and the pixel's own value
-            np.minimum(guided, np.maximum(before, high), out=guided)
-            np.maximum(guided, np.minimum(before, low), out=guided)
+        if bounds is not None:  # never beyond both the region's range and the pixel's own value
+            ceiling = cv2.max(unguided, bounds[0]).reshape(before.shape)
+            floor = cv2.min(unguided, bounds[1]).reshape(before.shape)
+            guided = cv2.max(cv2.min(guided, ceiling), floor).reshape(before.shape)
         before[...] = guided
     return colour
 

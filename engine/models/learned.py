@@ -29,12 +29,14 @@ import numpy as np
 
 from ..motion import normalised_to_pixel_affines, pixel_to_normalised_affines, refined_motions
 from ..transport import RegionMotion, region_interior
-from .moments import IDENTITY, align, fill_motions, sample_mask
+from .moments import IDENTITY, align, fill_motions, region_grid, sample_mask
 
 # Regions per graph call: bounds the transport graph's memory (about 8 MB per region at S=128).
 CHUNK = 16
 # A target cell is vacated when the weighted motions land inside the region less than this.
 COVERED = 0.5
+# Shares of a cell below this are dropped from the blend (see `sparse`).
+KEEP_WEIGHT = 0.05
 
 
 class LearnedModel:
@@ -160,27 +162,58 @@ def _work_mask(mask: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA).reshape(size, size)
 
 
+def on_region_grid(maps: np.ndarray, grid_box, shape, height: int, width: int) -> np.ndarray:
+    """Maps (M, S, S) over the whole image (height x width) resampled bilinearly at the cells of
+    a region's grid (engine.models.moments.region_grid: extent `grid_box`, `shape` (h, w))
+    -> (M, h, w) float32."""
+    s, (h, w) = maps.shape[-1], shape
+    gx0, gy0, gx1, gy1 = grid_box
+    cell_w, cell_h = (gx1 - gx0) / w, (gy1 - gy0) / h
+    # working-grid coordinate of a region-grid cell centre: (x + 0.5) * S / width - 0.5
+    affine = np.array([
+        [cell_w * s / width, 0.0, (gx0 + 0.5 * cell_w) * s / width - 0.5],
+        [0.0, cell_h * s / height, (gy0 + 0.5 * cell_h) * s / height - 0.5],
+    ])
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return np.stack([
+        cv2.warpAffine(np.ascontiguousarray(m, np.float32), affine, (w, h), flags=flags, borderMode=cv2.BORDER_REPLICATE).reshape(h, w)
+        for m in maps
+    ])
+
+
+def sparse(weights: np.ndarray) -> np.ndarray:
+    """Per-cell weights (M, h, w) without the motions under KEEP_WEIGHT, renormalised: each
+    motion is then warped only where it matters (a 1% share changes no pixel visibly)."""
+    kept = np.where(weights >= KEEP_WEIGHT, weights, 0.0).astype(np.float32)
+    total = kept.sum(axis=0, keepdims=True)
+    empty = total[0] <= 0  # no motion reaches the share (never with M < 1 / KEEP_WEIGHT)
+    if empty.any():
+        kept[:, empty] = weights[:, empty]
+        total = kept.sum(axis=0, keepdims=True)
+    return kept / total
+
+
 def _with_fills(exemplar, source_mask, target_mask, affines, weights, kp_src, kp_tgt, matrix, offset) -> RegionMotion:
-    """The graph's motions, plus texture fills for the target cells that no motion covers."""
+    """The graph's motions on the baseline's grid over the target region's box (finer than the
+    working size: a sliver the prior misses at the region's edge is a few cells there, not a
+    fraction of one), plus texture fills for the cells that no motion covers."""
     height, width = source_mask.shape
-    s = weights.shape[-1]
-    cell_w, cell_h = width / s, height / s
-    cols, rows = np.meshgrid(np.arange(s), np.arange(s))
-    centres = np.stack([(cols + 0.5) * cell_w - 0.5, (rows + 0.5) * cell_h - 0.5], -1).reshape(-1, 2)
-    in_target = _work_mask(target_mask, s) > 0.5
+    grid_box, centres, shape, cell = region_grid(target_mask)
+    weights = sparse(on_region_grid(weights, grid_box, shape, height, width))
+    offset = on_region_grid(offset[None], grid_box, shape, height, width)[0]
+    in_target = sample_mask(target_mask, centres).reshape(shape)
     interior = region_interior(source_mask) > 0
     pixel_affines = normalised_to_pixel_affines(affines, height, width)
     # Covered means landing in the region (its rim included, as the baseline counts it); fills
     # then sample only its interior.
-    inside = np.stack([sample_mask(source_mask, centres @ a[:, :2].T + a[:, 2]).reshape(s, s) for a in pixel_affines])
-    weights = weights.astype(np.float32)
+    inside = np.stack([sample_mask(source_mask, centres @ a[:, :2].T + a[:, 2]).reshape(shape) for a in pixel_affines])
     coverage = (weights * inside).sum(axis=0)
     uncovered = in_target & (coverage < COVERED)
     all_affines = list(affines)
     if uncovered.any():
         primary = pixel_affines[int(np.argmax((weights * uncovered).sum(axis=(1, 2))))]
         extra = []
-        for fill, cells in fill_motions(exemplar, primary, interior, centres, in_target, uncovered, max(cell_w, cell_h)):
+        for fill, cells in fill_motions(exemplar, primary, interior, centres, in_target, uncovered, cell):
             weights[:, cells] = 0.0
             extra.append(cells.astype(np.float32))
             all_affines.append(pixel_to_normalised_affines(fill, height, width))
@@ -189,11 +222,10 @@ def _with_fills(exemplar, source_mask, target_mask, affines, weights, kp_src, kp
     return RegionMotion(
         affines=np.array(all_affines),
         weights=weights,
-        box=(0.0, 0.0, float(width), float(height)),
+        box=grid_box,
         keypoints_src=kp_src.astype(np.float64),
         keypoints_tgt=kp_tgt.astype(np.float64),
         colour_matrix=matrix.astype(np.float32),
         luma_offset=offset.astype(np.float32),
         first_fill=len(affines),
     )
-

@@ -171,9 +171,10 @@ def align(source_mask: np.ndarray, target_mask: np.ndarray) -> Alignment:
     profile_src = radial_profile(contour_points(source_mask), c_src, whiten_src, PROFILE_ANGLES)
     profile_tgt = radial_profile(contour_points(target_mask), c_tgt, whiten_tgt, PROFILE_ANGLES)
     target_points = _target_samples(target_mask)
+    areas = np.count_nonzero(source_mask), np.count_nonzero(target_mask)
 
     def pulled_iou(affine: np.ndarray) -> float:
-        return _pulled_iou(affine, source_mask, target_mask, target_points)
+        return _pulled_iou(affine, source_mask, areas, target_points)
 
     def turned(angle: float) -> np.ndarray:
         linear = sqrt_src @ _rotation(-angle) @ whiten_tgt
@@ -201,18 +202,10 @@ def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: n
     affines = [IDENTITY, alignment.moved]
 
     # Working grid over the target region's box; the winner everywhere, fills where it fails.
-    box = bounding_box(target_mask)
-    scale = min(1.0, WORK_SIZE / max(box[2] - box[0], box[3] - box[1]))
-    grid_w = max(1, int(np.ceil((box[2] - box[0]) * scale)))
-    grid_h = max(1, int(np.ceil((box[3] - box[1]) * scale)))
-    grid_box = (box[0], box[1], box[0] + grid_w / scale, box[1] + grid_h / scale)
-    cols, rows = np.meshgrid(np.arange(grid_w), np.arange(grid_h))
-    centres = np.stack([box[0] + (cols + 0.5) / scale - 0.5, box[1] + (rows + 0.5) / scale - 0.5], -1)
-    centres = centres.reshape(-1, 2)
+    grid_box, centres, (grid_h, grid_w), cell = region_grid(target_mask)
     in_target = sample_mask(target_mask, centres).reshape(grid_h, grid_w)
     pulled_inside = sample_mask(source_mask, _apply(affines[primary], centres)).reshape(grid_h, grid_w)
     owner = np.full((grid_h, grid_w), primary, np.int64)
-    cell = 1.0 / scale  # a grid cell's side in full-resolution pixels
     fills = fill_motions(
         exemplar, affines[primary], region_interior(source_mask) > 0, centres, in_target, in_target & ~pulled_inside, cell
     )
@@ -234,19 +227,37 @@ def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: n
     )
 
 
-def _pulled_iou(affine, source_mask, target_mask, target_points) -> float:
+def region_grid(target_mask: np.ndarray):
+    """The working grid over a non-empty target region's box, at most WORK_SIZE cells on its
+    long side. Returns its extent (x0, y0, x1, y1) in full-resolution pixel edges, the cell
+    centres (N, 2) in pixels, row by row, its shape (h, w), and a cell's side in pixels."""
+    box = bounding_box(target_mask)
+    scale = min(1.0, WORK_SIZE / max(box[2] - box[0], box[3] - box[1]))
+    grid_w = max(1, int(np.ceil((box[2] - box[0]) * scale)))
+    grid_h = max(1, int(np.ceil((box[3] - box[1]) * scale)))
+    grid_box = (box[0], box[1], box[0] + grid_w / scale, box[1] + grid_h / scale)
+    cols, rows = np.meshgrid(np.arange(grid_w), np.arange(grid_h))
+    centres = np.stack([box[0] + (cols + 0.5) / scale - 0.5, box[1] + (rows + 0.5) / scale - 0.5], -1)
+    return grid_box, centres.reshape(-1, 2), (grid_h, grid_w), 1.0 / scale
+
+
+def _pulled_iou(affine, source_mask, areas, target_points) -> float:
     """IoU of the exemplar region pulled by `affine` with the target region, measured at
-    sampled target pixels; the pulled region's area follows from the affine's determinant."""
-    target_area = target_mask.sum()
+    sampled target pixels; the pulled region's area follows from the affine's determinant.
+    areas: the pixel counts of the exemplar and target regions."""
+    source_area, target_area = areas
     overlap = sample_mask(source_mask, _apply(affine, target_points)).mean() * target_area
-    pulled_area = source_mask.sum() / max(abs(np.linalg.det(affine[:, :2])), 1e-12)
+    pulled_area = source_area / max(abs(np.linalg.det(affine[:, :2])), 1e-12)
     return float(overlap / max(target_area + pulled_area - overlap, 1e-12))
 
 
 def _target_samples(target_mask: np.ndarray) -> np.ndarray:
-    rows, cols = np.nonzero(target_mask)
-    stride = max(1, len(rows) // MAX_SAMPLES)
-    return np.stack([cols[::stride], rows[::stride]], axis=1).astype(np.float64)
+    """Pixel positions (N, 2) of a target region: all of them up to MAX_SAMPLES, else those
+    on a regular grid of about MAX_SAMPLES (found in the region's box, not the whole image)."""
+    x0, y0, x1, y1 = bounding_box(target_mask)
+    step = max(1, int(np.ceil(np.sqrt(np.count_nonzero(target_mask) / MAX_SAMPLES))))
+    rows, cols = np.nonzero(target_mask[y0:y1:step, x0:x1:step])
+    return np.stack([x0 + cols * step, y0 + rows * step], axis=1).astype(np.float64)
 
 
 def fill_motions(exemplar, primary, source_mask, centres, in_target, uncovered, cell):
