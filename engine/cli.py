@@ -18,7 +18,7 @@ import numpy as np
 from . import imageio, regions
 from .errors import InputError
 from .memory import keep_freed_memory
-from .models import DEFAULT_MODEL, load_model, model_names
+from .models import DEFAULT_MODEL, DEFAULT_NOTE, load_model, model_names
 from .pipeline import DEFAULT_MAX_REGIONS, edit_labels, run
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
@@ -53,7 +53,8 @@ class ProgressLine:
 
 def _model_help() -> str:
     described = [f"{name} ({load_model(name).description})" for name in model_names()]
-    return f"motion model (default: {DEFAULT_MODEL}); available: " + "; ".join(described)
+    note = f" ({DEFAULT_NOTE})" if DEFAULT_NOTE else ""
+    return f"motion model (default: {DEFAULT_MODEL}{note}); available: " + "; ".join(described)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +203,8 @@ def _manipulate(
     for path in filter(None, (output, explain)):
         if not path.parent.is_dir():
             raise InputError(f"{path}: the folder {path.parent} does not exist")
+    if args.model == DEFAULT_MODEL and DEFAULT_NOTE and not args.quiet:
+        print(f"simnet: note: using the baseline '{DEFAULT_MODEL}': {DEFAULT_NOTE}", file=sys.stderr)
     progress = ProgressLine(args.quiet)
     result = run(
         picture.pixels,

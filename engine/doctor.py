@@ -15,7 +15,7 @@ from .errors import InputError
 def report(device: str = "auto") -> tuple[list[str], bool]:
     """Lines to print and whether everything needed for the default model works."""
     from . import runtime
-    from .models import DEFAULT_MODEL, shipped_models
+    from .models import DEFAULT_MODEL, DEFAULT_NOTE, shipped_models
 
     lines = [f"python {platform.python_version()} on {platform.system()} {platform.machine()}"]
     ok = True
@@ -50,7 +50,7 @@ def report(device: str = "auto") -> tuple[list[str], bool]:
         except InputError as error:
             lines.append(f"model {name}: FAILED: {error}")
             ok = False
-    lines.append(f"default model: {DEFAULT_MODEL}")
+    lines.append(f"default model: {DEFAULT_MODEL}" + (f" ({DEFAULT_NOTE})" if DEFAULT_NOTE else ""))
     return lines + [_verdict(ok, verdict_note)], ok
 
 

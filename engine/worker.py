@@ -196,7 +196,7 @@ class Worker:
 
         self.reply(request_id, "result", params={
             "protocol": PROTOCOL, "engine": __version__, "models": model_names(), "default_model": DEFAULT_MODEL,
-            "provider": "CPU (OpenCV and numpy; no learned model yet)", "max_pixels": self.max_pixels,
+            "provider": _providers(), "max_pixels": self.max_pixels,
             "python": sys.version.split()[0], "pid": os.getpid(), "shared_memory": self.shared is not None,
         })
 
@@ -325,6 +325,15 @@ class Worker:
         if not np.isfinite(mask).all():
             raise InputError(f"the {what} holds NaN or infinite values")
         return mask
+
+
+def _providers() -> str:
+    """What the learned models can run on here (the one a model really uses: `simnet doctor`)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return "numpy and OpenCV only: ONNX Runtime is not installed"
+    return f"ONNX Runtime {onnxruntime.__version__}: {', '.join(onnxruntime.get_available_providers())}"
 
 
 def shrink(pixels, exemplar_labels, target_labels, soft_target, max_side: int):

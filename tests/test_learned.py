@@ -15,11 +15,22 @@ from .conftest import figure_scene, square_mask, textured
 pytestmark = pytest.mark.skipif(LEARNED_MODEL not in shipped_models(), reason="no learned model shipped")
 
 
-def test_it_is_selectable_and_the_baseline_stays_the_default():
+def test_it_is_the_default_and_the_baseline_stays_selectable():
     from engine.models import model_names
 
-    assert LEARNED_MODEL in model_names()
-    assert DEFAULT_MODEL == "moments"  # until the learned model beats it (README, benchmarks)
+    assert {LEARNED_MODEL, "moments"} <= set(model_names())
+    assert DEFAULT_MODEL == LEARNED_MODEL  # onnxruntime is installed here (this module needs it)
+
+
+def test_without_onnx_runtime_the_default_is_the_baseline_with_a_note():
+    import subprocess
+    import sys
+
+    code = ("import importlib.util, sys; real = importlib.util.find_spec; "
+            "importlib.util.find_spec = lambda n, *a: None if n == 'onnxruntime' else real(n, *a); "
+            "from engine.models import DEFAULT_MODEL, DEFAULT_NOTE; print(DEFAULT_MODEL); print(DEFAULT_NOTE)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out[0] == "moments" and "pip install 'simnet-manipulate[cpu]'" in out[1]
 
 
 def test_identity_edit_is_exact():
