@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 from engine import imageio
 from engine.cli import SAMPLES, main
+from engine.models import DEFAULT_MODEL
 
 OUTPUT = Path(__file__).resolve().parent / "results" / "demo_before_after.jpg"
 
@@ -29,7 +30,7 @@ def figure() -> None:
     label = 20
     sheet = Image.new("RGB", (3 * width, height + label), "white")
     draw = ImageDraw.Draw(sheet)
-    captions = ("before (the exemplar)", "region maps: old and new layout overlaid", "after (moments baseline)")
+    captions = ("before (the exemplar)", "region maps: old and new layout overlaid", f"after ({DEFAULT_MODEL}, the default model)")
     for index, (picture, caption) in enumerate(zip((exemplar, maps, result), captions)):
         sheet.paste(Image.fromarray(picture), (index * width, label))
         draw.text((index * width + 4, 4), caption, fill="black")

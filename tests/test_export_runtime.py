@@ -139,6 +139,16 @@ def test_card_whose_hash_does_not_match_is_refused(exported, tmp_path):
         runtime.read_card(model)
 
 
+def test_a_model_of_an_earlier_format_is_refused_with_what_to_do(exported, tmp_path):
+    _, model, _ = exported
+    model = _copy(model, tmp_path)
+    card = json.loads((model / "card.json").read_text())
+    card["format"] = 1  # graphs without priors
+    (model / "card.json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="format 1.*export its checkpoint again"):
+        runtime.read_card(model)
+
+
 def test_a_model_folder_can_be_named_by_path(exported, tmp_path):
     _, model, _ = exported
     assert isinstance(load_model(str(model)), LearnedModel)
