@@ -59,7 +59,7 @@ def measure(config: dict, results) -> None:
     from engine.memory import keep_freed_memory
     from engine.segment import segment
 
-    keep_freed_memory()  # as the CLI and the worker do
+    keep_freed_memory()  # as the worker and `simnet batch` do: the figures are warm runs, as theirs are
 
     with tempfile.TemporaryDirectory() as folder:
         path, labels, target = build_inputs(config["width"], config["height"], config["regions"], Path(folder))

@@ -17,7 +17,6 @@ import numpy as np
 
 from . import imageio, regions
 from .errors import InputError
-from .memory import keep_freed_memory
 from .models import DEFAULT_MODEL, DEFAULT_NOTE, load_model, model_names
 from .pipeline import DEFAULT_MAX_REGIONS, edit_labels, run
 
@@ -301,7 +300,9 @@ def command_train(args: argparse.Namespace) -> None:
 
 def command_batch(args: argparse.Namespace) -> None:
     from . import batch
+    from .memory import keep_freed_memory
 
+    keep_freed_memory()  # many jobs in one process (engine/memory.py)
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
     absolute = lambda path: path.resolve() if path is not None else None  # jobs may run elsewhere
@@ -405,7 +406,6 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    keep_freed_memory()
     try:
         COMMANDS[args.command](args)
     except InputError as error:

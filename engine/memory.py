@@ -1,11 +1,14 @@
-"""How the engine's processes treat freed memory (glibc only; elsewhere these do nothing).
+"""How the engine's long-lived processes treat freed memory (glibc only; elsewhere these do
+nothing).
 
 A manipulation allocates and frees many full-size temporaries (a 4096x4096 RGBA float32 image
 is 256 MB). By default glibc maps every allocation over 32 MB fresh from the kernel and unmaps it
 on free, so each new temporary pays a page fault for every 4 KB it touches. Keeping freed memory
-in the heap lets the next temporary reuse it: on this project's 2-core VMs a 4096x4096
-`simnet manipulate` took 9.8 s instead of 16.1 s, at the same peak memory (1.35 GB). Long-lived
-processes (the worker) give the memory back once idle, with `release_freed_memory`.
+in the heap lets the next job reuse it. Measured on this project's 2-core VM, seven 4096x4096
+manipulations in one fresh process: from the third on, 2.6-3.3 s each with this policy against
+4.4-5.4 s without; but the first took 7-8 s against 4.7 s (growing the heap costs more than
+mapping). So only processes that run many jobs apply it: the worker (which gives the memory back
+once idle, `release_freed_memory`) and `simnet batch`; a one-shot `simnet manipulate` does not.
 """
 
 from __future__ import annotations

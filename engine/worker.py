@@ -30,7 +30,7 @@ from .client import (
 )
 from .errors import InputError
 from .imageio import DEFAULT_MAX_PIXELS
-from .memory import release_freed_memory
+from .memory import keep_freed_memory, release_freed_memory
 from .models import DEFAULT_MODEL, model_names
 from .pipeline import edit_labels, run
 from .imageio import quantise, to_rgb8
@@ -371,4 +371,5 @@ def main(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_pixels: int = DEFAULT_M
     sys.stdout = sys.stderr
     frames_in = os.fdopen(os.dup(0), "rb", buffering=1 << 20)
     shared = SharedFolder.attach(os.environ.get(SHARED_DIR_VARIABLE))
+    keep_freed_memory()  # a long-lived process: jobs reuse each other's memory
     return Worker(frames_in, frames_out, idle_timeout, max_pixels, shared).serve()
