@@ -274,7 +274,6 @@ def guide_texture(
     channels = 3 if exemplar.shape[2] >= 3 else 1
     low, high = region_range(exemplar[:, :, :channels], region_mask)
     matrix = motion.colour_matrix.astype(np.float32) if motion.colour_matrix is not None and channels == 3 else None
-    # In strips of rows, so the temporaries stay small at full resolution.
     # In strips of rows, so the temporaries stay small at full resolution; OpenCV's per-channel
     # scalar min/max do the clamp in one threaded pass each (numpy's took most of the time).
     bounds = None if low is None else (tuple(float(v) for v in high), tuple(float(v) for v in low))

@@ -33,7 +33,7 @@ from .imageio import DEFAULT_MAX_PIXELS
 from .memory import keep_freed_memory, release_freed_memory
 from .models import DEFAULT_MODEL, model_names
 from .pipeline import edit_labels, run
-from .imageio import quantise, to_rgb8
+from .imageio import quantise, swap_red_blue, to_rgb8
 from .regions import colour_map, maps_from_colour_pair, resize_labels
 
 DEFAULT_IDLE_TIMEOUT = 600.0
@@ -274,8 +274,8 @@ class Worker:
         order = params.get("channel_order", "rgba")
         if order not in ("rgba", "bgra"):
             raise InputError("channel_order must be 'rgba' or 'bgra'")
-        if order == "bgra" and pixels.shape[2] >= 3:
-            pixels[:, :, :3] = pixels[:, :, 2::-1].copy()
+        if order == "bgra":
+            pixels = swap_red_blue(pixels)
         return pixels, buffer.dtype
 
     def edit(self, buffers, params, shape) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -353,8 +353,8 @@ def shrink(pixels, exemplar_labels, target_labels, soft_target, max_side: int):
 def to_samples(pixels: np.ndarray, dtype: str, order: str, out: np.ndarray | None = None) -> np.ndarray:
     """Engine pixels (H, W, C) -> C-contiguous samples of `dtype` in the caller's channel
     order, written into `out` (H, W, C) when given."""
-    if order == "bgra" and pixels.shape[2] >= 3:
-        pixels = np.concatenate([pixels[:, :, 2::-1], pixels[:, :, 3:]], axis=2)
+    if order == "bgra":
+        pixels = swap_red_blue(pixels)
     if out is None:
         out = np.empty(pixels.shape, DTYPES[dtype])
     if dtype.startswith("float"):
