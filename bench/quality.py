@@ -103,8 +103,42 @@ def summarise(rows: list[dict], methods: list[str]) -> str:
     return "\n".join(
         ["Mean ± 95% interval of the mean:", ""] + table(mean_interval)
         + ["", "Median:", ""] + table(lambda values: f"{np.median(values):.3f}")
+        + paired(rows, methods)
         + ["", f"Better: {arrows}."]
     ) + "\n"
+
+
+PAIRED_BASELINE = "moments"
+PAIRED_METRICS = ("psnr", "ssim", "perceptual", "mask_iou")
+
+
+def paired(rows: list[dict], methods: list[str], resamples: int = 5000) -> list[str]:
+    """Each other method against the baseline edit by edit: on how many edits it is better and
+    worse, and its mean gain (positive = better) with a 95% bootstrap interval."""
+    others = [m for m in methods if m != PAIRED_BASELINE]
+    if PAIRED_BASELINE not in methods or not others:
+        return []
+    by_edit = {}
+    for r in rows:
+        by_edit.setdefault((r["artwork"], r["edit"]), {})[r["method"]] = r
+    rng = np.random.default_rng(0)
+    lines = ["", f"Paired against {PAIRED_BASELINE} (better / worse edits, mean gain [95% bootstrap interval]):", "",
+             "| method | " + " | ".join(PAIRED_METRICS) + " |", "|---|" + "---|" * len(PAIRED_METRICS)]
+    for method in others:
+        cells = []
+        for metric in PAIRED_METRICS:
+            sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+            gains = np.array([sign * (e[method][metric] - e[PAIRED_BASELINE][metric]) for e in by_edit.values()
+                              if method in e and PAIRED_BASELINE in e
+                              and e[method][metric] is not None and e[PAIRED_BASELINE][metric] is not None], float)
+            if not gains.size:
+                cells.append("n/a")
+                continue
+            means = gains[rng.integers(0, gains.size, (resamples, gains.size))].mean(axis=1)
+            low, high = np.percentile(means, [2.5, 97.5])
+            cells.append(f"{(gains > 0).sum()} / {(gains < 0).sum()}, {gains.mean():+.4f} [{low:+.4f}, {high:+.4f}]")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def contact_sheet(tiles: list[list[np.ndarray]], path: Path, title: str) -> None:

@@ -7,10 +7,9 @@ on free, so each new temporary pays a page fault for every 4 KB it touches. Keep
 in the heap lets the next job reuse it. Measured on this project's 2-core VM with
 `python bench/memory_policy.py` (seven 4096x4096 manipulations in one fresh process,
 bench/results/memory_policy.md): from the third run on 2.9-3.7 s each with this policy against
-5.0-7.6 s without; the first run gains little (5.4 s against 6.4 s), and a one-shot
-`simnet manipulate` showed no clear gain either way (12.8-15.4 s against 13.5-14.1 s in all), so
-only processes that run many jobs apply it: the worker (which gives the memory back once idle,
-`release_freed_memory`) and `simnet batch`.
+5.0-7.6 s without; the first run gains little (5.4 s against 6.4 s). So only processes that
+run many jobs apply it: the worker (which gives the memory back once idle,
+`release_freed_memory`) and `simnet batch`; a one-shot `simnet manipulate` does not.
 """
 
 from __future__ import annotations
