@@ -101,9 +101,10 @@ def warp_by(images: torch.Tensor, affines: torch.Tensor, size: int) -> torch.Ten
 def sampling_fields(affines: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Motions (B, M, 2, 3) evaluated at every pixel -> grid_sample grids (B, M, H, W, 2)."""
     grid = coordinate_grid(height, width, affines)  # (H, W, 2)
-    linear = affines[:, :, None, None, :, :2]  # (B, M, 1, 1, 2, 2)
-    shift = affines[:, :, None, None, :, 2]  # (B, M, 1, 1, 2)
-    return (linear @ grid[None, None, :, :, :, None])[..., 0] + shift
+    columns = affines[:, :, None, None].transpose(-1, -2)  # (B, M, 1, 1, 3, 2): x, y and shift columns
+    # Multiply-adds, not a matmul: ONNX Runtime's batched 2x2 MatMul over every pixel cost more than
+    # the hourglass's convolutions.
+    return grid[..., :1] * columns[..., 0, :] + grid[..., 1:] * columns[..., 1, :] + columns[..., 2, :]
 
 
 def warp(images: torch.Tensor, fields: torch.Tensor, padding: str = "zeros") -> torch.Tensor:

@@ -28,7 +28,7 @@ from .dense_motion import DenseMotionNetwork
 from .geometry import compose_affines, invert_affines, local_affines, warp_by
 from .keypoint_detector import KeypointDetector
 from .texture_guidance import TextureGuidance, guide
-from .transport_network import TransportNetwork, blend
+from .transport_network import TransportNetwork, blend, warped_copies
 
 
 def refined_motions(prior, keypoints_aligned, jacobians_aligned, keypoints_tgt, jacobians_tgt) -> torch.Tensor:
@@ -61,8 +61,9 @@ class SimNet(nn.Module):
         kp_aligned, kp_tgt = keypoints[:b], keypoints[b:]
         jac_aligned, jac_tgt = jacobians[:b], jacobians[b:]
         motions = refined_motions(prior, kp_aligned, jac_aligned, kp_tgt, jac_tgt)  # (B, M, 2, 3)
-        weights = self.transport(exemplar, source_mask, target_mask, motions, kp_tgt)
-        transported, predicted_mask = blend(exemplar, source_mask, motions, weights, self.config.work_size)
+        copies = warped_copies(exemplar, source_mask, motions, self.config.work_size)
+        weights = self.transport(copies, target_mask, kp_tgt)
+        transported, predicted_mask = blend(copies, weights)
         matrices, offsets = self.texture_guidance(transported, exemplar, source_mask, target_mask)
         image = guide(transported, exemplar, source_mask, matrices, offsets)
         return {
@@ -112,8 +113,9 @@ class TransportGraph(nn.Module):
 
     def forward(self, exemplar, source_mask, target_mask, prior, keypoints_aligned, jacobians_aligned, keypoints_tgt, jacobians_tgt):
         motions = refined_motions(prior, keypoints_aligned, jacobians_aligned, keypoints_tgt, jacobians_tgt)
-        weights = self.transport(exemplar, source_mask, target_mask, motions, keypoints_tgt)
-        transported, predicted_mask = blend(exemplar, source_mask, motions, weights, self.size)
+        copies = warped_copies(exemplar, source_mask, motions, self.size)
+        weights = self.transport(copies, target_mask, keypoints_tgt)
+        transported, predicted_mask = blend(copies, weights)
         matrices, offsets = self.texture_guidance(transported, exemplar, source_mask, target_mask)
         return weights, predicted_mask, matrices, offsets
 
