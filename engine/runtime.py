@@ -165,6 +165,7 @@ def _open(folder: Path, card: dict, ort, providers: list[str], precision: str) -
     options.intra_op_num_threads = thread_count()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sessions = []
     for name in names:
         try:

@@ -21,12 +21,14 @@ materialised or upsampled); bench/warp.py measures it against remap and numpy.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .motion import normalised_to_pixel_affines
+from .runtime import thread_count
 
 # Weight of a motion whose sample falls outside its region, relative to one inside (see above).
 OUTSIDE_REGION_WEIGHT = 1e-3
@@ -37,10 +39,10 @@ NEGLIGIBLE_WEIGHT = 1e-3
 # A region's outermost pixels (this many) mix in its neighbours' colours, and hand-drawn maps
 # are rarely exact there: motions are not rewarded for sampling them.
 RIM_WIDTH = 2
-# Rows per strip when texture guidance is applied at full resolution.
-GUIDE_STRIP = 256
-# Rows per strip of a motion's support (see support_strips).
-SUPPORT_STRIP = 128
+# A region is blended, guided and laid in one band of this many rows at a time: no accumulator
+# the size of the image is ever held (a background region spans all of it), and each motion is
+# warped only over its support in the band (often a diagonal strip of its bounding box).
+BAND_ROWS = 128
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ def warp_into_box(
     x0, y0, x1, y1 = box
     affine = pixel_affine.copy()
     affine[:, 2] += affine[:, :2] @ np.array([x0, y0], np.float64)
-    if np.allclose(affine, [[1, 0, x0], [0, 1, y0]], atol=1e-9):
+    if np.abs(affine - [[1, 0, x0], [0, 1, y0]]).max() <= 1e-9:
         return image[y0:y1, x0:x1].copy()
     warped = cv2.warpAffine(
         image,
@@ -158,31 +160,20 @@ def weight_support(
     return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
 
-def support_strips(
-    weights: np.ndarray, grid_box: Sequence[float], box: tuple[int, int, int, int], rows: int = SUPPORT_STRIP
-) -> list[tuple[int, int, int, int]]:
-    """`weight_support` in strips of `rows` full-resolution rows, each as narrow as the weights
-    in it allow: a motion that matters along a diagonal band is warped along the band, not
-    over its whole bounding box. weights (h, w) spans grid_box; returns boxes inside `box`."""
-    whole = weight_support(weights, grid_box, box)
-    if whole is None:
-        return []
-    x0, y0, x1, y1 = whole
+def band_support(
+    weights: np.ndarray, grid_box: Sequence[float], band: tuple[int, int, int, int]
+) -> tuple[int, int, int, int] | None:
+    """`weight_support` of the grid rows whose bilinear footprint reaches the pixel rows of
+    `band` (a box of full-resolution pixels): where in the band the upsampled weights (h, w),
+    spanning grid_box, can be non-zero. None if nowhere."""
     gx0, gy0, gx1, gy1 = grid_box
     h = weights.shape[0]
     cell_h = (gy1 - gy0) / h
-    parts = []
-    for top in range(y0, y1, rows):
-        bottom = min(top + rows, y1)
-        # the grid rows whose bilinear footprint reaches these pixel rows
-        r0 = max(0, int(np.floor((top - gy0) / cell_h)) - 1)
-        r1 = min(h, int(np.ceil((bottom - gy0) / cell_h)) + 1)
-        if r0 >= r1:
-            continue
-        part = weight_support(weights[r0:r1], (gx0, gy0 + r0 * cell_h, gx1, gy0 + r1 * cell_h), (x0, top, x1, bottom))
-        if part is not None:
-            parts.append(part)
-    return parts
+    r0 = max(0, int(np.floor((band[1] - gy0) / cell_h)) - 1)
+    r1 = min(h, int(np.ceil((band[3] - gy0) / cell_h)) + 1)
+    if r0 >= r1:
+        return None
+    return weight_support(weights[r0:r1], (gx0, gy0 + r0 * cell_h, gx1, gy0 + r1 * cell_h), band)
 
 
 def feathered_mask(mask: np.ndarray, box: tuple[int, int, int, int], sigma: float) -> np.ndarray:
@@ -202,110 +193,157 @@ def feathered_mask(mask: np.ndarray, box: tuple[int, int, int, int], sigma: floa
     return blurred[box[1] - y0 : box[3] - y0, box[0] - x0 : box[2] - x0]
 
 
-def region_interior(mask: np.ndarray, rim: int = RIM_WIDTH) -> np.ndarray:
-    """mask (H, W) bool without its outer `rim` pixels, as float32; the whole mask when
+def interior_mask(mask: np.ndarray, rim: int = RIM_WIDTH) -> np.ndarray:
+    """mask (H, W) bool without its outer `rim` pixels, (H, W) bool; the whole mask when
     nothing would remain (thin regions)."""
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1))
-    inner = cv2.erode(mask.astype(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
-    return (inner if inner.any() else mask).astype(np.float32)
+    inner = cv2.erode(np.asarray(mask, bool).view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
+    return inner.view(bool) if inner.any() else np.asarray(mask, bool)
 
 
-def transport_region(
+def region_interior(mask: np.ndarray, rim: int = RIM_WIDTH) -> np.ndarray:
+    """`interior_mask` as float32 (H, W), for sampling bilinearly."""
+    return interior_mask(mask, rim).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PreparedMotion:
+    """A region's motion ready to blend band by band: pixel affines with equal ones merged
+    (`merged_motions`), their weight grids, the index reported for each (explain's dominant
+    motion), and the colour bounds of texture guidance (`region_range`; None when unguided)."""
+
+    affines: np.ndarray
+    weights: np.ndarray
+    indices: list[int]
+    bounds: tuple | None
+
+
+def prepare_motion(exemplar: np.ndarray, motion: RegionMotion, region_mask: np.ndarray) -> PreparedMotion:
+    """exemplar (H, W, C), the region's motion and its exemplar mask (H, W) bool."""
+    height, width = exemplar.shape[:2]
+    affines, weights, indices = merged_motions(normalised_to_pixel_affines(motion.affines, height, width), motion.weights)
+    bounds = None
+    if motion.colour_matrix is not None or motion.luma_offset is not None:
+        bounds = region_range(exemplar[:, :, : 3 if exemplar.shape[2] >= 3 else 1], region_mask)
+    return PreparedMotion(affines, weights, indices, bounds)
+
+
+def transport_band(
     exemplar: np.ndarray,
     source_mask: np.ndarray,
     motion: RegionMotion,
-    box: tuple[int, int, int, int],
+    prepared: PreparedMotion,
+    band: tuple[int, int, int, int],
     want_dominant: bool = False,
-    on_motion: Callable[[float], None] | None = None,
-    region_mask: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """One region's transported pixels inside `box` (see the module docstring).
+    """One region's transported pixels inside `band`, a box of pixel rows (see the module
+    docstring): the blend of its motions, then texture guidance.
 
     exemplar: (H, W, C) float32. source_mask: (H, W) float32, where the region's pixels may be
-    sampled in the exemplar (see `region_interior`). region_mask: (H, W) bool, the whole exemplar
-    region, whose colour range bounds texture guidance (default: where source_mask > 0).
-    Returns (box h, box w, C) float32 and, if asked, the index of the dominant motion per pixel.
-    `on_motion(fraction)` is called after each motion (a place to report progress or cancel).
+    sampled in the exemplar (see `region_interior`). prepared: from `prepare_motion`.
+    Returns (band h, band w, C) float32 and, if asked, the index of the dominant motion per pixel.
     """
-    height, width = exemplar.shape[:2]
-    pixel_affines = normalised_to_pixel_affines(motion.affines, height, width)
-    box_h, box_w = box[3] - box[1], box[2] - box[0]
-    channels = exemplar.shape[2]
-    colour = np.zeros((box_h, box_w, channels), np.float32)
-    total = np.zeros((box_h, box_w), np.float32)
-    best = np.full((box_h, box_w), -1.0, np.float32) if want_dominant else None
-    dominant = np.zeros((box_h, box_w), np.int16) if want_dominant else None
-    for index, affine in enumerate(pixel_affines):
-        # Only where this motion's weight can be non-zero: fills cover small patches of big
-        # boxes, and a learned motion often matters only along part of its region.
-        for part in support_strips(motion.weights[index], motion.box, box):
-            weight = upsample_weights(motion.weights[index], motion.box, part)
-            if weight.max() < NEGLIGIBLE_WEIGHT:
-                continue
-            inside = warp_into_box(source_mask, affine, part, cv2.BORDER_CONSTANT)
-            weight *= inside + OUTSIDE_REGION_WEIGHT
-            warped = warp_into_box(exemplar, affine, part, cv2.BORDER_REFLECT_101)
-            np.multiply(warped, weight[:, :, None], out=warped)
-            rows, cols = slice(part[1] - box[1], part[3] - box[1]), slice(part[0] - box[0], part[2] - box[0])
-            colour[rows, cols] += warped
-            total[rows, cols] += weight
-            if want_dominant:
-                best_part, dominant_part = best[rows, cols], dominant[rows, cols]
-                better = weight > best_part
-                best_part[better] = weight[better]
-                dominant_part[better] = index
-        if on_motion is not None:
-            on_motion((index + 1) / len(pixel_affines))
-    # Weights sum to one over M, so total > OUTSIDE_REGION_WEIGHT * (nearly 1) everywhere.
-    colour /= np.maximum(total, 1e-12)[:, :, None]
-    if motion.colour_matrix is not None or motion.luma_offset is not None:
-        colour = guide_texture(colour, exemplar, source_mask > 0 if region_mask is None else region_mask, motion, box)
+    colour, dominant = blend_band(
+        exemplar, source_mask, prepared.affines, prepared.weights, prepared.indices, motion.box, band, want_dominant
+    )
+    if prepared.bounds is not None:
+        guide_texture(colour, motion, band, prepared.bounds)
     return colour, dominant
 
 
-def guide_texture(
-    colour: np.ndarray, exemplar: np.ndarray, region_mask: np.ndarray, motion: RegionMotion, box
-) -> np.ndarray:
-    """Texture guidance at full resolution (see engine/simnet/texture_guidance.py): the colour
-    matrix on RGB, the upsampled luminance offset on every colour channel (alpha untouched),
-    then a clamp to the range of the region's own exemplar pixels (or the pixel's own unguided
-    value, which came from the exemplar too), so no new colour appears.
-    colour (h, w, C) inside `box` -> (h, w, C)."""
-    channels = 3 if exemplar.shape[2] >= 3 else 1
-    low, high = region_range(exemplar[:, :, :channels], region_mask)
-    matrix = motion.colour_matrix.astype(np.float32) if motion.colour_matrix is not None and channels == 3 else None
-    # In strips of rows, so the temporaries stay small at full resolution; OpenCV's per-channel
-    # scalar min/max do the clamp in one threaded pass each (numpy's took most of the time).
-    bounds = None if low is None else (tuple(float(v) for v in high), tuple(float(v) for v in low))
-    for top in range(0, box[3] - box[1], GUIDE_STRIP):
-        rows = slice(top, min(top + GUIDE_STRIP, box[3] - box[1]))
-        before = colour[rows, :, :channels]
-        unguided = np.ascontiguousarray(before)
-        if matrix is not None:
-            guided = cv2.transform(unguided, matrix).reshape(before.shape)
+def blend_band(exemplar, source_mask, affines, weight_grids, indices, grid_box, band, want_dominant):
+    """The weighted blend of the motions' copies over `band` (see the module docstring).
+    affines (M, 2, 3) in pixels, weight_grids (M, h, w) spanning grid_box, indices (M,) the
+    number reported for each motion -> pixels (band h, band w, C), dominant motion or None."""
+    band_h, band_w = band[3] - band[1], band[2] - band[0]
+    colour = np.zeros((band_h, band_w, exemplar.shape[2]), np.float32)
+    total = np.zeros((band_h, band_w), np.float32)
+    best = np.full((band_h, band_w), -1.0, np.float32) if want_dominant else None
+    dominant = np.zeros((band_h, band_w), np.int16) if want_dominant else None
+    for affine, weights, index in zip(affines, weight_grids, indices):
+        part = band_support(weights, grid_box, band)
+        if part is None:
+            continue
+        weight = upsample_weights(weights, grid_box, part)
+        if weight.max() < NEGLIGIBLE_WEIGHT:
+            continue
+        inside = warp_into_box(source_mask, affine, part, cv2.BORDER_CONSTANT)
+        weight *= inside + OUTSIDE_REGION_WEIGHT
+        warped = warp_into_box(exemplar, affine, part, cv2.BORDER_REFLECT_101)
+        np.multiply(warped, weight[:, :, None], out=warped)
+        rows, cols = slice(part[1] - band[1], part[3] - band[1]), slice(part[0] - band[0], part[2] - band[0])
+        colour[rows, cols] += warped
+        total[rows, cols] += weight
+        if want_dominant:
+            best_part, dominant_part = best[rows, cols], dominant[rows, cols]
+            better = weight > best_part
+            best_part[better] = weight[better]
+            dominant_part[better] = index
+    # Weights sum to one over M, so total > OUTSIDE_REGION_WEIGHT * (nearly 1) everywhere.
+    colour /= np.maximum(total, 1e-12, out=total)[:, :, None]
+    return colour, dominant
+
+
+def merged_motions(pixel_affines: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Motions equal to an earlier one (within 1e-9 pixels) folded into it, their weights
+    added: the blend is the same and the copy is warped once (a learned region that stays has
+    its prior equal to the identity). pixel_affines (M, 2, 3), weights (M, h, w) ->
+    (N, 2, 3), (N, h, w) and the index in the input of each motion kept."""
+    kept: list[int] = []
+    summed: list[np.ndarray] = []
+    for index, affine in enumerate(pixel_affines):
+        for slot, first in enumerate(kept):
+            if np.abs(affine - pixel_affines[first]).max() <= 1e-9:
+                summed[slot] = summed[slot] + weights[index]
+                break
         else:
-            guided = unguided.copy()
-        if motion.luma_offset is not None:
-            strip_box = (box[0], box[1] + rows.start, box[2], box[1] + rows.stop)
-            guided += upsample_weights(motion.luma_offset, motion.box, strip_box)[:, :, None]
-        if bounds is not None:  # never beyond both the region's range and the pixel's own value
-            ceiling = cv2.max(unguided, bounds[0]).reshape(before.shape)
-            floor = cv2.min(unguided, bounds[1]).reshape(before.shape)
-            guided = cv2.max(cv2.min(guided, ceiling), floor).reshape(before.shape)
-        before[...] = guided
-    return colour
+            kept.append(index)
+            summed.append(weights[index])
+    return pixel_affines[kept], np.stack(summed), kept
+
+
+def guide_texture(colour: np.ndarray, motion: RegionMotion, band, bounds) -> None:
+    """Texture guidance at full resolution (see engine/simnet/texture_guidance.py), in place:
+    the colour matrix on RGB, the upsampled luminance offset on every colour channel (alpha
+    untouched), then a clamp to `bounds`, the range of the region's own exemplar pixels (from
+    `region_range`), or to the pixel's own unguided value, which came from the exemplar too:
+    no new colour appears. colour (h, w, C) covers `band`."""
+    channels = len(bounds[0]) if bounds[0] is not None else min(3, colour.shape[2])
+    before = colour[:, :, :channels]
+    unguided = np.ascontiguousarray(before)
+    if motion.colour_matrix is not None and channels == 3:
+        guided = cv2.transform(unguided, motion.colour_matrix.astype(np.float32)).reshape(before.shape)
+    else:
+        guided = unguided.copy()
+    if motion.luma_offset is not None:
+        guided += upsample_weights(motion.luma_offset, motion.box, band)[:, :, None]
+    low, high = bounds
+    if low is not None:  # never beyond both the region's range and the pixel's own value
+        # OpenCV's per-channel scalar min/max do the clamp in one threaded pass each.
+        ceiling = cv2.max(unguided, tuple(float(v) for v in high)).reshape(before.shape)
+        floor = cv2.min(unguided, tuple(float(v) for v in low)).reshape(before.shape)
+        guided = cv2.max(cv2.min(guided, ceiling), floor).reshape(before.shape)
+    before[...] = guided
 
 
 def region_range(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Per-channel min and max (C,) of image (H, W, C) over mask (H, W) bool, without copying
-    the region's pixels out; (None, None) for an empty mask."""
+    the region's pixels out (a band of rows at a time); (None, None) for an empty mask."""
     box = bounding_box(mask)
     if box is None:
         return None, None
     x0, y0, x1, y1 = box
-    inside = mask[y0:y1, x0:x1].astype(np.uint8)
-    ranges = [cv2.minMaxLoc(np.ascontiguousarray(image[y0:y1, x0:x1, c]), inside)[:2] for c in range(image.shape[2])]
-    return np.array([r[0] for r in ranges], np.float32), np.array([r[1] for r in ranges], np.float32)
+    low = np.full(image.shape[2], np.inf, np.float32)
+    high = np.full(image.shape[2], -np.inf, np.float32)
+    for top in range(y0, y1, BAND_ROWS):
+        rows = slice(top, min(top + BAND_ROWS, y1))
+        inside = mask[rows, x0:x1].astype(np.uint8)
+        if not inside.any():
+            continue
+        for c in range(image.shape[2]):
+            small, large = cv2.minMaxLoc(np.ascontiguousarray(image[rows, x0:x1, c]), inside)[:2]
+            low[c], high[c] = min(low[c], small), max(high[c], large)
+    return low, high
 
 
 def composite(
@@ -322,7 +360,7 @@ def composite(
 
     exemplar: (H, W, C) float32; exemplar_labels, target_labels: (H, W) int; motions: one per id
     of the target map. Returns a `Composite` with pixels (H, W, C) float32. `on_progress(fraction)`
-    is called after each motion of each region. `alphas` may give regions their own coverage
+    is called after each band of rows of each region. `alphas` may give regions their own coverage
     (H, W) in [0, 1] instead of their feathered target mask (a soft selection); together the
     coverages must still sum to one.
     """
@@ -332,27 +370,41 @@ def composite(
     margin = int(np.ceil(4 * feather)) + 1 if feather > 0 else 0
     ids = sorted(motions)
     alphas = alphas or {}
-    for done, region in enumerate(ids):
-        target_mask = target_labels == region
-        box = bounding_box(alphas[region] > 0, 0) if region in alphas else bounding_box(target_mask, margin)
-        if box is None:
-            continue
-        region_mask = exemplar_labels == region
-        source_mask = region_interior(region_mask)
-        step = None if on_progress is None else lambda part, done=done: on_progress((done + part) / len(ids))
-        pixels, region_dominant = transport_region(
-            exemplar, source_mask, motions[region], box, want_dominant, step, region_mask
-        )
+
+    def lay_band(region, target_mask, source_mask, prepared, band):
+        """Transport one band of a region and lay it into the result (bands own their rows)."""
+        pixels, band_dominant = transport_band(exemplar, source_mask, motions[region], prepared, band, want_dominant)
+        x0, y0, x1, y1 = band
         if region in alphas:
-            alpha = alphas[region][box[1] : box[3], box[0] : box[2]].astype(np.float32)
+            alpha = alphas[region][y0:y1, x0:x1].astype(np.float32)
         else:
-            alpha = feathered_mask(target_mask, box, feather)
-        x0, y0, x1, y1 = box
-        result[y0:y1, x0:x1] += pixels * alpha[:, :, None]
+            alpha = feathered_mask(target_mask, band, feather)
+        result[y0:y1, x0:x1] += np.multiply(pixels, alpha[:, :, None], out=pixels)
         if want_dominant:
             owns = alpha > owner_alpha[y0:y1, x0:x1]
             owner_alpha[y0:y1, x0:x1][owns] = alpha[owns]
-            dominant[y0:y1, x0:x1][owns] = region_dominant[owns]
-        if on_progress is not None:
-            on_progress((done + 1) / len(ids))
+            dominant[y0:y1, x0:x1][owns] = band_dominant[owns]
+
+    # Bands in threads: OpenCV and numpy release the GIL, and much of the per-band work
+    # (numpy's products and sums) is single-threaded otherwise.
+    with ThreadPoolExecutor(max_workers=thread_count()) as pool:
+        for done, region in enumerate(ids):
+            target_mask = target_labels == region
+            box = bounding_box(alphas[region] > 0, 0) if region in alphas else bounding_box(target_mask, margin)
+            if box is None:
+                continue
+            region_mask = exemplar_labels == region
+            source_mask = region_interior(region_mask)
+            prepared = prepare_motion(exemplar, motions[region], region_mask)
+            bands = [(box[0], top, box[2], min(top + BAND_ROWS, box[3])) for top in range(box[1], box[3], BAND_ROWS)]
+            jobs = [pool.submit(lay_band, region, target_mask, source_mask, prepared, band) for band in bands]
+            try:
+                for finished, job in enumerate(jobs):
+                    job.result()
+                    if on_progress is not None:
+                        on_progress((done + (finished + 1) / len(jobs)) / len(ids))
+            except BaseException:  # a failure or a cancel from on_progress: drop the bands not started
+                for job in jobs:
+                    job.cancel()
+                raise
     return Composite(result, dominant)

@@ -159,17 +159,18 @@ def test_weight_support_covers_every_non_zero_upsampled_weight():
     assert transport.weight_support(np.zeros((4, 4), np.float32), (0, 0, 8, 8), (0, 0, 8, 8)) is None
 
 
-def test_support_strips_cover_every_non_zero_weight_and_follow_a_diagonal():
+def test_band_supports_cover_every_non_zero_weight_and_follow_a_diagonal():
     grid = np.zeros((32, 32), np.float32)
     for i in range(32):
         grid[i, max(0, i - 1) : i + 2] = 1.0  # a diagonal band
     grid_box, box = (0.0, 0.0, 512.0, 512.0), (0, 0, 512, 512)
     full = transport.upsample_weights(grid, grid_box, box)
-    strips = transport.support_strips(grid, grid_box, box, rows=64)
+    parts = [transport.band_support(grid, grid_box, (0, top, 512, top + 64)) for top in range(0, 512, 64)]
     covered = np.zeros_like(full, bool)
-    for x0, y0, x1, y1 in strips:
+    for x0, y0, x1, y1 in parts:
         covered[y0:y1, x0:x1] = True
     assert full[~covered].max(initial=0.0) == 0.0
-    area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in strips)
+    area = sum((x1 - x0) * (y1 - y0) for x0, y0, x1, y1 in parts)
     assert area < 0.3 * 512 * 512  # the band's bounding box is the whole image
-    assert transport.support_strips(np.zeros((4, 4), np.float32), (0, 0, 8, 8), (0, 0, 8, 8)) == []
+    assert transport.band_support(np.zeros((4, 4), np.float32), (0, 0, 8, 8), (0, 0, 8, 8)) is None
+    assert transport.band_support(grid, grid_box, (0, 600, 512, 640)) is None  # below the grid
