@@ -146,6 +146,19 @@ def maps_from_colour_pair(
     return labels_from_colours(exemplar_map, palette), labels_from_colours(target_map, palette), palette
 
 
+# Label maps whose ids all lie in [0, this) are counted with bincount (one pass, no sort).
+COUNTED_IDS = 1 << 20
+
+
+def id_counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ids present in a label map (H, W) of integers, ascending, and their pixel counts."""
+    if labels.dtype.kind in "ui" and labels.size and 0 <= labels.min() and labels.max() < COUNTED_IDS:
+        counts = np.bincount(labels.ravel())
+        ids = np.flatnonzero(counts)
+        return ids, counts[ids]
+    return np.unique(labels, return_counts=True)
+
+
 def paired_ids(exemplar_labels: np.ndarray, target_labels: np.ndarray) -> np.ndarray:
     """Ids of the target map, ascending, after checking that each exists in the exemplar map.
 
@@ -157,8 +170,8 @@ def paired_ids(exemplar_labels: np.ndarray, target_labels: np.ndarray) -> np.nda
             f"the exemplar map is {_size(exemplar_labels)} but the target map is "
             f"{_size(target_labels)}"
         )
-    exemplar_ids = np.unique(exemplar_labels)
-    target_ids, target_counts = np.unique(target_labels, return_counts=True)
+    exemplar_ids, _ = id_counts(exemplar_labels)
+    target_ids, target_counts = id_counts(target_labels)
     missing = ~np.isin(target_ids, exemplar_ids)
     if missing.all():
         raise InputError(

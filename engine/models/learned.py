@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from ..motion import normalised_to_pixel_affines, pixel_to_normalised_affines, refined_motions
-from ..transport import RegionMotion, region_interior
+from ..transport import RegionMotion, interior_mask
 from .moments import IDENTITY, align, fill_motions, region_grid, sample_mask
 
 # Regions per graph call: bounds the transport graph's memory (about 8 MB per region at S=128).
@@ -158,8 +158,11 @@ def _rgb(pixels: np.ndarray) -> np.ndarray:
 
 
 def _work_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    """A full-resolution bool mask as coverage (S, S) float32."""
-    return cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA).reshape(size, size)
+    """A full-resolution bool mask as coverage (S, S) float32. Averaged as 16-bit levels (to
+    1.5e-5): a float copy of a large mask costs more than the averaging."""
+    levels = np.asarray(mask, bool).view(np.uint8) * np.uint16(65535)
+    small = cv2.resize(levels, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size)
+    return small.astype(np.float32) / np.float32(65535)
 
 
 def on_region_grid(maps: np.ndarray, grid_box, shape, height: int, width: int) -> np.ndarray:
@@ -202,7 +205,7 @@ def _with_fills(exemplar, source_mask, target_mask, affines, weights, kp_src, kp
     weights = sparse(on_region_grid(weights, grid_box, shape, height, width))
     offset = on_region_grid(offset[None], grid_box, shape, height, width)[0]
     in_target = sample_mask(target_mask, centres).reshape(shape)
-    interior = region_interior(source_mask) > 0
+    interior = interior_mask(source_mask)
     pixel_affines = normalised_to_pixel_affines(affines, height, width)
     # Covered means landing in the region (its rim included, as the baseline counts it); fills
     # then sample only its interior.
