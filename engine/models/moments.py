@@ -291,13 +291,15 @@ def fill_motions(exemplar, primary, source_mask, centres, in_target, uncovered, 
         ])
         for _ in range(FILL_ROUNDS):
             base = _apply(primary, centres[remaining.ravel()])
-            hits = [sample_mask(source_mask, base + offset) for offset in offsets]
-            scores = np.array([h.mean() for h in hits])
+            # Every offset in one call: (offsets, cells)
+            hits = sample_mask(source_mask, (base[None] + offsets[:, None]).reshape(-1, 2)).reshape(len(offsets), -1)
+            scores = hits.mean(axis=1)
             if scores.max() == 0:
                 break
             candidates = np.flatnonzero(scores >= FILL_COVERAGE * scores.max())
             if len(ring_colour):
-                seams = [np.abs(_colours(exemplar, ring_points + offsets[c]) - ring_colour).mean() for c in candidates]
+                shifted = (ring_points[None] + offsets[candidates][:, None]).reshape(-1, 2)
+                seams = np.abs(_colours(exemplar, shifted).reshape(len(candidates), *ring_colour.shape) - ring_colour).mean(axis=(1, 2))
                 best = int(candidates[int(np.argmin(seams))])
             else:
                 best = int(candidates[0])
