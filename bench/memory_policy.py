@@ -5,7 +5,8 @@ process, with and without it.
 
 Each variant runs in its own new process (as a worker starts): the same RGBA exemplar and one
 moved region as bench/protocol.py, the default model, the same sample conversions; every run's
-seconds are printed, so the first run (heap growth) and the later ones (reuse) show apart.
+seconds are printed, so the first run (heap growth) and the later ones (reuse) show apart, and
+the process's peak resident memory: what the speed costs.
 """
 
 import argparse
@@ -35,7 +36,9 @@ def child(size: int, runs: int, keep: bool) -> None:
         result = run(np.divide(pixels, np.float32(255), dtype=np.float32), labels, moved).pixels
         to_samples(result, "uint8", "rgba")
         seconds.append(time.perf_counter() - start)
-    print(json.dumps({"applied": applied, "seconds": seconds}))
+    from bench.speed import peak_rss_mb
+
+    print(json.dumps({"applied": applied, "seconds": seconds, "peak_mb": peak_rss_mb()}))
 
 
 def main() -> None:
@@ -48,14 +51,14 @@ def main() -> None:
         child(args.size, args.runs, args.child == "keep")
         return
     print(f"{args.size}x{args.size} RGBA, {args.runs} manipulations in one fresh process each\n")
-    print("| policy | " + " | ".join(f"run {i + 1}" for i in range(args.runs)) + " |")
-    print("|---|" + "---|" * args.runs)
+    print("| policy | " + " | ".join(f"run {i + 1}" for i in range(args.runs)) + " | peak RSS |")
+    print("|---|" + "---|" * (args.runs + 1))
     for variant in ("default", "keep"):
         out = subprocess.run([sys.executable, __file__, "--size", str(args.size), "--runs", str(args.runs), "--child", variant],
                              capture_output=True, text=True, check=True).stdout
         figures = json.loads(out.strip().splitlines()[-1])
         name = "keep freed memory" if figures["applied"] else "glibc's default" + (" (policy not available here)" if variant == "keep" else "")
-        print(f"| {name} | " + " | ".join(f"{s:.2f} s" for s in figures["seconds"]) + " |")
+        print(f"| {name} | " + " | ".join(f"{s:.2f} s" for s in figures["seconds"]) + f" | {figures['peak_mb']:.0f} MB |")
 
 
 if __name__ == "__main__":

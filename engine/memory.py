@@ -1,14 +1,14 @@
 """How the engine's long-lived processes treat freed memory (glibc only; elsewhere these do
 nothing).
 
-A manipulation allocates and frees many full-size temporaries (a 4096x4096 RGBA float32 image
+A manipulation allocates and frees several full-size arrays (a 4096x4096 RGBA float32 image
 is 256 MB). By default glibc maps every allocation over 32 MB fresh from the kernel and unmaps it
-on free, so each new temporary pays a page fault for every 4 KB it touches. Keeping freed memory
-in the heap lets the next job reuse it. Measured on this project's 2-core VM with
+on free, so each new one pays a page fault for every 4 KB it touches. Keeping freed memory in
+the heap lets the next job reuse it. Measured on this project's 2-core VM with
 `python bench/memory_policy.py` (seven 4096x4096 manipulations in one fresh process,
-bench/results/memory_policy.md): from the third run on 2.9-3.7 s each with this policy against
-5.0-7.6 s without; the first run gains little (5.4 s against 6.4 s). So only processes that
-run many jobs apply it: the worker (which gives the memory back once idle,
+bench/results/memory_policy.md): from the third run on 1.7-2.0 s each with this policy against
+2.2-2.5 s without, for a peak of 1496 MB against 1396 MB; the first run gains less. So only
+processes that run many jobs apply it: the worker (which gives the memory back once idle,
 `release_freed_memory`) and `simnet batch`; a one-shot `simnet manipulate` does not.
 """
 

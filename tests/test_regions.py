@@ -102,6 +102,17 @@ def test_paired_ids():
         regions.paired_ids(exemplar, np.zeros((2, 3), int))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64])
+def test_id_counts_match_unique(dtype):
+    labels = np.random.default_rng(0).integers(0, 9, (13, 17)).astype(dtype)
+    labels[labels == 4] = 7  # a gap in the ids
+    ids, counts = regions.id_counts(labels)
+    expected_ids, expected_counts = np.unique(labels, return_counts=True)
+    assert ids.tolist() == expected_ids.tolist() and counts.tolist() == expected_counts.tolist()
+    negative = np.array([[-3, 2], [2, 1 << 22]])  # outside bincount's range: counted by sorting
+    assert [a.tolist() for a in regions.id_counts(negative)] == [[-3, 2, 1 << 22], [1, 2, 1]]
+
+
 @pytest.mark.parametrize("count", [1, 32, 128])
 def test_distinct_palette_colours_stay_apart(count):
     palette = regions.distinct_palette(count)

@@ -174,3 +174,71 @@ def test_band_supports_cover_every_non_zero_weight_and_follow_a_diagonal():
     assert area < 0.3 * 512 * 512  # the band's bounding box is the whole image
     assert transport.band_support(np.zeros((4, 4), np.float32), (0, 0, 8, 8), (0, 0, 8, 8)) is None
     assert transport.band_support(grid, grid_box, (0, 600, 512, 640)) is None  # below the grid
+
+
+def test_merged_motions_fold_equal_affines_and_keep_the_blend():
+    shift = np.array([[1.0, 0, 3.0], [0, 1.0, -2.0]])
+    affines = np.stack([IDENTITY, shift, IDENTITY + 1e-12, shift + [[0, 0, 0.5], [0, 0, 0]]])
+    weights = np.random.default_rng(0).random((4, 4, 4)).astype(np.float32)
+    weights /= weights.sum(axis=0)
+    kept, summed, indices = transport.merged_motions(affines, weights)
+    assert indices == [0, 1, 3] and len(kept) == 3
+    assert np.allclose(summed[0], weights[0] + weights[2]) and np.array_equal(summed[2], weights[3])
+    assert np.allclose(summed.sum(axis=0), 1.0)
+    # the composite is the same with the duplicate as with the merged motion
+    height, width = 24, 32
+    exemplar = textured(height, width)
+    labels = np.zeros((height, width), np.int32)
+    pixel = np.stack([IDENTITY, shift, IDENTITY])
+    split = _motion(pixel, height, width, np.stack([weights[0], weights[1], weights[2] + weights[3]]))
+    merged = _motion(pixel[:2], height, width, np.stack([weights[0] + weights[2] + weights[3], weights[1]]))
+    a = transport.composite(exemplar, labels, labels, {0: split}).pixels
+    b = transport.composite(exemplar, labels, labels, {0: merged}).pixels
+    assert np.abs(a - b).max() < 1e-5
+    one = transport.merged_motions(IDENTITY[None], weights[:1])
+    assert one[2] == [0] and one[1].shape == (1, 4, 4)
+
+
+def test_interior_mask_drops_the_rim_but_keeps_thin_regions():
+    mask = np.zeros((20, 20), bool)
+    mask[4:16, 4:16] = True
+    inner = transport.interior_mask(mask, rim=2)
+    assert inner.dtype == bool and inner[6:14, 6:14].all() and not inner[4:6].any() and not (inner & ~mask).any()
+    thin = np.zeros((20, 20), bool)
+    thin[10, 2:18] = True  # nothing survives erosion: the whole line is the interior
+    assert np.array_equal(transport.interior_mask(thin, rim=2), thin)
+    assert transport.region_interior(mask).dtype == np.float32
+
+
+def test_bands_give_the_same_result_as_one_band(monkeypatch):
+    height, width = 300, 90
+    exemplar = textured(height, width, 4)
+    labels = np.zeros((height, width), np.int32)
+    labels[40:260, 20:70] = 1
+    target = np.zeros_like(labels)
+    target[60:280, 10:60] = 1
+    weights = np.random.default_rng(1).random((2, 8, 8)).astype(np.float32)
+    weights /= weights.sum(axis=0)
+    moved = _motion([IDENTITY, [[0.98, 0.02, 9.0], [-0.03, 1.0, -19.0]]], height, width, weights)
+    motions = {0: _motion([IDENTITY], height, width), 1: moved}
+    progress = []
+    banded = transport.composite(exemplar, labels, target, motions, on_progress=progress.append).pixels
+    assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) > 2
+    monkeypatch.setattr(transport, "BAND_ROWS", height)
+    whole = transport.composite(exemplar, labels, target, motions).pixels
+    assert np.abs(banded - whole).max() < 1e-5
+
+
+def test_a_cancel_from_progress_stops_the_composite():
+    height, width = 600, 40
+    exemplar = textured(height, width)
+    labels = np.zeros((height, width), np.int32)
+    calls = []
+
+    def cancel(fraction):
+        calls.append(fraction)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        transport.composite(exemplar, labels, labels, {0: _motion([IDENTITY], height, width)}, on_progress=cancel)
+    assert len(calls) == 1
