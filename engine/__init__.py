@@ -10,7 +10,6 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .errors import InputError
 from .pipeline import manipulate, manipulate_masks, run
-from .segment import segment
 
 try:
     __version__ = version("simnet-manipulate")
@@ -18,3 +17,14 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0+unknown"
 
 __all__ = ["InputError", "manipulate", "manipulate_masks", "run", "segment"]
+
+
+def __getattr__(name: str):
+    """`segment` on first use: scikit-image and SciPy take 0.4 s to import, which every CLI
+    call and worker start paid before."""
+    if name == "segment":
+        from .segment import segment as function  # importing the module binds the module here...
+
+        globals()["segment"] = function  # ...so bind the function over it, as the eager import did
+        return function
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

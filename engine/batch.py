@@ -161,7 +161,7 @@ def run_job(job: Job) -> dict:
         timings["read"] = time.perf_counter() - started
         soft = None
         if job.regions and job.target:
-            labels, target, _ = maps_from_colour_pair(_colours(job.regions), _colours(job.target))
+            labels, target, _ = maps_from_colour_pair(imageio.read_rgb8(job.regions), imageio.read_rgb8(job.target))
         elif job.source_mask and job.target_mask:
             source, soft = imageio.read_mask(job.source_mask), imageio.read_mask(job.target_mask)
             labels, target = edit_labels(pixels.shape[:2], source, soft)
@@ -184,10 +184,6 @@ def run_job(job: Job) -> dict:
     timings["total"] = time.perf_counter() - started
     report["seconds"] = timings
     return report
-
-
-def _colours(path: str) -> np.ndarray:
-    return imageio.to_rgb8(imageio.read_image(path).pixels)
 
 
 def _default_model() -> str:

@@ -186,10 +186,6 @@ def _add_common(command: argparse.ArgumentParser) -> None:
     command.add_argument("--max-regions", type=int, default=DEFAULT_MAX_REGIONS, help="refuse maps with more regions")
 
 
-def _read_colour_map(path: Path, max_pixels: int) -> np.ndarray:
-    return imageio.to_rgb8(imageio.read_image(path, max_pixels).pixels)
-
-
 def _manipulate(
     exemplar_maps: tuple[np.ndarray, np.ndarray, np.ndarray | None],
     output: Path,
@@ -237,7 +233,7 @@ def command_manipulate(args: argparse.Namespace) -> None:
         if args.regions is None or args.target is None:
             raise InputError("--regions and --target go together: give both region maps")
         exemplar_labels, target_labels, palette = regions.maps_from_colour_pair(
-            _read_colour_map(args.regions, args.max_pixels), _read_colour_map(args.target, args.max_pixels)
+            imageio.read_rgb8(args.regions, args.max_pixels), imageio.read_rgb8(args.target, args.max_pixels)
         )
         soft_target = None
     else:
@@ -266,8 +262,8 @@ def command_demo(args: argparse.Namespace) -> None:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     picture = imageio.read_image(SAMPLES / "etretat.jpg", args.max_pixels)
     maps = regions.maps_from_colour_pair(
-        _read_colour_map(SAMPLES / "etretat.regions.png", args.max_pixels),
-        _read_colour_map(SAMPLES / "etretat.edited.png", args.max_pixels),
+        imageio.read_rgb8(SAMPLES / "etretat.regions.png", args.max_pixels),
+        imageio.read_rgb8(SAMPLES / "etretat.edited.png", args.max_pixels),
     )
     output = args.output_dir / "etretat.result.png"
     _manipulate(maps, output, args.output_dir / "etretat.explain.png", args, picture)

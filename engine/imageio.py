@@ -77,6 +77,23 @@ def _peek_size(path: Path) -> tuple[int, int] | None:
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
     """Decode an image file into the engine's convention (see the module docstring)."""
     path = Path(path)
+    return Picture(*_to_engine(_decode(path, max_pixels), path))
+
+
+def read_rgb8(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode an image file as (H, W, 3) uint8 RGB, as `to_rgb8(read_image(path).pixels)` gives
+    it (painted region maps are read so): 8-bit files without alpha skip the float copy."""
+    path = Path(path)
+    decoded = _decode(path, max_pixels)
+    if decoded.dtype == np.uint8 and (decoded.ndim == 2 or decoded.shape[2] in (1, 3)):
+        if decoded.ndim == 2 or decoded.shape[2] == 1:
+            return cv2.cvtColor(decoded.reshape(decoded.shape[:2]), cv2.COLOR_GRAY2RGB)
+        return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return to_rgb8(_to_engine(decoded, path)[0])
+
+
+def _decode(path: Path, max_pixels: int) -> np.ndarray:
+    """The file's samples as OpenCV decodes them, after the checks of `read_image`."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() not in READ_SUFFIXES:
@@ -94,7 +111,7 @@ def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) ->
         raise InputError(f"{path}: cannot decode this file; it may be corrupt or truncated")
     if size is None:
         check_pixel_limit(decoded.shape[1], decoded.shape[0], max_pixels, str(path))
-    return Picture(*_to_engine(decoded, path))
+    return decoded
 
 
 def _to_engine(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, int]:

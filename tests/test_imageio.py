@@ -120,3 +120,15 @@ def test_mask_from_alpha_or_brightness():
     rgb = np.zeros((2, 2, 3), np.float32)
     rgb[1, 1] = 1.0
     assert imageio.mask_from_pixels(rgb).round(4).tolist() == [[0.0, 0.0], [0.0, 1.0]]
+
+
+@pytest.mark.parametrize("channels, dtype", [(3, np.uint8), (1, np.uint8), (4, np.uint8), (3, np.uint16)])
+def test_read_rgb8_matches_the_float_path(tmp_path, channels, dtype):
+    rng = np.random.default_rng(channels)
+    top = np.iinfo(dtype).max
+    samples = rng.integers(0, top + 1, (9, 11, channels)).astype(dtype)
+    path = tmp_path / "map.png"
+    cv2.imwrite(str(path), samples)
+    fast = imageio.read_rgb8(path)
+    assert fast.dtype == np.uint8 and fast.shape == (9, 11, 3)
+    assert np.array_equal(fast, imageio.to_rgb8(imageio.read_image(path).pixels))

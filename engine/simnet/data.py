@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..imageio import READ_SUFFIXES, read_image, to_rgb8
+from ..imageio import READ_SUFFIXES, read_image, read_rgb8
 from ..models.moments import align
 from ..motion import pixel_to_normalised_affines
 from ..regions import dominant_colours, labels_from_colours, resize_labels
@@ -85,7 +85,7 @@ def _load_one(path: Path, log) -> Artwork:
         rgb = rgb * pixels[:, :, 3:] + (1.0 - pixels[:, :, 3:])
     map_path = path.with_name(path.stem + MAP_SUFFIX)
     if map_path.exists():
-        colours = to_rgb8(read_image(map_path).pixels)
+        colours = read_rgb8(map_path)
         if colours.shape[:2] != (height, width):
             raise InputError(
                 f"its region map {map_path.name} is {colours.shape[1]}x{colours.shape[0]}, not {width}x{height}"
