@@ -309,7 +309,7 @@ def guide_texture(colour: np.ndarray, motion: RegionMotion, band, bounds) -> Non
     untouched), then a clamp to `bounds`, the range of the region's own exemplar pixels (from
     `region_range`), or to the pixel's own unguided value, which came from the exemplar too:
     no new colour appears. colour (h, w, C) covers `band`."""
-    channels = len(bounds[0]) if bounds[0] is not None else min(3, colour.shape[2])
+    channels = 3 if colour.shape[2] >= 3 else 1
     before = colour[:, :, :channels]
     unguided = np.ascontiguousarray(before)
     if motion.colour_matrix is not None and channels == 3:
