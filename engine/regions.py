@@ -89,7 +89,7 @@ def dominant_colours(rgb: np.ndarray, min_pixels: int = 4) -> np.ndarray:
     frequent first. A map too small for 3x3 blocks falls back to all of its colours.
     """
     packed = _pack(rgb)
-    colours, counts = _colours_present(packed)
+    colours, counts = id_counts(packed)
     if min(packed.shape) >= 3:
         centre = packed[1:-1, 1:-1]
         core = np.ones(centre.shape, bool)
@@ -97,7 +97,7 @@ def dominant_colours(rgb: np.ndarray, min_pixels: int = 4) -> np.ndarray:
             for dx in (-1, 0, 1):
                 shifted = packed[1 + dy : packed.shape[0] - 1 + dy, 1 + dx : packed.shape[1] - 1 + dx]
                 core &= shifted == centre
-        core_colours, _ = _colours_present(centre[core])
+        core_colours, _ = id_counts(centre[core])
         keep = np.isin(colours, core_colours) & (counts >= min(min_pixels, counts.max()))
         if keep.any():
             colours, counts = colours[keep], counts[keep]
@@ -113,7 +113,7 @@ def labels_from_colours(rgb: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Each pixel's id is the index of the nearest palette colour. rgb (H, W, 3) uint8,
     palette (K, 3) uint8 -> (H, W) int32."""
     packed = _pack(rgb)
-    colours, _ = _colours_present(packed)
+    colours, _ = id_counts(packed)
     distances = np.linalg.norm(
         _unpack(colours)[:, None, :].astype(np.float32) - palette[None, :, :].astype(np.float32),
         axis=2,
@@ -156,7 +156,9 @@ COUNTED_IDS = 1 << 20
 
 
 def id_counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The ids present in a label map (H, W) of integers, ascending, and their pixel counts."""
+    """The values present in an array of integers (a label map, packed colours), ascending, and
+    how often each occurs. Larger values go to np.unique's counting path, which (unlike plain
+    np.unique) does not sort the whole array."""
     if labels.dtype.kind in "ui" and labels.size and 0 <= labels.min() and labels.max() < COUNTED_IDS:
         counts = np.bincount(labels.ravel())
         ids = np.flatnonzero(counts)
@@ -227,12 +229,6 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
     bgra = cv2.cvtColor(np.ascontiguousarray(rgb, np.uint8), cv2.COLOR_RGB2BGRA)
     packed = bgra.view("<u4").reshape(rgb.shape[:2])
     return np.bitwise_and(packed, np.uint32(0xFFFFFF), out=packed).astype(np.uint32, copy=False)
-
-
-def _colours_present(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct packed colours, ascending, and their pixel counts (numpy counts them
-    without sorting the map; plain np.unique sorts it)."""
-    return np.unique(packed, return_counts=True)
 
 
 def _unpack(packed: np.ndarray) -> np.ndarray:
