@@ -58,7 +58,7 @@ def run_once(arguments: list[str], output: Path, model: str | None) -> tuple[flo
     child = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1])
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4 (for its rusage): tell Popen
     if child.returncode != 0:
         raise SystemExit(f"simnet manipulate failed ({child.returncode}): {' '.join(command)}")
     return seconds, usage.ru_maxrss / 1024
