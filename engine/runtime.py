@@ -157,15 +157,22 @@ def load_graphs(folder: Path, device: str = "auto") -> Graphs:
         return graphs
 
 
-def _open(folder: Path, card: dict, ort, providers: list[str], precision: str) -> Graphs:
-    names = [card["graphs"][g][precision] for g in ("keypoints", "transport")]
-    verify(folder, card, names)
+def session_options(ort):
+    """The options of every session the engine opens."""
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only; warnings about constant folding are noise
     options.intra_op_num_threads = thread_count()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Threads that spin between calls compete with the numpy and OpenCV work done in between.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _open(folder: Path, card: dict, ort, providers: list[str], precision: str) -> Graphs:
+    names = [card["graphs"][g][precision] for g in ("keypoints", "transport")]
+    verify(folder, card, names)
+    options = session_options(ort)
     sessions = []
     for name in names:
         try:
