@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .graph_blend import choose_blend
 from .models import DEFAULT_MODEL, load_model
 from .regions import maps_from_edit, paired_ids, resize_labels
 from .transport import Composite, RegionMotion, composite
@@ -98,6 +99,7 @@ def run(
         want_dominant=explain,
         on_progress=lambda fraction: report("transport", fraction),
         alphas=_soft_alphas(soft_target, motions, (height, width)),
+        graph=choose_blend(chosen),
     )
     return Manipulation(result.pixels, exemplar_labels, target_labels, motions, result.dominant_motion)
 

@@ -16,7 +16,8 @@ sub-pixel Gaussian so edges are anti-aliased: the feathered masks sum to one, so
 Everything is done at the exemplar's native size, inside each region's bounding box, one band of
 BAND_ROWS rows at a time (bands on as many threads as there are cores). Motions are affine, so
 OpenCV's warpAffine evaluates them exactly at every output pixel (no field is materialised or
-upsampled); bench/warp.py measures it against remap, numpy and an ONNX graph.
+upsampled); bench/warp.py measures it against remap, numpy and an ONNX graph. On a GPU the
+blend can run as an ONNX graph instead (engine/graph_blend.py), where measured faster.
 """
 
 from __future__ import annotations
@@ -236,17 +237,23 @@ def transport_band(
     prepared: PreparedMotion,
     band: tuple[int, int, int, int],
     want_dominant: bool = False,
+    placed=None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """One region's transported pixels inside `band`, a box of pixel rows (see the module
     docstring): the blend of its motions, then texture guidance.
 
     exemplar: (H, W, C) float32. source_mask: (H, W) float32, where the region's pixels may be
-    sampled in the exemplar (see `region_interior`). prepared: from `prepare_motion`.
+    sampled in the exemplar (see `region_interior`). prepared: from `prepare_motion`. placed:
+    the region on a blend graph's device (engine.graph_blend), which then blends instead of
+    OpenCV (it reports no dominant motion).
     Returns (band h, band w, C) float32 and, if asked, the index of the dominant motion per pixel.
     """
-    colour, dominant = blend_band(
-        exemplar, source_mask, prepared.affines, prepared.weights, prepared.indices, motion.box, band, want_dominant
-    )
+    if placed is not None:
+        colour, dominant = placed.blend(prepared.affines, prepared.weights, motion.box, band), None
+    else:
+        colour, dominant = blend_band(
+            exemplar, source_mask, prepared.affines, prepared.weights, prepared.indices, motion.box, band, want_dominant
+        )
     if prepared.bounds is not None:
         guide_texture(colour, motion, band, prepared.bounds)
     return colour, dominant
@@ -356,6 +363,7 @@ def composite(
     want_dominant: bool = False,
     on_progress: Callable[[float], None] | None = None,
     alphas: dict[int, np.ndarray] | None = None,
+    graph=None,
 ) -> Composite:
     """Transport every region into its place in the target map and lay them together.
 
@@ -363,7 +371,8 @@ def composite(
     of the target map. Returns a `Composite` with pixels (H, W, C) float32. `on_progress(fraction)`
     is called after each band of rows of each region. `alphas` may give regions their own coverage
     (H, W) in [0, 1] instead of their feathered target mask (a soft selection); together the
-    coverages must still sum to one.
+    coverages must still sum to one. `graph`: an engine.graph_blend.BlendGraph to blend on
+    (not used when the dominant motion is wanted), or None for OpenCV.
     """
     result = np.zeros_like(exemplar, dtype=np.float32)
     dominant = np.full(exemplar.shape[:2], -1, np.int16) if want_dominant else None
@@ -371,10 +380,12 @@ def composite(
     margin = int(np.ceil(4 * feather)) + 1 if feather > 0 else 0
     ids = sorted(motions)
     alphas = alphas or {}
+    graph = None if want_dominant else graph
+    placed_exemplar = graph.place_exemplar(exemplar) if graph is not None else None
 
-    def lay_band(region, target_mask, source_mask, prepared, band):
+    def lay_band(region, target_mask, source_mask, prepared, band, placed):
         """Transport one band of a region and lay it into the result (bands own their rows)."""
-        pixels, band_dominant = transport_band(exemplar, source_mask, motions[region], prepared, band, want_dominant)
+        pixels, band_dominant = transport_band(exemplar, source_mask, motions[region], prepared, band, want_dominant, placed)
         x0, y0, x1, y1 = band
         if region in alphas:
             alpha = alphas[region][y0:y1, x0:x1].astype(np.float32)
@@ -397,8 +408,9 @@ def composite(
             region_mask = exemplar_labels == region
             source_mask = region_interior(region_mask)
             prepared = prepare_motion(exemplar, motions[region], region_mask)
+            placed = graph.region(placed_exemplar, exemplar.shape[:2], source_mask) if graph is not None else None
             bands = [(box[0], top, box[2], min(top + BAND_ROWS, box[3])) for top in range(box[1], box[3], BAND_ROWS)]
-            jobs = [pool.submit(lay_band, region, target_mask, source_mask, prepared, band) for band in bands]
+            jobs = [pool.submit(lay_band, region, target_mask, source_mask, prepared, band, placed) for band in bands]
             try:
                 for finished, job in enumerate(jobs):
                     job.result()
