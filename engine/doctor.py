@@ -47,11 +47,25 @@ def report(device: str = "auto") -> tuple[list[str], bool]:
             if graphs.note:
                 lines.append(f"  note: {graphs.note}")
                 verdict_note = graphs.note
+            if name == DEFAULT_MODEL:
+                lines.append(_blend_line(graphs))
         except InputError as error:
             lines.append(f"model {name}: FAILED: {error}")
             ok = False
     lines.append(f"default model: {DEFAULT_MODEL}" + (f" ({DEFAULT_NOTE})" if DEFAULT_NOTE else ""))
     return lines + [_verdict(ok, verdict_note)], ok
+
+
+def _blend_line(graphs) -> str:
+    """How the full-resolution blend runs beside the default model, and the timing behind it."""
+    from .graph_blend import blend_graph, faster_beside, measure
+
+    timing = measure(blend_graph([graphs.provider, "CPUExecutionProvider"]))
+    used = "OpenCV" if faster_beside(graphs) is None else "the ONNX graph"
+    return (
+        f"full-resolution blend: OpenCV {timing.opencv * 1000:.0f} ms, ONNX graph on {timing.provider} "
+        f"{timing.graph * 1000:.0f} ms per probe region: {used} runs it (SIMNET_BLEND overrides)"
+    )
 
 
 def _verdict(ok: bool, note: str) -> str:
