@@ -1,13 +1,15 @@
 """Which full-resolution warp is fastest on this machine: OpenCV warpAffine (the engine's),
 OpenCV remap on a materialised field, numpy bilinear gathering, or an ONNX graph (AffineGrid
 and GridSample on ONNX Runtime's best provider here, layout changes included; skipped without
-the onnx package).
+the onnx package). Then the engine's whole transport of one region, blended by OpenCV or by
+its blend graph (engine/graph_blend.py) on that provider.
 
     python bench/warp.py [--sizes 1024 2048 4096] [--repeats 5]
 
 Each method pulls an RGBA float32 image through the same affine motion; the figures are medians
 after one warm-up, with each method's time as a ratio to warpAffine, and the largest difference
-between the methods' outputs (they must agree).
+between the methods' outputs (they must agree). The transport table moves a region covering the
+whole image with three motions (its weights vary across it), as transport.composite does.
 """
 
 import argparse
@@ -116,6 +118,38 @@ def median_seconds(function, image, repeats):
     return float(np.median(times))
 
 
+def transport_table(sizes, repeats):
+    """Rows of the second table: transport.composite blending with OpenCV and with the graph."""
+    from engine import graph_blend, motion, transport
+    from engine.runtime import choose_providers
+
+    ort = graph_blend.runtime.onnxruntime()
+    graph = graph_blend.blend_graph(choose_providers("auto", ort.get_available_providers()))
+    affines = np.array([[[1, 0, 0], [0, 1, 0]], AFFINE, [[0.98, 0.17, -20], [-0.17, 0.98, 90]]], np.float64)
+    weights = np.random.default_rng(1).random((3, 128, 128)).astype(np.float32)
+    weights /= weights.sum(axis=0)
+    rows = []
+    for size in sizes:
+        image = np.random.default_rng(0).random((size, size, 4), dtype=np.float32)
+        labels = np.zeros((size, size), np.int32)
+        region = transport.RegionMotion(
+            motion.pixel_to_normalised_affines(affines, size, size), weights, (0, 0, size, size), np.zeros((0, 2)), np.zeros((0, 2))
+        )
+
+        def on(blender):
+            return lambda picture, _: transport.composite(picture, labels, labels, {0: region}, graph=blender).pixels
+
+        opencv = median_seconds(on(None), image, repeats)
+        seconds = median_seconds(on(graph), image, repeats)
+        # where every motion samples inside the image (the graph reflects about the edge, OpenCV
+        # about the edge pixel)
+        inside = np.logical_and.reduce([samples_inside(size, size, a) for a in affines])
+        difference = np.abs(on(graph)(image, None) - on(None)(image, None))[inside].max()
+        provider = graph.provider.replace("ExecutionProvider", "")
+        rows.append(f"| {size} | {opencv:.3f} | {seconds:.3f} ({provider}) | {seconds / opencv:.1f} | {difference:.4f} |")
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
@@ -145,6 +179,11 @@ def main():
             # weights differ slightly from float ones
             difference = np.abs(function(image, AFFINE) - reference)[inside].max()
             print(f"| {size} | {name} | {seconds:.4f} | {seconds / base:.1f} | {difference:.3f} |")
+    if graph is not None:
+        print("\nOne region's transport (three motions over the whole image), blended by OpenCV or by the blend graph:")
+        print("| size | OpenCV s | graph s | x OpenCV | max diff |")
+        print("|---|---|---|---|---|")
+        print("\n".join(transport_table(args.sizes, args.repeats)))
 
 
 if __name__ == "__main__":
