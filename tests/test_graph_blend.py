@@ -11,7 +11,7 @@ from engine.errors import InputError
 from engine.models import MomentsModel, load_model
 
 from .conftest import textured
-from .test_transport import IDENTITY, _motion
+from .test_transport import IDENTITY, moved_region_scene
 
 pytest.importorskip("onnxruntime")
 
@@ -102,16 +102,7 @@ def test_motions_without_support_in_the_band_are_left_out(graph):
 
 
 def test_composite_on_the_graph_matches_opencv(graph):
-    height, width = 260, 150
-    exemplar = textured(height, width, 4)
-    labels = np.zeros((height, width), np.int32)
-    labels[40:200, 30:110] = 1
-    target = np.zeros_like(labels)
-    target[60:220, 20:100] = 1
-    weights = np.random.default_rng(3).random((2, 8, 8)).astype(np.float32)
-    weights /= weights.sum(axis=0)
-    moved = _motion([IDENTITY, [[0.98, 0.02, 9.0], [-0.03, 1.0, -19.0]]], height, width, weights)
-    motions = {0: _motion([IDENTITY], height, width), 1: moved}
+    exemplar, labels, target, motions = moved_region_scene(260, 150)
     expected = transport.composite(exemplar, labels, target, motions).pixels
     got = transport.composite(exemplar, labels, target, motions, graph=graph).pixels
     assert np.abs(got - expected).max() < 5e-4

@@ -210,17 +210,23 @@ def test_interior_mask_drops_the_rim_but_keeps_thin_regions():
     assert transport.region_interior(mask).dtype == np.float32
 
 
-def test_bands_give_the_same_result_as_one_band(monkeypatch):
-    height, width = 300, 90
+def moved_region_scene(height, width):
+    """A region (1) moved and slightly rotated over a background (0) that stays, its motion a
+    random per-pixel blend of staying and moving: exemplar, exemplar labels, target labels,
+    motions."""
     exemplar = textured(height, width, 4)
     labels = np.zeros((height, width), np.int32)
-    labels[40:260, 20:70] = 1
-    target = np.zeros_like(labels)
-    target[60:280, 10:60] = 1
+    labels[height // 7 : height * 6 // 7, width // 4 : width * 3 // 4] = 1
+    target = np.roll(labels, (height // 14, -width // 9), axis=(0, 1))
     weights = np.random.default_rng(1).random((2, 8, 8)).astype(np.float32)
     weights /= weights.sum(axis=0)
     moved = _motion([IDENTITY, [[0.98, 0.02, 9.0], [-0.03, 1.0, -19.0]]], height, width, weights)
-    motions = {0: _motion([IDENTITY], height, width), 1: moved}
+    return exemplar, labels, target, {0: _motion([IDENTITY], height, width), 1: moved}
+
+
+def test_bands_give_the_same_result_as_one_band(monkeypatch):
+    height = 300
+    exemplar, labels, target, motions = moved_region_scene(height, 90)
     progress = []
     banded = transport.composite(exemplar, labels, target, motions, on_progress=progress.append).pixels
     assert progress == sorted(progress) and progress[-1] == 1.0 and len(progress) > 2
