@@ -148,7 +148,7 @@ def blend_graph(providers: list[str]) -> BlendGraph:
     key = tuple(dict.fromkeys(providers))
     with _lock:
         if key not in _graphs:
-            _graphs[key] = BlendGraph(list(providers))
+            _graphs[key] = BlendGraph(list(key))
         return _graphs[key]
 
 
