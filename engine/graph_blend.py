@@ -30,7 +30,9 @@ from .errors import InputError
 FOLDER = Path(__file__).resolve().parent / "graphs"
 FILE = "blend.onnx"
 CHOICES = ("auto", "opencv", "graph")
-# TensorRT builds an engine for every new input shape, and bands change shape: CUDA runs it.
+# The providers the blend graph runs on, and where its inputs are placed. Not TensorRT: it builds
+# an engine for every new input shape, and bands change shape (CUDA runs it instead); not
+# DirectML or CoreML, which this project has no machine to test.
 DEVICE_OF_PROVIDER = {"CUDAExecutionProvider": "cuda", "CPUExecutionProvider": "cpu"}
 
 _lock = threading.Lock()
