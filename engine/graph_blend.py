@@ -26,6 +26,7 @@ import numpy as np
 
 from . import runtime
 from .errors import InputError
+from .transport import BAND_ROWS, band_support, blend_band
 
 FOLDER = Path(__file__).resolve().parent / "graphs"
 FILE = "blend.onnx"
@@ -81,10 +82,10 @@ class BlendGraph:
         """exemplar (H, W, C) -> on the device as planes (1, C, H, W)."""
         return self.place(np.moveaxis(exemplar, 2, 0)[None])
 
-    def region(self, placed_exemplar, image_shape: tuple[int, int], source_mask: np.ndarray) -> "PlacedRegion":
+    def region(self, placed_exemplar, source_mask: np.ndarray) -> "PlacedRegion":
         """One region ready to blend band by band: source_mask (H, W) float32 (see
-        transport.region_interior) goes to the device once."""
-        return PlacedRegion(self, placed_exemplar, self.place(source_mask[None, None]), image_shape)
+        transport.region_interior) goes to the device once, beside the placed exemplar."""
+        return PlacedRegion(self, placed_exemplar, self.place(source_mask[None, None]))
 
     def run(self, placed_exemplar, placed_mask, feeds: dict[str, np.ndarray]) -> np.ndarray:
         binding = self.session.io_binding()
@@ -99,24 +100,20 @@ class BlendGraph:
 
 @dataclass
 class PlacedRegion:
-    """A region's exemplar and mask on the graph's device."""
+    """A region's exemplar (1, C, H, W) and mask (1, 1, H, W) on the graph's device."""
 
     graph: BlendGraph
     exemplar: object
     mask: object
-    image_shape: tuple[int, int]
 
     def blend(self, affines: np.ndarray, weight_grids: np.ndarray, grid_box, band) -> np.ndarray:
         """As transport.blend_band: affines (M, 2, 3) pulling, in pixels; weight_grids (M, h, w)
         spanning grid_box; band (x0, y0, x1, y1) -> pixels (band h, band w, C) float32."""
-        from .transport import band_support
-
         x0, y0, x1, y1 = band
         keep = [m for m in range(len(affines)) if band_support(weight_grids[m], grid_box, band) is not None]
-        channels = self.exemplar.shape()[1]
+        _, channels, height, width = self.exemplar.shape()
         if not keep:
             return np.zeros((y1 - y0, x1 - x0, channels), np.float32)
-        height, width = self.image_shape
         feeds = {
             "weights": weight_grids[keep][None],
             "motion_theta": sampling_thetas(affines[keep], height, width),
@@ -169,12 +166,17 @@ def choose_blend(model) -> BlendGraph | None:
     return None if graphs is None else faster_beside(graphs)
 
 
+def beside(graphs: runtime.Graphs) -> BlendGraph:
+    """The blend graph on the provider that runs a model's sessions `graphs` (or the CPU)."""
+    return blend_graph([graphs.provider, "CPUExecutionProvider"])
+
+
 def faster_beside(graphs: runtime.Graphs) -> BlendGraph | None:
     """The blend graph on the device of a model's sessions `graphs` if it is measured faster
     than OpenCV there; None (OpenCV) on the CPU, where it is not (the module docstring)."""
     if not graphs.on_gpu:
         return None
-    graph = blend_graph([graphs.provider, "CPUExecutionProvider"])
+    graph = beside(graphs)
     if graph.provider == "CPUExecutionProvider":
         return None
     return graph if measure(graph).graph_is_faster else None
@@ -186,8 +188,6 @@ def measure(graph: BlendGraph, width: int = 1024, band_count: int = 2, repeats: 
     gains more on wider ones). Once per provider and process."""
     if graph.provider in _measured:
         return _measured[graph.provider]
-    from .transport import BAND_ROWS, blend_band
-
     height = band_count * BAND_ROWS
     exemplar = np.random.default_rng(0).random((height, width, 4), dtype=np.float32)
     mask = np.ones((height, width), np.float32)
@@ -195,7 +195,7 @@ def measure(graph: BlendGraph, width: int = 1024, band_count: int = 2, repeats: 
     weights = np.full((3, 64, 64), 1 / 3, np.float32)
     grid_box = (0, 0, width, height)
     bands = [(0, top, width, top + BAND_ROWS) for top in range(0, height, BAND_ROWS)]
-    placed = graph.region(graph.place_exemplar(exemplar), (height, width), mask)
+    placed = graph.region(graph.place_exemplar(exemplar), mask)
 
     def opencv():
         for band in bands:

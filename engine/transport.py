@@ -408,7 +408,7 @@ def composite(
             region_mask = exemplar_labels == region
             source_mask = region_interior(region_mask)
             prepared = prepare_motion(exemplar, motions[region], region_mask)
-            placed = graph.region(placed_exemplar, exemplar.shape[:2], source_mask) if graph is not None else None
+            placed = graph.region(placed_exemplar, source_mask) if graph is not None else None
             bands = [(box[0], top, box[2], min(top + BAND_ROWS, box[3])) for top in range(box[1], box[3], BAND_ROWS)]
             jobs = [pool.submit(lay_band, region, target_mask, source_mask, prepared, band, placed) for band in bands]
             try:

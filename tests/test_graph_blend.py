@@ -58,7 +58,7 @@ def test_grid_theta_samples_weights_where_upsample_weights_does(grid_box, graph)
     # weights w and 1 - w: the blend is the upsampled w.
     halves = np.zeros((height, width, 1), np.float32)
     halves[:, width // 2 :] = 1.0
-    placed = graph.region(graph.place_exemplar(halves), (height, width), np.ones((height, width), np.float32))
+    placed = graph.region(graph.place_exemplar(halves), np.ones((height, width), np.float32))
     to_right, to_left = [[0.0, 0, 30.0], [0, 0.0, 5.0]], [[0.0, 0, 5.0], [0, 0.0, 5.0]]
     blended = placed.blend(np.array([to_right, to_left]), np.concatenate([weights, 1 - weights]), grid_box, band)[:, :, 0]
     assert np.abs(blended - expected).max() < 5e-3  # OpenCV's coordinates step by 1/32 pixel
@@ -81,7 +81,7 @@ def test_graph_blend_matches_opencv(affines, whole_mask, graph):
     weights /= weights.sum(0)
     grid_box, band = (20.0, 10.0, 380.0, 290.0), (30, 50, 390, 178)
     expected, _ = transport.blend_band(exemplar, source, affines, weights, list(range(len(affines))), grid_box, band, False)
-    placed = graph.region(graph.place_exemplar(exemplar), (height, width), source)
+    placed = graph.region(graph.place_exemplar(exemplar), source)
     got = placed.blend(affines, weights, grid_box, band)
     assert got.shape == expected.shape == (128, 360, 4)
     assert np.abs(got - expected).max() < 5e-4
@@ -94,7 +94,7 @@ def test_motions_without_support_in_the_band_are_left_out(graph):
     weights = np.zeros((2, 20, 12), np.float32)
     weights[0, :10], weights[1, 10:] = 1.0, 1.0  # motion 0 only on top, motion 1 only below
     affines = np.array([IDENTITY, SHIFTED])
-    placed = graph.region(graph.place_exemplar(exemplar), (height, width), source)
+    placed = graph.region(graph.place_exemplar(exemplar), source)
     top = (0, 0, width, 40)
     assert np.abs(placed.blend(affines, weights, (0, 0, width, height), top) - exemplar[:40]).max() < 1e-5
     nowhere = np.zeros_like(weights)
