@@ -121,10 +121,9 @@ def median_seconds(function, image, repeats):
 def transport_table(sizes, repeats):
     """Rows of the second table: transport.composite blending with OpenCV and with the graph."""
     from engine import graph_blend, motion, transport
-    from engine.runtime import choose_providers
+    from engine.runtime import choose_providers, onnxruntime
 
-    ort = graph_blend.runtime.onnxruntime()
-    graph = graph_blend.blend_graph(choose_providers("auto", ort.get_available_providers()))
+    graph = graph_blend.blend_graph(choose_providers("auto", onnxruntime().get_available_providers()))
     affines = np.array([[[1, 0, 0], [0, 1, 0]], AFFINE, [[0.98, 0.17, -20], [-0.17, 0.98, 90]]], np.float64)
     weights = np.random.default_rng(1).random((3, 128, 128)).astype(np.float32)
     weights /= weights.sum(axis=0)

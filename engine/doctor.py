@@ -58,9 +58,9 @@ def report(device: str = "auto") -> tuple[list[str], bool]:
 
 def _blend_line(graphs) -> str:
     """How the full-resolution blend runs beside the default model, and the timing behind it."""
-    from .graph_blend import blend_graph, faster_beside, measure
+    from .graph_blend import beside, faster_beside, measure
 
-    timing = measure(blend_graph([graphs.provider, "CPUExecutionProvider"]))
+    timing = measure(beside(graphs))
     used = "OpenCV" if faster_beside(graphs) is None else "the ONNX graph"
     return (
         f"full-resolution blend: OpenCV {timing.opencv * 1000:.0f} ms, ONNX graph on {timing.provider} "
