@@ -7,19 +7,30 @@ file (one job per line). The edit: the same source/target masks or region maps f
 processes, --ray ADDRESS sends jobs to an existing Ray cluster (inputs and outputs must be on a
 filesystem the nodes share).
 
-Each job writes its output atomically and a JSON report (status, timings, error) into the
-report folder; --resume skips the jobs whose report says done and whose output exists. A failed
-job is reported and the batch goes on. For an .ora the finished layers are gathered into a new
-.ora (each result above its source, or replacing it in the copy with --replace); the input file
-is never written.
+The whole batch is planned before anything runs (`check_plan`): an output that is any job's
+input (the same path, a link to it, or a hard link: same device and inode), two jobs with one
+output, and ids whose reports would collide are refused, naming both jobs, before a file is
+written.
+
+Each job writes its output atomically and then, from the same process, its JSON report (status,
+timings, error) into the report folder, under a name made from its id that never leaves that
+folder; --resume skips the jobs whose report says done and whose output exists, and first removes
+the temporaries that a killed run left beside its outputs (engine.files). A failed job is reported
+and the batch goes on. Pool processes die with the batch. For an .ora the finished layers are
+gathered into a new .ora (each result above its source, or replacing it in the copy with
+--replace); the file is parsed once per process, only the chosen layers are decoded, and the input
+file is never written.
 """
 
 from __future__ import annotations
 
+import ctypes
 import fnmatch
+import hashlib
 import json
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -32,6 +43,7 @@ import numpy as np
 
 from . import imageio
 from .errors import InputError
+from .files import remove_stale_temporaries, write_bytes_atomically
 from .memory import keep_freed_memory
 
 MAP_SUFFIXES = (".regions.png", ".target.png")
@@ -82,6 +94,87 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "layer"
 
 
+_PLAIN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def report_name(job_id: str) -> str:
+    """The report's file name for a job id: the id itself when it is a plain file name, else
+    its safe form and a hash of the id after a `~` (which plain names never hold), so that no id
+    can leave the report folder and two ids never share a report."""
+    if _PLAIN_ID.fullmatch(job_id):
+        return f"{job_id}.json"
+    digest = hashlib.sha256(job_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{safe_name(job_id).lstrip('.')[:80] or 'job'}~{digest}.json"
+
+
+def job_inputs(job: Job) -> list[str]:
+    return [p for p in (job.exemplar, job.regions, job.target, job.source_mask, job.target_mask) if p]
+
+
+def _identity(path: str | os.PathLike) -> tuple[str, tuple[int, int] | None]:
+    """The path with every link resolved, and the file's (device, inode) if it exists."""
+    real = os.path.realpath(path)
+    try:
+        info = os.stat(real)
+    except OSError:
+        return real, None
+    return real, (info.st_dev, info.st_ino)
+
+
+def check_plan(jobs: list[Job], reports: Path, inputs: list[Path] = (), outputs: list[Path] = ()) -> None:
+    """Refuse a batch that would write over something it reads, or write one file twice, before
+    anything runs. `inputs` and `outputs`: files the batch reads or writes besides the jobs' own
+    (the JSONL file, the assembled .ora)."""
+    read: dict = {}  # real path or (device, inode) -> who reads it
+    for job in jobs:
+        for path in job_inputs(job):
+            real, inode = _identity(path)
+            read.setdefault(real, (job, path))
+            if inode:
+                read.setdefault(inode, (job, path))
+    for path in inputs:
+        real, inode = _identity(path)
+        read.setdefault(real, (None, str(path)))
+        if inode:
+            read.setdefault(inode, (None, str(path)))
+    written: dict = {}
+
+    def claim(path, job: Job | None, what: str) -> None:
+        real, inode = _identity(path)
+        for key in filter(None, (real, inode)):
+            if key in read:
+                reader, source = read[key]
+                whose = f"job '{reader.id}'" if reader else "the batch"
+                raise InputError(f"{_who(job)} would write {what} {path}, which is {source}, an input of {whose}: "
+                                 "choose another output, the inputs are never written")
+            if key in written:
+                other, other_path = written[key]
+                raise InputError(f"{_who(other)} and {_who(job)} would both write {path}"
+                                 + (f" (also named {other_path})" if str(other_path) != str(path) else "")
+                                 + ": give every job its own output")
+            written[key] = (job, path)
+
+    for job in jobs:
+        claim(job.output, job, "its output")
+    for path in outputs:
+        claim(path, None, "the output")
+    names: dict[str, Job] = {}
+    for job in jobs:
+        name = report_name(job.id)
+        if name in names:
+            raise InputError(f"{_who(names[name])} and {_who(job)} would share the report {reports / name}: "
+                             "give the jobs different ids")
+        names[name] = job
+        claim(reports / name, job, "its report")
+
+
+def _who(job: Job | None) -> str:
+    if job is None:
+        return "the batch"
+    source = f" ({job.exemplar}" + (f", layer {job.layer})" if job.layer is not None else ")")
+    return f"job '{job.id}'{source}"
+
+
 def plan_folder(folder: Path, out: Path, edit: EditFiles, model: str | None) -> list[Job]:
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in imageio.READ_SUFFIXES
                    and not any(p.name.endswith(s) for s in MAP_SUFFIXES))
@@ -92,9 +185,7 @@ def plan_folder(folder: Path, out: Path, edit: EditFiles, model: str | None) -> 
 
 
 def plan_ora(path: Path, out: Path, edit: EditFiles, model: str | None, patterns: list[str], visible_only: bool) -> list[Job]:
-    from .ora import read_ora
-
-    document = read_ora(path)
+    document = ora_document(path)
     parts = parts_folder(out)
     jobs = []
     for index, layer in enumerate(document.layers):
@@ -113,35 +204,61 @@ def plan_ora(path: Path, out: Path, edit: EditFiles, model: str | None, patterns
 def plan_jsonl(path: Path) -> list[Job]:
     jobs = []
     known = set(Job.__dataclass_fields__)
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path.name} is not UTF-8 text: {error}") from None
+    lines: dict[str, int] = {}
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
             values = json.loads(line)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:
             raise InputError(f"{path.name} line {number} is not JSON: {error}") from None
+        if not isinstance(values, dict):
+            raise InputError(f"{path.name} line {number} is not a JSON object")
         unknown = set(values) - known
         if unknown or "exemplar" not in values or "output" not in values:
             raise InputError(f"{path.name} line {number}: needs exemplar and output; unknown keys: {sorted(unknown) or 'none'}")
+        _check_job_types(values, f"{path.name} line {number}")
         base = path.parent
-        resolved = {k: str((base / v).resolve()) if k not in ("id", "model", "layer") and isinstance(v, str) else v
+        # absolute, links kept: check_plan compares what they point to, messages name them as given
+        resolved = {k: os.path.abspath(base / v) if k not in ("id", "model", "layer") and isinstance(v, str) else v
                     for k, v in values.items()}
         resolved.setdefault("id", f"line{number:05d}")
+        if resolved["id"] in lines:
+            raise InputError(f"{path.name}: lines {lines[resolved['id']]} and {number} have the same id "
+                             f"{resolved['id'][:100]!r}: job ids must be unique")
+        lines[resolved["id"]] = number
         jobs.append(Job(**resolved))
     if not jobs:
         raise InputError(f"{path.name} holds no jobs")
-    ids = [j.id for j in jobs]
-    if len(set(ids)) != len(ids):
-        raise InputError(f"{path.name}: job ids must be unique")
     return jobs
+
+
+def _check_job_types(values: dict, where: str) -> None:
+    for key, value in values.items():
+        if key == "layer":
+            if value is not None and (type(value) is not int or not 0 <= value < 1 << 20):
+                raise InputError(f"{where}: layer must be a layer index (a whole number from 0)")
+        elif value is None and key in ("id", "exemplar", "output"):
+            raise InputError(f"{where}: {key} must be given as text")
+        elif value is not None and not isinstance(value, str):
+            raise InputError(f"{where}: {key} must be text, not {type(value).__name__}")
+        elif key in ("exemplar", "output") and not value:
+            raise InputError(f"{where}: {key} is empty")
+        elif key == "id" and not 1 <= len(value) <= 1000:
+            raise InputError(f"{where}: id must be 1 to 1000 characters")
 
 
 def parts_folder(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def run_job(job: Job) -> dict:
-    """Run one job; never raises. Returns its report."""
+def run_job(job: Job, reports: Path | None = None) -> dict:
+    """Run one job; never raises. Writes its report into `reports` (right after its output, from
+    this process, so a kill never leaves a finished output unreported) and returns it."""
     from .pipeline import edit_labels, run
     from .regions import maps_from_colour_pair
 
@@ -149,15 +266,16 @@ def run_job(job: Job) -> dict:
     timings = {}
     report = {"id": job.id, "job": asdict(job)}
     try:
+        icc_profile = None
         if job.layer is not None:
-            from .ora import read_ora
-
-            document = read_ora(job.exemplar)
+            document = ora_document(Path(job.exemplar))
+            if job.layer >= len(document.layers):
+                raise InputError(f"{job.exemplar} has no layer {job.layer}")
             layer = document.layers[job.layer]
             pixels, bit_depth = layer.placed(document.width, document.height), 8
         else:
             picture = imageio.read_image(job.exemplar)
-            pixels, bit_depth = picture.pixels, picture.bit_depth
+            pixels, bit_depth, icc_profile = picture.pixels, picture.bit_depth, picture.icc_profile
         timings["read"] = time.perf_counter() - started
         soft = None
         if job.regions and job.target:
@@ -173,7 +291,8 @@ def run_job(job: Job) -> dict:
         mark = time.perf_counter()
         output = Path(job.output)
         output.parent.mkdir(parents=True, exist_ok=True)
-        imageio.write_image(output, result, bit_depth if output.suffix.lower() in (".png", ".tif", ".tiff") else 8)
+        imageio.write_image(output, result, bit_depth if output.suffix.lower() in (".png", ".tif", ".tiff") else 8,
+                            icc_profile)
         timings["write"] = time.perf_counter() - mark
         report.update(status="done", output=str(output))
     except InputError as error:
@@ -183,7 +302,28 @@ def run_job(job: Job) -> dict:
                       details=traceback.format_exc(limit=8))
     timings["total"] = time.perf_counter() - started
     report["seconds"] = timings
+    if reports is not None:
+        write_report(reports, report)
     return report
+
+
+_documents: dict[tuple, object] = {}
+
+
+def ora_document(path: Path):
+    """The .ora's document, parsed once per process while the file stays the same (planning,
+    every job and the assembly share it; layers are decoded only when used)."""
+    from .ora import read_ora
+
+    try:
+        info = path.stat()
+    except OSError:
+        raise InputError(f"{path} does not exist") from None
+    key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
+    if key not in _documents:
+        _documents.clear()
+        _documents[key] = read_ora(path)
+    return _documents[key]
 
 
 def _default_model() -> str:
@@ -194,13 +334,11 @@ def _default_model() -> str:
 
 def write_report(folder: Path, report: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{report['id']}.json.tmp"
-    temporary.write_text(json.dumps(report, indent=1))
-    os.replace(temporary, folder / f"{report['id']}.json")
+    write_bytes_atomically(folder / report_name(report["id"]), json.dumps(report, indent=1).encode())
 
 
 def finished(folder: Path, job: Job) -> bool:
-    path = folder / f"{job.id}.json"
+    path = folder / report_name(job.id)
     try:
         report = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
@@ -236,43 +374,61 @@ class Progress:
 
 
 def execute(jobs: list[Job], reports: Path, workers: int = 1, ray_address: str | None = None,
-            resume: bool = False, quiet: bool = False) -> list[dict]:
-    """Run the jobs (skipping finished ones with `resume`); returns every job's report."""
+            resume: bool = False, quiet: bool = False, also_written: list[Path] = ()) -> list[dict]:
+    """Run the jobs (skipping finished ones with `resume`, after removing what a killed run
+    left half-written: of the jobs' outputs, their reports and `also_written`); returns every
+    job's report."""
+    if resume:
+        remove_stale_temporaries([*(j.output for j in jobs), *(reports / report_name(j.id) for j in jobs), *also_written])
     done_before = [j for j in jobs if resume and finished(reports, j)]
     todo = [j for j in jobs if j not in done_before]
-    results = {j.id: json.loads((reports / f"{j.id}.json").read_text()) for j in done_before}
+    results = {j.id: json.loads((reports / report_name(j.id)).read_text()) for j in done_before}
     if done_before and not quiet:
         print(f"resuming: {len(done_before)} of {len(jobs)} jobs already done", file=sys.stderr)
     progress = Progress(len(todo), quiet)
-    for report in _dispatch(todo, workers, ray_address):
-        write_report(reports, report)
+    for report in _dispatch(todo, reports, workers, ray_address):
         results[report["id"]] = report
         progress.add(report)
     progress.close()
     return [results[j.id] for j in jobs]
 
 
-def _dispatch(jobs: list[Job], workers: int, ray_address: str | None):
+def _dispatch(jobs: list[Job], reports: Path, workers: int, ray_address: str | None):
     if not jobs:
         return
     if ray_address:
-        yield from _dispatch_ray(jobs, ray_address)
+        yield from _dispatch_ray(jobs, reports, ray_address)
     elif workers <= 1:
         for job in jobs:
-            yield run_job(job)
+            yield run_job(job, reports)
     else:
         # Each process gets its share of the cores (ONNX Runtime reads SIMNET_THREADS).
         threads = max(1, (os.cpu_count() or 1) // workers)
         os.environ.setdefault("SIMNET_THREADS", str(threads))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=keep_freed_memory) as pool:
-            pending = {pool.submit(run_job, job) for job in jobs}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_pool_process,
+                                 initargs=(os.getpid(),)) as pool:
+            pending = {pool.submit(run_job, job, reports) for job in jobs}
             while pending:
                 finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in finished_now:
                     yield future.result()
 
 
-def _dispatch_ray(jobs: list[Job], address: str):
+def _pool_process(parent: int) -> None:
+    """A pool process: dies with the batch (a killed batch left its pool blocked for minutes),
+    and keeps freed memory for its next job."""
+    try:
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
+        pass
+    else:
+        if os.getppid() != parent:  # the batch died before the line above
+            os._exit(1)
+    keep_freed_memory()
+
+
+def _dispatch_ray(jobs: list[Job], reports: Path, address: str):
     try:
         import ray
     except ImportError:
@@ -282,7 +438,7 @@ def _dispatch_ray(jobs: list[Job], address: str):
     except Exception as error:  # Ray raises ConnectionError and its own types
         raise InputError(f"cannot reach the Ray cluster at {address}: {error}") from None
     remote = ray.remote(run_job)
-    pending = [remote.remote(job) for job in jobs]
+    pending = [remote.remote(job, reports) for job in jobs]
     while pending:
         ready, pending = ray.wait(pending, num_returns=1)
         for reference in ready:
@@ -291,22 +447,17 @@ def _dispatch_ray(jobs: list[Job], address: str):
 
 def assemble_ora(source: Path, out: Path, jobs: list[Job], reports: list[dict], replace_layers: bool) -> int:
     """The output .ora: the input's layers with each finished result above its source (or in
-    its place). Returns how many results went in."""
-    from .ora import Document, Layer, read_ora, write_ora
+    its place). Returns how many results went in. Results are decoded one at a time as they are
+    written; the input's own layers are copied as they are."""
+    from .ora import Document, Layer, write_ora
 
-    document = read_ora(source)
-    results = {}
-    for job, report in zip(jobs, reports):
-        if report["status"] == "done":
-            results[job.layer] = imageio.read_image(job.output).pixels
+    document = ora_document(source)
+    results = {job.layer: job.output for job, report in zip(jobs, reports) if report["status"] == "done"}
     layers = []
     for index, layer in enumerate(document.layers):
         if index in results:
-            pixels = results[index]
-            if pixels.shape[2] != 4:
-                pixels = np.dstack([pixels[:, :, :3], np.ones(pixels.shape[:2], np.float32)])
-            made = Layer(name=f"{layer.name} (manipulated)", pixels=pixels, x=0, y=0, opacity=layer.opacity,
-                         visible=layer.visible, composite_op=layer.composite_op, path=layer.path)
+            made = Layer(f"{layer.name} (manipulated)", x=0, y=0, opacity=layer.opacity, visible=layer.visible,
+                         composite_op=layer.composite_op, path=layer.path, decode=_rgba_reader(results[index]))
             layers.append(made)
             if not replace_layers:
                 layers.append(layer)
@@ -314,3 +465,14 @@ def assemble_ora(source: Path, out: Path, jobs: list[Job], reports: list[dict], 
             layers.append(layer)
     write_ora(out, Document(document.width, document.height, layers))
     return len(results)
+
+
+def _rgba_reader(path: str):
+    def read() -> np.ndarray:
+        pixels = imageio.read_image(path).pixels
+        if pixels.shape[2] != 4:
+            rgb = pixels[:, :, :3] if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
+            pixels = np.dstack([rgb, np.ones(pixels.shape[:2], np.float32)])
+        return pixels
+
+    return read

@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--idle-timeout", type=float, default=600.0, help="exit after this many idle seconds")
     worker.add_argument("--max-pixels", type=int, default=imageio.DEFAULT_MAX_PIXELS, help="refuse larger images")
+    worker.add_argument("--frame-timeout", type=float, default=30.0,
+                        help="give up a request whose bytes stop coming after this many seconds")
 
     install = commands.add_parser("install-plugin", help="install the Krita or GIMP plug-in, wired to this environment")
     install.add_argument("host", choices=["krita", "gimp"])
@@ -212,7 +214,7 @@ def _manipulate(
         soft_target=soft_target,
     )
     progress("writing", 0.0)
-    imageio.write_image(output, result.pixels, picture.bit_depth)
+    imageio.write_image(output, result.pixels, picture.bit_depth, picture.icc_profile)
     if explain is not None:
         from .explain import explain_sheet
 
@@ -305,6 +307,7 @@ def command_batch(args: argparse.Namespace) -> None:
     edit = batch.EditFiles(*(absolute(p) for p in (args.regions, args.target, args.source_mask, args.target_mask, args.maps_dir)))
     source = args.input.resolve()
     args.output = absolute(args.output)
+    assembled: list[Path] = []
     if source.suffix.lower() == ".jsonl":
         jobs = batch.plan_jsonl(source)
         reports = args.report or source.with_name(source.name + ".report")
@@ -317,12 +320,15 @@ def command_batch(args: argparse.Namespace) -> None:
             if args.output.suffix.lower() != ".ora":
                 raise InputError("an .ora input makes an .ora output: give -o NAME.ora")
             jobs = batch.plan_ora(source, args.output, edit, args.model, args.layers or [], args.visible_only)
+            assembled = [args.output]
         elif source.is_dir():
             jobs = batch.plan_folder(source, args.output, edit, args.model)
         else:
             raise InputError(f"{source} is not an .ora file, a folder or a .jsonl job file")
         reports = args.report or args.output.with_name(args.output.name + ".report")
-    results = batch.execute(jobs, reports, args.jobs, args.ray, args.resume, args.quiet)
+    reports = absolute(reports)
+    batch.check_plan(jobs, reports, inputs=[source] if not source.is_dir() else [], outputs=assembled)
+    results = batch.execute(jobs, reports, args.jobs, args.ray, args.resume, args.quiet, also_written=assembled)
     failed = [r for r in results if r["status"] != "done"]
     if source.suffix.lower() == ".ora":
         placed = batch.assemble_ora(source, args.output, jobs, results, args.replace)
@@ -363,10 +369,12 @@ def command_doctor(args: argparse.Namespace) -> None:
         raise InputError("not ready: see the lines above")
 
 
-def command_worker(args: argparse.Namespace) -> None:
+def command_worker(args: argparse.Namespace) -> int:
     from .worker import main as serve
 
-    serve(args.idle_timeout, args.max_pixels)
+    if not args.frame_timeout > 0:
+        raise InputError("--frame-timeout must be a positive number of seconds")
+    return serve(args.idle_timeout, args.max_pixels, args.frame_timeout)
 
 
 def command_install(args: argparse.Namespace) -> None:
@@ -403,7 +411,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
     except InputError as error:
         print(f"simnet: error: {error}", file=sys.stderr)
         return 2
@@ -418,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"simnet: internal error: {type(error).__name__}: {error} (run with --debug for details)", file=sys.stderr)
         return 1
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ import numpy as np
 import torch
 
 from engine.errors import InputError
-from engine.imageio import current_umask
-from engine.runtime import MODEL_FORMAT, sha256
+from engine.files import current_umask
+from engine.runtime import (
+    CARD, KEYPOINT_INPUTS, KEYPOINT_OUTPUTS, MODEL_FORMAT, TRANSPORT_INPUTS, TRANSPORT_OUTPUTS, sha256,
+)
 from engine.simnet.model import KeypointGraph, SimNet, TransportGraph, count_parameters
 from engine.simnet.train import load_checkpoint
 from engine.simnet.config import SimNetConfig
@@ -38,11 +40,6 @@ from engine.simnet.data import prior_affine
 
 OPSET = 17
 FP32_TOLERANCE = 1e-4
-CARD = "card.json"
-KEYPOINT_INPUTS = ["masks", "priors"]
-KEYPOINT_OUTPUTS = ["keypoints", "jacobians"]
-TRANSPORT_INPUTS = ["exemplar", "source_mask", "target_mask", "prior", "keypoints_aligned", "jacobians_aligned", "keypoints_tgt", "jacobians_tgt"]
-TRANSPORT_OUTPUTS = ["weights", "mask", "colour_matrix", "luma_offset"]
 
 
 def export_checkpoint(checkpoint: Path, out: Path, name: str | None = None, training: dict | None = None, log=print) -> dict:
@@ -125,7 +122,7 @@ def _export_graph(module, inputs, path: Path, graph: str) -> None:
     with warnings.catch_warnings():  # the tracer's notes on Python ints in shapes: intended
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, inputs, str(path), input_names=names_in, output_names=names_out,
+            module, inputs, str(path), input_names=list(names_in), output_names=list(names_out),
             dynamic_axes=dynamic, opset_version=OPSET, dynamo=False,
         )
 

@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import InputError
+from ..files import write_atomically
 from .config import SimNetConfig, preset
 from .data import PAIR_KINDS, PairSampler, load_artworks
 from .model import SimNet
@@ -234,9 +235,7 @@ def _save(path: Path, config, step, model, optimiser, rng_states, artworks, opti
         "rng": rng_states,
         "data": _data_summary(artworks, options),
     }
-    temporary = path.with_suffix(".tmp")
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    write_atomically(path, lambda out: torch.save(state, out))
 
 
 def write_sample_grid(path: Path, tensors, prediction: torch.Tensor) -> None:
