@@ -15,7 +15,11 @@ partial output.
 from __future__ import annotations
 
 import os
-import tempfile
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import InputError
+from .files import write_bytes_atomically
 
 # 8192 x 8192. Peak memory of a manipulation is a few float32 copies of the image.
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -44,10 +49,12 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only:
 
 @dataclass(frozen=True)
 class Picture:
-    """A decoded image: pixels (H, W, C) float32 and the sample depth of its file (8, 16, 32)."""
+    """A decoded image: pixels (H, W, C) float32, the sample depth of its file (8, 16, 32) and
+    its embedded ICC colour profile, if any (written back into outputs made from it)."""
 
     pixels: np.ndarray
     bit_depth: int
+    icc_profile: bytes | None = None
 
     @property
     def has_alpha(self) -> bool:
@@ -58,33 +65,86 @@ def check_pixel_limit(width: int, height: int, max_pixels: int, what: str) -> No
     if width * height > max_pixels:
         raise InputError(
             f"{what} is {width}x{height} ({width * height / 1e6:.1f} MP), over the limit of "
-            f"{max_pixels / 1e6:.1f} MP: scale it down, or raise the limit with --max-pixels "
+            f"{max_pixels} pixels: scale it down, or raise the limit with --max-pixels "
             f"if this machine has the memory (about 64 bytes per pixel)"
         )
 
 
-def _peek_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the header alone, or None when Pillow cannot identify the file."""
+_pillow_limit_lock = threading.Lock()
+
+
+@contextmanager
+def pillow_open(source, max_pixels: int, what: str) -> Iterator[Image.Image]:
+    """Pillow's image opened from a path or file object (header only), checked against the
+    engine's own pixel limit on its real size. Pillow's own bomb limit (about 89 MP warns,
+    179 MP refuses, reporting no real size) is off while it opens: ours is the one that holds,
+    whatever --max-pixels says."""
+    with _pillow_limit_lock:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            image = Image.open(source)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    with image:
+        check_pixel_limit(image.width, image.height, max_pixels, what)
+        yield image
+
+
+@dataclass(frozen=True)
+class _Header:
+    orientation: int  # EXIF orientation, 1 (as stored) to 8
+    icc_profile: bytes | None
+
+
+def _read_header(path: Path, max_pixels: int) -> _Header | None:
+    """The header's size checked against the limit, its EXIF orientation and ICC profile; None
+    when Pillow cannot identify the file (OpenCV may still decode it, and is checked then)."""
     try:
-        with Image.open(path) as im:
-            return im.size
-    except Image.DecompressionBombError:
-        return (1 << 16, 1 << 16)  # over any sane limit; the caller reports it
+        with pillow_open(path, max_pixels, str(path)) as image:
+            exif = image.info.get("exif")  # raw bytes where the header carries them: no decoding
+            orientation = Image.Exif()
+            if isinstance(exif, bytes):
+                orientation.load(exif)
+            elif image.format == "TIFF":
+                orientation = image.getexif()
+            value = orientation.get(ORIENTATION_TAG, 1)
+            icc = image.info.get("icc_profile")
+            return _Header(value if value in _ORIENTATIONS else 1, icc if isinstance(icc, bytes) and icc else None)
+    except InputError:
+        raise
     except Exception:
         return None
 
 
+ORIENTATION_TAG = 0x0112
+# EXIF orientation -> the change that shows the image upright, on (H, W, C) arrays.
+_ORIENTATIONS = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a.swapaxes(0, 1)[::-1, ::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+# OpenCV applies the EXIF orientation itself when it decodes these, with the flags used here.
+_OPENCV_ORIENTS = {".jpg", ".jpeg", ".tif", ".tiff"}
+
+
 def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
-    """Decode an image file into the engine's convention (see the module docstring)."""
+    """Decode an image file into the engine's convention (see the module docstring), upright
+    (EXIF orientation applied, for every format)."""
     path = Path(path)
-    return Picture(*_to_engine(_decode(path, max_pixels), path))
+    decoded, header = _decode(path, max_pixels)
+    return Picture(*_to_engine(decoded, path), icc_profile=header.icc_profile if header else None)
 
 
 def read_rgb8(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Decode an image file as (H, W, 3) uint8 RGB, as `to_rgb8(read_image(path).pixels)` gives
     it (painted region maps are read so): 8-bit files without alpha skip the float copy."""
     path = Path(path)
-    decoded = _decode(path, max_pixels)
+    decoded, _ = _decode(path, max_pixels)
     if decoded.dtype == np.uint8 and (decoded.ndim == 2 or decoded.shape[2] in (1, 3)):
         if decoded.ndim == 2 or decoded.shape[2] == 1:
             return cv2.cvtColor(decoded.reshape(decoded.shape[:2]), cv2.COLOR_GRAY2RGB)
@@ -92,26 +152,34 @@ def read_rgb8(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     return to_rgb8(_to_engine(decoded, path)[0])
 
 
-def _decode(path: Path, max_pixels: int) -> np.ndarray:
-    """The file's samples as OpenCV decodes them, after the checks of `read_image`."""
+def _decode(path: Path, max_pixels: int) -> tuple[np.ndarray, _Header | None]:
+    """The file's samples as OpenCV decodes them, upright, after the checks of `read_image`;
+    and what its header says."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    if path.suffix.lower() not in READ_SUFFIXES:
+    suffix = path.suffix.lower()
+    if suffix not in READ_SUFFIXES:
         raise InputError(
             f"{path}: unsupported file type '{path.suffix}'; use PNG, JPEG, TIFF or WebP"
         )
-    size = _peek_size(path)
-    if size is not None:
-        check_pixel_limit(*size, max_pixels, str(path))
+    header = _read_header(path, max_pixels)
     data = np.fromfile(path, dtype=np.uint8)  # works with any path, unlike cv2.imread
+    if data.size == 0:
+        raise InputError(f"{path}: the file is empty")
     # JPEG is always 8-bit RGB or grey: decode as colour so that its EXIF orientation applies.
-    is_jpeg = path.suffix.lower() in (".jpg", ".jpeg")
-    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
+    try:
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR if suffix in (".jpg", ".jpeg") else cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        decoded = None
     if decoded is None or decoded.size == 0:
         raise InputError(f"{path}: cannot decode this file; it may be corrupt or truncated")
-    if size is None:
+    if header is None:
         check_pixel_limit(decoded.shape[1], decoded.shape[0], max_pixels, str(path))
-    return decoded
+        if suffix in (".tif", ".tiff"):  # float TIFF, which Pillow cannot open
+            header = _Header(1, _tiff_icc(data.tobytes()))
+    elif suffix not in _OPENCV_ORIENTS and header.orientation != 1:
+        decoded = np.ascontiguousarray(_ORIENTATIONS[header.orientation](decoded))
+    return decoded, header
 
 
 def _to_engine(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
@@ -158,8 +226,9 @@ def swap_red_blue(samples: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(samples[:, :, [2, 1, 0, 3][:channels]])
 
 
-def encode_image(pixels: np.ndarray, suffix: str, bit_depth: int = 8) -> bytes:
-    """Encode (H, W, C) engine pixels as a file of the given suffix.
+def encode_image(pixels: np.ndarray, suffix: str, bit_depth: int = 8, icc_profile: bytes | None = None) -> bytes:
+    """Encode (H, W, C) engine pixels as a file of the given suffix, with `icc_profile`
+    embedded when given.
 
     The depth falls back to the deepest the format stores (JPEG and WebP: 8-bit). Integer depths
     clip to [0, 1]; float TIFF keeps values as they are.
@@ -181,30 +250,93 @@ def encode_image(pixels: np.ndarray, suffix: str, bit_depth: int = 8) -> bytes:
     ok, buffer = cv2.imencode(suffix, np.ascontiguousarray(samples), params)
     if not ok:
         raise RuntimeError(f"OpenCV failed to encode a {samples.shape} {samples.dtype} image")
-    return buffer.tobytes()
+    data = buffer.tobytes()
+    return _ICC_EMBEDDERS[suffix](data, icc_profile, pixels.shape) if icc_profile else data
 
 
-def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int = 8) -> None:
+def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int = 8, icc_profile: bytes | None = None) -> None:
     """Write engine pixels to `path` atomically (temporary file, then rename)."""
     path = Path(path)
     if not path.parent.is_dir():
         raise InputError(f"{path}: the folder {path.parent} does not exist")
-    data = encode_image(pixels, path.suffix, bit_depth)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    write_bytes_atomically(path, encode_image(pixels, path.suffix, bit_depth, icc_profile))
+
+
+# ICC profiles go into OpenCV's encoded bytes (OpenCV writes none): each format's own place.
+
+def _png_with_icc(data: bytes, profile: bytes, shape) -> bytes:
+    """An iCCP chunk right after IHDR (8-byte signature + 25-byte IHDR chunk)."""
+    body = b"iCCP" + b"ICC profile\x00\x00" + zlib.compress(profile)
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body))
+    return data[:33] + chunk + data[33:]
+
+
+def _jpeg_with_icc(data: bytes, profile: bytes, shape) -> bytes:
+    """APP2 ICC_PROFILE segments (at most 65519 profile bytes each) after SOI and any APP0."""
+    pieces = [profile[i : i + 65519] for i in range(0, len(profile), 65519)]
+    segments = b"".join(
+        b"\xff\xe2" + struct.pack(">H", 2 + 14 + len(piece)) + b"ICC_PROFILE\x00" + bytes([number, len(pieces)]) + piece
+        for number, piece in enumerate(pieces, 1))
+    at = 2
+    if data[2:4] == b"\xff\xe0":
+        at = 4 + struct.unpack(">H", data[4:6])[0]
+    return data[:at] + segments + data[at:]
+
+
+def _webp_with_icc(data: bytes, profile: bytes, shape) -> bytes:
+    """The extended layout: a VP8X chunk (ICC flag, alpha flag, canvas size), the ICCP chunk,
+    then OpenCV's image chunk."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return kind + struct.pack("<I", len(body)) + body + (b"\x00" if len(body) % 2 else b"")
+
+    height, width, channels = shape
+    flags = 0x20 | (0x10 if channels == 4 else 0)
+    vp8x = bytes([flags, 0, 0, 0]) + (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    payload = b"WEBP" + chunk(b"VP8X", vp8x) + chunk(b"ICCP", profile) + data[12:]
+    return b"RIFF" + struct.pack("<I", len(payload)) + payload
+
+
+def _tiff_with_icc(data: bytes, profile: bytes, shape) -> bytes:
+    """The first IFD rewritten at the end of the file with tag 34675 (ICC profile) added; its
+    other entries keep pointing at their data where it is."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if order is None or struct.unpack(order + "H", data[2:4])[0] != 42:
+        return data  # not a classic TIFF (OpenCV writes none other at these sizes)
+    (first,) = struct.unpack(order + "I", data[4:8])
+    (count,) = struct.unpack(order + "H", data[first : first + 2])
+    entries = [data[first + 2 + 12 * i : first + 14 + 12 * i] for i in range(count)]
+    next_ifd = data[first + 2 + 12 * count : first + 6 + 12 * count]
+    out = bytearray(data)
+    out += b"\x00" * (len(out) % 2)
+    profile_at = len(out)
+    out += profile + b"\x00" * (len(profile) % 2)
+    entries.append(struct.pack(order + "HHII", 34675, 7, len(profile), profile_at))
+    entries.sort(key=lambda entry: struct.unpack(order + "H", entry[:2])[0])
+    ifd_at = len(out)
+    out += struct.pack(order + "H", len(entries)) + b"".join(entries) + next_ifd
+    out[4:8] = struct.pack(order + "I", ifd_at)
+    return bytes(out)
+
+
+def _tiff_icc(data: bytes) -> bytes | None:
+    """The ICC profile (tag 34675) of a classic TIFF's first IFD, or None."""
+    order = {b"II": "<", b"MM": ">"}.get(data[:2])
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp makes it private; honour the umask
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        if order is None or struct.unpack(order + "H", data[2:4])[0] != 42:
+            return None
+        (first,) = struct.unpack(order + "I", data[4:8])
+        (count,) = struct.unpack(order + "H", data[first : first + 2])
+        for index in range(count):
+            tag, _, length, offset = struct.unpack(order + "HHII", data[first + 2 + 12 * index : first + 14 + 12 * index])
+            if tag == 34675 and length > 4 and offset + length <= len(data):
+                return data[offset : offset + length]
+    except struct.error:  # a truncated header: no profile
+        return None
+    return None
 
 
-def current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+_ICC_EMBEDDERS = {".png": _png_with_icc, ".jpg": _jpeg_with_icc, ".jpeg": _jpeg_with_icc, ".webp": _webp_with_icc,
+                  ".tif": _tiff_with_icc, ".tiff": _tiff_with_icc}
 
 
 def read_mask(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
