@@ -18,6 +18,7 @@ WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 # The shipped learned model: the default, since it beats the baseline on held-out paintings
 # (bench/results/quality_heldout, the README's benchmarks).
 LEARNED_MODEL = "simnet-small"
+MAX_NAME = 1024
 
 
 def shipped_models() -> dict[str, Path]:
@@ -53,7 +54,13 @@ def load_model(name: str, device: str = "auto"):
     shipped = shipped_models()
     if name in shipped:
         return LearnedModel(name, shipped[name], device)
+    if not 0 < len(name) <= MAX_NAME or "\0" in name:
+        raise InputError(f"a model is a name or a folder path of 1 to {MAX_NAME} characters")
     folder = Path(name)
-    if (folder / "card.json").is_file():
+    try:
+        is_model = (folder / "card.json").is_file()
+    except OSError as error:  # a path the system cannot look at (too long, say)
+        raise InputError(f"cannot look for a model at {name[:200]!r}: {error.strerror}") from None
+    if is_model:
         return LearnedModel(folder.name, folder, device)
     raise InputError(f"unknown model '{name}'; choose one of: {', '.join(model_names())}, or give an exported model folder")
