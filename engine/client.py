@@ -15,25 +15,33 @@ follow in that order, raw and C-contiguous. dtypes: uint8, uint16, int32, float1
 request id: any number of {"type": "progress", "stage", "fraction"}, then one {"type": "result"}
 (with buffers) or {"type": "error", "code", "message", "details"}.
 
+Headers are bounded: at most 64 KiB, nested at most 16 deep, integers of at most 19 digits, no
+NaN or infinity; a frame that breaks a bound is answered with an error, never a crash.
+
 Large buffers may travel through shared memory instead of the pipes (a 4096x4096 RGBA image
 is 64 MB each way, and copying it through a pipe cost more than all the rest of the protocol).
-The client makes a private folder in /dev/shm (mode 0700) and hands it to the worker in the
+The client makes a private folder (mode 0700) in /dev/shm, or in the folder that the
+SIMNET_SHARED_PARENT environment variable names, and hands it to the worker in the
 SIMNET_SHARED_DIR environment variable; the worker's `hello` says whether it accepted it
 ("shared_memory"). A buffer spec with {"file": NAME} then has no bytes in the frame: its bytes
-are the file NAME in that folder (a plain name, no path; a regular file of exactly nbytes),
-which the reader maps read-only. Requests whose header has "shared": true may get their reply
-buffers that way too; whoever reads a file removes it. Without /dev/shm (or when a file cannot
-be written) buffers go through the pipes as above.
+are the file NAME in that folder (a plain name, no path; a regular file of exactly nbytes, with
+one link, owned by the reader's user). The worker copies a request's file out as it reads the
+frame (a file truncated under a mapping would kill it with SIGBUS); the client maps the
+worker's reply files read-only. Requests whose header has "shared": true may get their reply
+buffers that way too; whoever reads a file removes it. Without shared memory (or when a file
+cannot be written) buffers go through the pipes as above.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 import mmap
 import os
 import queue
 import re
+import select
 import shutil
 import stat
 import struct
@@ -41,15 +49,21 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import weakref
 from dataclasses import dataclass, field
 
 PROTOCOL = 1
 MAGIC = b"\x89SIMNET\n"
 MAX_HEADER = 64 * 1024
+MAX_NESTING = 16  # brackets deep; a request header needs 4
+MAX_DIGITS = 19  # an integer beyond this is no size, id or count the protocol has
+MAX_DIMENSION = (1 << 31) - 1
 ITEM_SIZES = {"uint8": 1, "uint16": 2, "int32": 4, "float16": 2, "float32": 4}
 _LENGTH = struct.Struct(">I")
 SHARED_DIR_VARIABLE = "SIMNET_SHARED_DIR"
+SHARED_PARENT_VARIABLE = "SIMNET_SHARED_PARENT"
+DEFAULT_SHARED_PARENT = "/dev/shm"
 # Buffers from this size on go through shared memory when both sides have it.
 SHARED_MIN_BYTES = 1 << 20
 _SHARED_NAME = re.compile(r"[a-z0-9-]{1,40}\.buf")
@@ -65,6 +79,59 @@ class FrameError(ValueError):
         self.code = code
         self.resync = resync
         self.request_id = request_id
+
+
+class FrameTimeout(FrameError):
+    """The rest of a frame did not come in time: the stream position is lost."""
+
+    def __init__(self, seconds: float):
+        super().__init__("timeout", f"the rest of the frame did not arrive within {seconds:g} s", resync=True)
+
+
+class PipeReader:
+    """Reads a pipe (POSIX) with a deadline for the frame being read: `deadline` (a
+    time.monotonic() value, or None to wait as long as it takes) makes a read that would pass it
+    raise FrameTimeout, so that a frame whose bytes never come cannot hold its reader."""
+
+    def __init__(self, fd: int, timeout: float):
+        self.fd = fd
+        self.timeout = timeout
+        self.deadline: float | None = None
+        self._pending = bytearray()
+
+    def _wait(self) -> None:
+        if self.deadline is None:
+            return
+        left = self.deadline - time.monotonic()
+        if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+            raise FrameTimeout(self.timeout)
+
+    def readinto(self, view) -> int:
+        view = memoryview(view).cast("B")
+        if self._pending:
+            count = min(len(view), len(self._pending))
+            view[:count] = self._pending[:count]
+            del self._pending[:count]
+            return count
+        self._wait()
+        if len(view) >= 1 << 16:
+            return os.readv(self.fd, [view])
+        data = os.read(self.fd, 1 << 16)
+        count = min(len(view), len(data))
+        view[:count] = data[:count]
+        self._pending += data[count:]
+        return count
+
+    def read(self, size: int) -> bytes:
+        """Up to `size` bytes: fewer only at the end of the stream."""
+        data = bytearray(size)
+        view, got = memoryview(data), 0
+        while got < size:
+            count = self.readinto(view[got:])
+            if not count:
+                break
+            got += count
+        return bytes(data[:got])
 
 
 @dataclass
@@ -86,18 +153,21 @@ class SharedFolder:
     """The private folder in shared memory that large buffers cross through (see the module
     docstring). Files are opened relative to the folder, never following links."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, copy_in: bool = False):
         self.path = path
+        self.copy_in = copy_in  # read files by copying them (the worker), not by mapping them
         self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         self._closer = weakref.finalize(self, os.close, self._fd)
 
     @classmethod
     def create(cls) -> "SharedFolder | None":
-        """A new private folder in /dev/shm, or None where there is none (not Linux, full)."""
-        if not os.path.isdir("/dev/shm") or not os.access("/dev/shm", os.W_OK):
+        """A new private folder in SIMNET_SHARED_PARENT (default /dev/shm), or None where there
+        is none (not Linux, full, not writable)."""
+        parent = os.environ.get(SHARED_PARENT_VARIABLE) or DEFAULT_SHARED_PARENT
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             return None
         try:
-            folder = cls(tempfile.mkdtemp(prefix="simnet-", dir="/dev/shm"))
+            folder = cls(tempfile.mkdtemp(prefix="simnet-", dir=parent))
         except OSError:
             return None
         folder._remover = weakref.finalize(folder, shutil.rmtree, folder.path, True)
@@ -115,7 +185,7 @@ class SharedFolder:
             return None
         if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
             return None
-        return cls(path)
+        return cls(path, copy_in=True)
 
     def write(self, name: str, data) -> bool:
         """Write `data` (bytes-like) as the file `name`; False (and nothing left) if it cannot."""
@@ -150,19 +220,32 @@ class SharedFolder:
         finally:
             os.close(fd)
 
-    def map(self, name: str, nbytes: int):
-        """The file `name`, of exactly `nbytes`, mapped read-only (bytes-like)."""
+    def load(self, name, nbytes: int):
+        """The bytes of the file `name`, of exactly `nbytes`: copied out (`copy_in`), or mapped
+        read-only. Only a plain name in this folder, never a link, a FIFO or a device (opened
+        without blocking, then checked), a regular file with one link owned by this user."""
         if not isinstance(name, str) or not _SHARED_NAME.fullmatch(name):
-            raise FrameError("bad_buffers", f"shared buffer name {name!r} is not a plain file name")
+            raise FrameError("bad_buffers", f"shared buffer name {name!r:.60} is not a plain file name")
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=self._fd)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=self._fd)
         except OSError as error:
             raise FrameError("bad_buffers", f"shared buffer {name} cannot be opened: {error.strerror}") from None
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode) or info.st_size != nbytes:
                 raise FrameError("bad_buffers", f"shared buffer {name} is not a file of {nbytes} bytes")
-            return mmap.mmap(fd, nbytes, access=mmap.ACCESS_READ) if nbytes else b""
+            if info.st_nlink != 1 or info.st_uid != os.getuid():
+                raise FrameError("bad_buffers", f"shared buffer {name} has other links or another owner")
+            if not self.copy_in:
+                return mmap.mmap(fd, nbytes, access=mmap.ACCESS_READ) if nbytes else b""
+            data = bytearray(nbytes)
+            view, got = memoryview(data), 0
+            while got < nbytes:
+                count = os.readv(fd, [view[got:]])
+                if not count:
+                    raise FrameError("bad_buffers", f"shared buffer {name} was cut short while it was read")
+                got += count
+            return data
         finally:
             os.close(fd)
 
@@ -254,24 +337,31 @@ def resync(stream) -> None:
 
 
 def read_frame(stream, max_buffer_bytes: int, magic_read: bool = False, shared: SharedFolder | None = None) -> Frame:
-    """Read one frame; buffers named by file are mapped from `shared`. Raises EOFError at the
+    """Read one frame; buffers named by file are loaded from `shared`. Raises EOFError at the
     end of the stream and FrameError for a frame that breaks the protocol; after a FrameError
-    with resync False the stream is at the next frame."""
+    with resync False the stream is at the next frame. A PipeReader stream gets its timeout
+    for the rest of the frame once the frame's first bytes are in."""
     if not magic_read:
         magic = stream.read(len(MAGIC))
         if not magic:
             raise EOFError("end of stream")
-        if magic != MAGIC:
+    timed = isinstance(stream, PipeReader)
+    if timed:
+        stream.deadline = time.monotonic() + stream.timeout
+    try:
+        if not magic_read and magic != MAGIC:
             raise FrameError("bad_magic", "the stream is not at a frame", resync=True)
+        return _read_rest(stream, max_buffer_bytes, shared)
+    finally:
+        if timed:
+            stream.deadline = None
+
+
+def _read_rest(stream, max_buffer_bytes: int, shared: SharedFolder | None) -> Frame:
     (length,) = _LENGTH.unpack(_read_exactly(stream, _LENGTH.size))
     if length > MAX_HEADER:
         raise FrameError("header_too_large", f"a {length}-byte header exceeds the {MAX_HEADER}-byte limit", resync=True)
-    try:
-        header = json.loads(_read_exactly(stream, length))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FrameError("bad_header", f"the header is not JSON: {error}", resync=True) from None
-    if not isinstance(header, dict):
-        raise FrameError("bad_header", "the header is not a JSON object", resync=True)
+    header = parse_header(_read_exactly(stream, length))
     specs = header.get("buffers", [])
     declared = _declared_sizes(specs)
     if declared is None:
@@ -298,12 +388,51 @@ def read_frame(stream, max_buffer_bytes: int, magic_read: bool = False, shared: 
                 raise FrameError("bad_buffers", f"buffer {spec['name']} is in shared memory, which this side does not have",
                                  request_id=request_id)
             try:
-                data = shared.map(spec["file"], spec["nbytes"])
+                data = shared.load(spec["file"], spec["nbytes"])
             except FrameError as problem:
                 problem.request_id = request_id
                 raise
             buffers[spec["name"]] = Buffer(data, tuple(spec["shape"]), spec["dtype"], spec["file"])
     return Frame(header, {spec["name"]: buffers[spec["name"]] for spec in specs})
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits")
+    return int(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:30]} is out of range")
+    return value
+
+
+def _no_constant(text: str):
+    raise ValueError(f"{text} is not allowed")
+
+
+def parse_header(body: bytes) -> dict:
+    """A frame header: a JSON object within the bounds of the module docstring, or FrameError."""
+    brackets = _STRING.sub(b"", bytes(body)).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        deepest = max(deepest, depth)
+    if deepest > MAX_NESTING:
+        raise FrameError("bad_header", f"the header is nested deeper than {MAX_NESTING}", resync=True)
+    try:
+        header = json.loads(body, parse_int=_bounded_int, parse_float=_finite_float, parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise FrameError("bad_header", f"the header is not bounded JSON: {str(error)[:200]}", resync=True) from None
+    if not isinstance(header, dict):
+        raise FrameError("bad_header", "the header is not a JSON object", resync=True)
+    return header
 
 
 def _declared_sizes(specs) -> list[int] | None:
@@ -321,13 +450,16 @@ def _check_buffer_specs(specs: list) -> str | None:
     names = set()
     for spec in specs:
         name, shape, dtype = spec.get("name"), spec.get("shape"), spec.get("dtype")
-        if not isinstance(name, str) or name in names:
-            return f"buffer name {name!r} is missing or repeated"
+        if not isinstance(name, str) or len(name) > 64 or name in names:
+            return f"buffer name {name!r:.80} is missing, too long or repeated"
         names.add(name)
-        if dtype not in ITEM_SIZES:
-            return f"buffer {name}: dtype {dtype!r} is not one of {sorted(ITEM_SIZES)}"
-        if not isinstance(shape, list) or not 1 <= len(shape) <= 3 or any(type(s) is not int or s < 0 for s in shape):
-            return f"buffer {name}: shape {shape!r} is not 1 to 3 non-negative integers"
+        if not isinstance(dtype, str) or dtype not in ITEM_SIZES:
+            return f"buffer {name}: dtype {dtype!r:.80} is not one of {sorted(ITEM_SIZES)}"
+        if (not isinstance(shape, list) or not 1 <= len(shape) <= 3
+                or any(type(s) is not int or not 0 <= s <= MAX_DIMENSION for s in shape)):
+            return f"buffer {name}: shape {shape!r:.80} is not 1 to 3 integers from 0 to {MAX_DIMENSION}"
+        if "file" in spec and not isinstance(spec["file"], str):
+            return f"buffer {name}: its file name is not text"
         expected = ITEM_SIZES[dtype]
         for size in shape:
             expected *= size
@@ -390,6 +522,11 @@ def labels_buffer(data: bytes, width: int, height: int, dtype: str = "int32") ->
 
 
 _DEAD = object()
+
+
+class _NeverAnswered(Exception):
+    """The worker died before it sent anything for the request."""
+
 _CRASH_MESSAGE = "The SIM-Net engine stopped unexpectedly. Try again: a fresh engine will be started."
 
 
@@ -408,7 +545,7 @@ class Client:
         self._process = None
         self._write_lock = threading.Lock()
         self._state_lock = threading.Lock()
-        self._pending: dict[int, queue.Queue] = {}
+        self._pending: dict[int, tuple] = {}  # request id -> (the worker it went to, its replies)
         self._ids = itertools.count(1)
         self._log = None
         self._shared = None  # this client's shared-memory folder, once a worker accepted it
@@ -452,11 +589,11 @@ class Client:
         """Ask a new worker (`hello`) whether it took the shared folder."""
         request_id = next(self._ids)
         replies: queue.Queue = queue.Queue()
-        self._pending[request_id] = replies
+        self._pending[request_id] = (process, replies)
         try:
             write_frame(process.stdin, self._write_lock, {"id": request_id, "op": "hello", "params": {}})
             reply = replies.get()
-        except (BrokenPipeError, OSError, ValueError):
+        except (OSError, ValueError):
             return False  # the request that follows reports the crash
         finally:
             self._pending.pop(request_id, None)
@@ -472,13 +609,14 @@ class Client:
                     if buffer.file:  # mapped: the name is no longer needed
                         shared.remove(buffer.file)
                 waiting = self._pending.get(frame.header.get("id"))
-                if waiting is not None:
-                    waiting.put(frame)
+                if waiting is not None and waiting[0] is process:
+                    waiting[1].put(frame)
         except (EOFError, FrameError, OSError, ValueError):
             pass
         process.wait()
-        for waiting in list(self._pending.values()):
-            waiting.put(_DEAD)
+        for owner, waiting in list(self._pending.values()):
+            if owner is process:  # a request sent to a worker started since is not this one's
+                waiting.put(_DEAD)
 
     def _crash_details(self) -> str:
         code = self._process.poll() if self._process else None
@@ -498,62 +636,94 @@ class Client:
         return self._process.pid if self._process is not None and self._process.poll() is None else None
 
     def close(self) -> None:
-        """Ask the worker to stop, and make sure it does."""
+        """Ask the worker to stop, make sure it does, and remove the shared folder (also when
+        the worker was already gone)."""
         process = self._process
-        if process is None or process.poll() is not None:
-            return
-        try:
-            self._request("shutdown", {}, None, None, None)
-        except EngineError:
-            pass
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None and process.poll() is None:
+            try:
+                self._request("shutdown", {}, None, None, None, retry=False)
+            except EngineError:
+                pass
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         if self._shared_offer:
             self._shared_offer.destroy()
         self._shared = self._shared_offer = None
 
     # -- requests
 
-    def _request(self, op, params, buffers, progress, on_id):
-        process = self._ensure_started()
-        request_id = next(self._ids)
-        replies: queue.Queue = queue.Queue()
-        self._pending[request_id] = replies
-        header = {"id": request_id, "op": op, "params": params}
-        shared = self._shared
-        if shared is not None:
-            header["shared"] = True
-            buffers = place_in_shared(shared, f"q{request_id}", buffers)
-        try:
-            if on_id is not None:
-                on_id(request_id)
-            try:
-                write_frame(process.stdin, self._write_lock, header, buffers)
-            except (BrokenPipeError, OSError, ValueError):
-                raise EngineError("worker_crashed", _CRASH_MESSAGE, self._crash_details()) from None
-            while True:
-                reply = replies.get()
-                if reply is _DEAD:
-                    raise EngineError("worker_crashed", _CRASH_MESSAGE, self._crash_details())
-                kind = reply.header.get("type")
-                if kind == "progress":
-                    if progress is not None:
-                        progress(reply.header.get("stage", ""), float(reply.header.get("fraction", 0.0)))
-                elif kind == "error":
-                    raise EngineError(reply.header.get("code", "error"), reply.header.get("message", "error"),
-                                      reply.header.get("details", ""))
-                else:
-                    return reply
-        finally:
-            self._pending.pop(request_id, None)
+    def _request(self, op, params, buffers, progress, on_id, retry: bool = True):
+        """Send one request and wait for its result. A request that could not be written, or
+        whose worker died before answering it at all, is sent once more to a fresh worker when
+        `retry`: a worker killed just before the call (the pipe may still take the bytes) never
+        saw it, and every operation but shutdown and cancel only computes, so a second try is safe."""
+        for attempt in (1, 2):
+            process = self._ensure_started()
+            request_id = next(self._ids)
+            replies: queue.Queue = queue.Queue()
+            self._pending[request_id] = (process, replies)
+            header = {"id": request_id, "op": op, "params": params}
+            shared = self._shared
+            placed = buffers
             if shared is not None:
-                for buffer in (buffers or {}).values():
-                    if buffer.file:  # the worker has it mapped, or is gone
-                        shared.remove(buffer.file)
-                shared.clear(prefix=f"r{request_id}-")  # a reply file the worker made but never sent
+                header["shared"] = True
+                placed = place_in_shared(shared, f"q{request_id}", buffers)
+            try:
+                if on_id is not None:
+                    on_id(request_id)
+                try:
+                    write_frame(process.stdin, self._write_lock, header, placed)
+                except (OSError, ValueError):
+                    if retry and attempt == 1:
+                        self._stop(process)
+                        continue
+                    raise EngineError("worker_crashed", _CRASH_MESSAGE, self._crash_details()) from None
+                try:
+                    return self._wait_for_result(replies, progress)
+                except _NeverAnswered:
+                    if retry and attempt == 1:
+                        self._stop(process)
+                        continue
+                    raise EngineError("worker_crashed", _CRASH_MESSAGE, self._crash_details()) from None
+            finally:
+                self._pending.pop(request_id, None)
+                if shared is not None:
+                    for buffer in (placed or {}).values():
+                        if buffer.file:  # the worker has read it, or is gone
+                            shared.remove(buffer.file)
+                    shared.clear(prefix=f"r{request_id}-")  # a reply file the worker made but never sent
+        raise AssertionError("unreachable")
+
+    def _wait_for_result(self, replies: queue.Queue, progress):
+        answered = False
+        while True:
+            reply = replies.get()
+            if reply is _DEAD:
+                if not answered:
+                    raise _NeverAnswered()
+                raise EngineError("worker_crashed", _CRASH_MESSAGE, self._crash_details())
+            answered = True
+            kind = reply.header.get("type")
+            if kind == "progress":
+                if progress is not None:
+                    progress(reply.header.get("stage", ""), float(reply.header.get("fraction", 0.0)))
+            elif kind == "error":
+                raise EngineError(reply.header.get("code", "error"), reply.header.get("message", "error"),
+                                  reply.header.get("details", ""))
+            else:
+                return reply
+
+    def _stop(self, process) -> None:
+        """Make sure a worker that can no longer be written to is gone, so the next call starts
+        a new one."""
+        try:
+            process.kill()
+        except OSError:
+            pass
+        process.wait()
 
     def hello(self) -> dict:
         """Versions, models, the compute provider and the worker's limits."""
@@ -602,7 +772,7 @@ class Client:
         """Stop request `request_id`: its call raises EngineError with code "cancelled"."""
         if self._process is not None and self._process.poll() is None:
             try:
-                self._request("cancel", {"request": request_id}, None, None, None)
+                self._request("cancel", {"request": request_id}, None, None, None, retry=False)
             except EngineError:
                 pass
 

@@ -5,28 +5,36 @@ A reader thread takes frames off stdin as they come, so a `cancel` reaches a run
 jobs run one at a time on the main thread, in arrival order. Every request is validated before
 any work (protocol version, header and buffer sizes, dtypes and shapes, image and mask sizes,
 the pixel limit, finite floats); a malformed or hostile frame gets an `error` reply and the worker
-keeps serving. Nothing from a request is ever executed or unpickled: headers are JSON, buffers
-are raw numbers. Large buffers may come and go as files in the client's private shared-memory
-folder (engine.client.SharedFolder): only plain names inside that folder are opened, never
-followed links, and only that folder is ever written. The worker exits on `shutdown`, at the end
-of its input, or after `idle_timeout` seconds without a request.
+keeps serving. The header's fields are checked in one place (`request_fields`) before any use,
+and any failure while handling a request becomes an `error` reply. A frame whose bytes stop
+coming is given up after `frame_timeout` seconds (the reader then looks for the next frame), so
+no frame can hold the worker. Nothing from a request is ever executed or unpickled: headers are
+JSON, buffers are raw numbers. Large buffers may come and go as files in the client's private
+shared-memory folder (engine.client.SharedFolder): only plain names inside that folder are
+opened, never followed links, and only that folder is ever written. The worker exits on
+`shutdown`, at the end of its input, when the client is gone, or after `idle_timeout` seconds
+without a request; should its reader ever fail, it exits with status 3 and a line on stderr, and
+the client starts a new one.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import sys
 import threading
 import time
 import traceback
+from collections import deque
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .client import (
-    PROTOCOL, SHARED_DIR_VARIABLE, SHARED_MIN_BYTES, Buffer, FrameError, SharedFolder, place_in_shared, read_frame,
-    resync, write_frame,
+    MAX_HEADER, PROTOCOL, SHARED_DIR_VARIABLE, SHARED_MIN_BYTES, Buffer, FrameError, PipeReader, SharedFolder,
+    place_in_shared, read_frame, resync, write_frame,
 )
 from .errors import InputError
 from .imageio import DEFAULT_MAX_PIXELS
@@ -37,6 +45,16 @@ from .imageio import quantise, swap_red_blue, to_rgb8
 from .regions import colour_map, maps_from_colour_pair, resize_labels
 
 DEFAULT_IDLE_TIMEOUT = 600.0
+# Seconds the rest of a frame may take once its first bytes are in. A client writes a frame in one
+# go, so even a 64 MB image through the pipe takes well under a second.
+DEFAULT_FRAME_TIMEOUT = 30.0
+READER_FAILED_STATUS = 3
+MAX_OP_LENGTH = 64
+MAX_REQUEST_ID = (1 << 63) - 1
+MAX_MODEL_NAME = 1024
+REMEMBERED_CANCELS = 1024
+# Error texts are cut to these lengths so that a reply always fits in a frame.
+MAX_MESSAGE, MAX_DETAILS = 2000, 16000
 # Seconds without a request after which the worker returns freed memory to the system (jobs in
 # quick succession, like a dialog's previews, reuse it instead).
 RELEASE_AFTER = 2.0
@@ -47,6 +65,47 @@ SCALE = {"uint8": 255.0, "uint16": 65535.0, "float16": 1.0, "float32": 1.0}
 
 class Cancelled(Exception):
     pass
+
+
+class BadRequest(Exception):
+    """A request whose header or parameters break the protocol's schema."""
+
+    def __init__(self, message: str, request_id: int | None = None):
+        super().__init__(message)
+        self.request_id = request_id
+
+
+class ClientGone(Exception):
+    """The client's end of the pipe is closed: nobody is left to answer."""
+
+
+@dataclass(frozen=True)
+class Request:
+    id: int
+    op: str
+    params: dict
+    shared: bool
+
+
+def request_fields(header: dict) -> Request:
+    """The request's fields, each of its declared type, or BadRequest (with the id when the id
+    itself is sound, so that the error answers that request)."""
+    request_id = header.get("id")
+    if type(request_id) is not int or not 0 <= request_id <= MAX_REQUEST_ID:
+        raise BadRequest(f"the request id must be an integer from 0 to {MAX_REQUEST_ID}")
+    op = header.get("op")
+    if type(op) is not str or not 0 < len(op) <= MAX_OP_LENGTH:
+        raise BadRequest(f"the operation must be a name of 1 to {MAX_OP_LENGTH} characters", request_id)
+    params = header.get("params", {})
+    if type(params) is not dict:
+        raise BadRequest("the request's parameters are not an object", request_id)
+    shared = header.get("shared", False)
+    if type(shared) is not bool:
+        raise BadRequest("'shared' must be true or false", request_id)
+    return Request(request_id, op, params, shared)
+
+
+READER_FAILED = object()  # put on the job queue when the reader thread fails
 
 
 class Worker:
@@ -62,13 +121,22 @@ class Worker:
         self.write_lock = threading.Lock()
         self.jobs: queue.Queue = queue.Queue()
         self.cancelled: set[int] = set()
+        self._cancel_order: deque[int] = deque()  # so that hostile cancels cannot grow the set forever
 
     # -- replies
 
     def reply(self, request_id, kind: str, buffers: dict | None = None, **fields) -> None:
         if buffers and request_id in self.shared_replies:
             buffers = place_in_shared(self.shared, f"r{request_id}", buffers)  # the client removes them
-        write_frame(self.stdout, self.write_lock, {"id": request_id, "type": kind, **fields}, buffers)
+        try:
+            try:
+                write_frame(self.stdout, self.write_lock, {"id": request_id, "type": kind, **fields}, buffers)
+            except FrameError:  # a header over the frame limit: say so in one that fits
+                write_frame(self.stdout, self.write_lock, {
+                    "id": request_id, "type": "error", "code": "internal", "details": "",
+                    "message": f"The engine's {kind} reply was too large to send (over {MAX_HEADER} bytes of header)."})
+        except (OSError, ValueError):  # the pipe is closed (ValueError: closed file)
+            raise ClientGone() from None
 
     def result_buffer(self, request_id, name: str, shape: tuple, dtype: str) -> tuple[np.ndarray, Buffer]:
         """An array to write a reply buffer into, and the Buffer that sends it: straight into a
@@ -83,41 +151,63 @@ class Worker:
         return array, Buffer(array, shape, dtype)
 
     def error(self, request_id, code: str, message: str, details: str = "") -> None:
-        self.reply(request_id, "error", code=code, message=message, details=details)
+        self.reply(request_id, "error", code=code, message=message[:MAX_MESSAGE], details=details[:MAX_DETAILS])
 
     # -- reading
 
     def read_loop(self) -> None:
         """Reader thread: frames to the job queue; cancel handled here, at once."""
         magic_read = False
-        while True:
-            try:
-                frame = read_frame(self.stdin, self.max_buffer_bytes, magic_read, self.shared)
-            except EOFError:
-                break
-            except FrameError as problem:
+        try:
+            while True:
+                try:
+                    frame = read_frame(self.stdin, self.max_buffer_bytes, magic_read, self.shared)
+                except EOFError:
+                    break
+                except FrameError as problem:
+                    magic_read = False
+                    message = ("The plug-in and the engine are different versions: run `simnet install-plugin` again."
+                               if problem.code == "protocol_version" else "The plug-in sent a request the engine cannot read.")
+                    self.error(problem.request_id, problem.code, message, str(problem))
+                    if problem.resync:
+                        try:
+                            resync(self.stdin)
+                        except EOFError:
+                            break
+                        magic_read = True
+                    continue
                 magic_read = False
-                message = ("The plug-in and the engine are different versions: run `simnet install-plugin` again."
-                           if problem.code == "protocol_version" else "The plug-in sent a request the engine cannot read.")
-                self.error(problem.request_id, problem.code, message, str(problem))
-                if problem.resync:
-                    try:
-                        resync(self.stdin)
-                    except EOFError:
-                        break
-                    magic_read = True
-                continue
-            magic_read = False
-            header = frame.header
-            if header.get("shared") is True and self.shared is not None and isinstance(header.get("id"), int):
-                self.shared_replies.add(header["id"])
-            if header.get("op") == "cancel":
-                target = header.get("params", {}).get("request")
-                self.cancelled.add(target)
-                self.reply(header.get("id"), "result", params={"cancelled": target})
-            else:
-                self.jobs.put(frame)
+                self.accept(frame)
+        except ClientGone:
+            pass
+        except Exception as problem:  # a reader that failed has lost its place in the stream
+            print(f"simnet worker: stopped reading requests: {type(problem).__name__}: {problem}", file=sys.stderr)
+            self.jobs.put(READER_FAILED)
+            return
         self.jobs.put(None)
+
+    def accept(self, frame) -> None:
+        """A frame read whole: checked, then answered (cancel) or queued."""
+        try:
+            request = request_fields(frame.header)
+        except BadRequest as problem:  # answered in turn, after the requests queued before it
+            self.jobs.put((problem, {}))
+            return
+        if request.shared and self.shared is not None:
+            self.shared_replies.add(request.id)
+        if request.op != "cancel":
+            self.jobs.put((request, frame.buffers))
+            return
+        target = request.params.get("request")
+        if type(target) is not int:
+            self.error(request.id, "bad_request", "The plug-in sent a request the engine cannot read.",
+                       "cancel needs the integer id of a request")
+            return
+        self.cancelled.add(target)
+        self._cancel_order.append(target)
+        if len(self._cancel_order) > REMEMBERED_CANCELS:
+            self.cancelled.discard(self._cancel_order.popleft())
+        self.reply(request.id, "result", params={"cancelled": target})
 
     # -- serving
 
@@ -128,52 +218,59 @@ class Worker:
             idle = time.monotonic() - last_job
             wait = RELEASE_AFTER - idle if not released else self.idle_timeout - idle
             try:
-                frame = self.jobs.get(timeout=max(0.0, wait))
+                item = self.jobs.get(timeout=max(0.0, wait))
             except queue.Empty:
                 if not released:  # a pause: give the job's memory back (engine.memory)
                     release_freed_memory()
                     released = True
                     continue
                 return 0  # idle: the client starts a new worker when it needs one
-            if frame is None:
+            if item is None:
                 return 0
-            if not self.handle(frame):
+            if item is READER_FAILED:
+                return READER_FAILED_STATUS
+            try:
+                if not self.handle(*item):
+                    return 0
+            except ClientGone:
                 return 0
             last_job, released = time.monotonic(), False
 
-    def handle(self, frame) -> bool:
-        header = frame.header
-        request_id, op = header.get("id"), header.get("op")
-        if request_id in self.cancelled:
-            self.error(request_id, "cancelled", "Cancelled.")
+    def handle(self, request: Request | BadRequest, buffers: dict) -> bool:
+        """Answer one request; False after `shutdown`. Every failure becomes an error reply."""
+        if isinstance(request, BadRequest):
+            self.error(request.request_id, "bad_request", "The plug-in sent a request the engine cannot read.", str(request))
             return True
         handlers = {"hello": self.hello, "segment": self.segment, "manipulate": self.manipulate,
                     "preview": self.preview}
-        if op == "shutdown":
-            self.reply(request_id, "result", params={})
-            return False
-        if op not in handlers:
-            self.error(request_id, "unknown_op", "The plug-in asked for something this engine cannot do; "
-                       "update the plug-in and the engine together.", f"unknown operation {op!r}")
-            return True
-        params = header.get("params", {})
         try:
-            if not isinstance(params, dict):
-                raise InputError("the request's parameters are not an object")
-            handlers[op](request_id, params, frame.buffers)
+            if request.id in self.cancelled:
+                raise Cancelled()
+            if request.op == "shutdown":
+                self.reply(request.id, "result", params={})
+                return False
+            if request.op not in handlers:
+                self.error(request.id, "unknown_op", "The plug-in asked for something this engine cannot do; "
+                           "update the plug-in and the engine together.", f"unknown operation {request.op!r}")
+                return True
+            handlers[request.op](request.id, request.params, buffers)
         except Cancelled:
-            self.error(request_id, "cancelled", "Cancelled.")
+            self.error(request.id, "cancelled", "Cancelled.")
+        except BadRequest as problem:
+            self.error(request.id, "bad_request", "The plug-in sent a request the engine cannot read.", str(problem))
         except InputError as problem:
-            self.error(request_id, "invalid_input", str(problem)[:1].upper() + str(problem)[1:] + ".")
+            self.error(request.id, "invalid_input", str(problem)[:1].upper() + str(problem)[1:] + ".")
         except MemoryError:
-            self.error(request_id, "out_of_memory", "The engine ran out of memory: try a smaller image "
+            self.error(request.id, "out_of_memory", "The engine ran out of memory: try a smaller image "
                        "or fewer regions, or close other programs.")
+        except ClientGone:
+            raise
         except Exception as problem:
-            self.error(request_id, "internal", "The engine failed. Please report this with the details.",
+            self.error(request.id, "internal", "The engine failed. Please report this with the details.",
                        f"{type(problem).__name__}: {problem}\n{traceback.format_exc()}")
         finally:
-            self.cancelled.discard(request_id)
-            self.shared_replies.discard(request_id)
+            self.cancelled.discard(request.id)
+            self.shared_replies.discard(request.id)
         return True
 
     def progress_for(self, request_id):
@@ -224,11 +321,11 @@ class Worker:
         })
 
     def manipulate(self, request_id, params, buffers, max_side: int | None = None) -> None:
+        model = params.get("model", DEFAULT_MODEL)
+        if not isinstance(model, str) or not 0 < len(model) <= MAX_MODEL_NAME or "\0" in model:
+            raise BadRequest(f"the model must be a name or folder of 1 to {MAX_MODEL_NAME} characters")
         pixels, dtype = self.image(buffers, "exemplar", params)
         exemplar_labels, target_labels, soft_target = self.edit(buffers, params, pixels.shape[:2])
-        model = params.get("model", DEFAULT_MODEL)
-        if not isinstance(model, str):
-            raise InputError("the model name must be text")
         if max_side is not None:
             pixels, exemplar_labels, target_labels, soft_target = shrink(
                 pixels, exemplar_labels, target_labels, soft_target, max_side)
@@ -363,13 +460,18 @@ def to_samples(pixels: np.ndarray, dtype: str, order: str, out: np.ndarray | Non
     return quantise(pixels, DTYPES[dtype], out)
 
 
-def main(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_pixels: int = DEFAULT_MAX_PIXELS) -> int:
+def main(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_pixels: int = DEFAULT_MAX_PIXELS,
+         frame_timeout: float = DEFAULT_FRAME_TIMEOUT) -> int:
     """Serve on this process's stdin and stdout. Anything else that writes to stdout (a library's
     stray print) is sent to stderr, so that stdout carries frames only."""
     frames_out = os.fdopen(os.dup(1), "wb", buffering=1 << 20)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    frames_in = os.fdopen(os.dup(0), "rb", buffering=1 << 20)
+    frames_in: PipeReader | io.BufferedReader
+    if os.name == "posix":  # select() waits on pipes here: a frame that stops coming times out
+        frames_in = PipeReader(os.dup(0), frame_timeout)
+    else:
+        frames_in = os.fdopen(os.dup(0), "rb", buffering=1 << 20)
     shared = SharedFolder.attach(os.environ.get(SHARED_DIR_VARIABLE))
     keep_freed_memory()  # a long-lived process: jobs reuse each other's memory
     return Worker(frames_in, frames_out, idle_timeout, max_pixels, shared).serve()
