@@ -213,7 +213,8 @@ class Target:
         command = [sys.executable, "-m", "engine", "worker", "--idle-timeout", "3600"]
         if _supports_frame_timeout(self.repo):
             command += ["--frame-timeout", str(self.frame_timeout)]
-        env = dict(os.environ)
+        # one thread each: many workers share a few cores, and idle BLAS threads spin
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", SIMNET_THREADS="1")
         if self.shared_dir:
             env[protocol.SHARED_DIR_VARIABLE] = self.shared_dir
         self.stderr = tempfile.TemporaryFile()
