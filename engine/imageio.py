@@ -299,11 +299,10 @@ def _webp_with_icc(data: bytes, profile: bytes, shape) -> bytes:
 def _tiff_with_icc(data: bytes, profile: bytes, shape) -> bytes:
     """The first IFD rewritten at the end of the file with tag 34675 (ICC profile) added; its
     other entries keep pointing at their data where it is."""
-    order = {b"II": "<", b"MM": ">"}.get(data[:2])
-    if order is None or struct.unpack(order + "H", data[2:4])[0] != 42:
+    found = _tiff_first_ifd(data)
+    if found is None:
         return data  # not a classic TIFF (OpenCV writes none other at these sizes)
-    (first,) = struct.unpack(order + "I", data[4:8])
-    (count,) = struct.unpack(order + "H", data[first : first + 2])
+    order, first, count = found
     entries = [data[first + 2 + 12 * i : first + 14 + 12 * i] for i in range(count)]
     next_ifd = data[first + 2 + 12 * count : first + 6 + 12 * count]
     out = bytearray(data)
@@ -318,14 +317,26 @@ def _tiff_with_icc(data: bytes, profile: bytes, shape) -> bytes:
     return bytes(out)
 
 
-def _tiff_icc(data: bytes) -> bytes | None:
-    """The ICC profile (tag 34675) of a classic TIFF's first IFD, or None."""
+def _tiff_first_ifd(data: bytes) -> tuple[str, int, int] | None:
+    """A classic TIFF's byte order, its first IFD's offset and entry count; None for anything else."""
     order = {b"II": "<", b"MM": ">"}.get(data[:2])
     try:
         if order is None or struct.unpack(order + "H", data[2:4])[0] != 42:
             return None
         (first,) = struct.unpack(order + "I", data[4:8])
         (count,) = struct.unpack(order + "H", data[first : first + 2])
+    except struct.error:  # a truncated header
+        return None
+    return order, first, count
+
+
+def _tiff_icc(data: bytes) -> bytes | None:
+    """The ICC profile (tag 34675) of a classic TIFF's first IFD, or None."""
+    found = _tiff_first_ifd(data)
+    if found is None:
+        return None
+    order, first, count = found
+    try:
         for index in range(count):
             tag, _, length, offset = struct.unpack(order + "HHII", data[first + 2 + 12 * index : first + 14 + 12 * index])
             if tag == 34675 and length > 4 and offset + length <= len(data):
