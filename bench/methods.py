@@ -1,6 +1,6 @@
 """The methods the quality benchmark compares. Each takes (exemplar (H, W, C), exemplar labels,
 target labels) and returns (image (H, W, C), predicted labels (H, W)): the region each output
-pixel was made from, for the mask IoU and boundary scores."""
+pixel was made from (the engine's provenance), for the mask IoU and boundary scores."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import numpy as np
 
 from engine import imageio, run
 from engine.models import model_names
-from engine.motion import normalised_to_pixel_affines
 
 INPAINT_RADIUS = 5
 
@@ -26,27 +25,11 @@ def identity(exemplar, exemplar_labels, target_labels):
 
 def engine_method(model: str):
     def method(exemplar, exemplar_labels, target_labels):
-        manipulation = run(exemplar, exemplar_labels, target_labels, model=model, explain=True)
-        return manipulation.pixels, transported_labels(manipulation)
+        manipulation = run(exemplar, exemplar_labels, target_labels, model=model, provenance=True)
+        return manipulation.pixels, manipulation.provenance.source_region
 
     method.__doc__ = f"the engine with model '{model}'"
     return method
-
-
-def transported_labels(manipulation) -> np.ndarray:
-    """For every pixel, the exemplar region its dominant motion samples (-1 outside the image)."""
-    height, width = manipulation.target_labels.shape
-    predicted = np.full((height, width), -1, np.int64)
-    for region, motion in manipulation.motions.items():
-        affines = normalised_to_pixel_affines(motion.affines, height, width)
-        owned = manipulation.target_labels == region
-        for index, affine in enumerate(affines):
-            rows, cols = np.nonzero(owned & (manipulation.dominant_motion == index))
-            x = np.rint(affine[0, 0] * cols + affine[0, 1] * rows + affine[0, 2]).astype(np.int64)
-            y = np.rint(affine[1, 0] * cols + affine[1, 1] * rows + affine[1, 2]).astype(np.int64)
-            inside = (x >= 0) & (y >= 0) & (x < width) & (y < height)
-            predicted[rows[inside], cols[inside]] = manipulation.exemplar_labels[y[inside], x[inside]]
-    return predicted
 
 
 def _moved_regions(exemplar_labels, target_labels):

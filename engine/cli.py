@@ -8,6 +8,7 @@ for a second; `--quiet` silences it.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
 import traceback
@@ -17,6 +18,7 @@ import numpy as np
 
 from . import imageio, regions
 from .errors import InputError
+from .files import write_bytes_atomically
 from .models import DEFAULT_MODEL, DEFAULT_NOTE, load_model, model_names
 from .pipeline import DEFAULT_MAX_REGIONS, edit_labels, run
 
@@ -79,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     manipulate.add_argument("--target-mask", type=Path, help="mask of where it should go")
     manipulate.add_argument("-o", "--output", type=Path, required=True, help="result file")
     manipulate.add_argument("--explain", type=Path, metavar="SHEET.png", help="also write an explain sheet")
+    manipulate.add_argument(
+        "--provenance",
+        type=Path,
+        metavar="FILE.npz",
+        help="also write where every output pixel came from: source_x, source_y (exemplar pixel), "
+        "source_region (its exemplar region id) and kind (0 unchanged, 1 warped, 2 filled)",
+    )
     _add_common(manipulate)
 
     segment = commands.add_parser(
@@ -197,7 +206,10 @@ def _manipulate(
     soft_target: np.ndarray | None = None,
 ) -> None:
     exemplar_labels, target_labels, palette = exemplar_maps
-    for path in filter(None, (output, explain)):
+    provenance_path = getattr(args, "provenance", None)
+    if provenance_path is not None and provenance_path.suffix.lower() != ".npz":
+        raise InputError(f"{provenance_path}: the provenance is written as .npz")
+    for path in filter(None, (output, explain, provenance_path)):
         if not path.parent.is_dir():
             raise InputError(f"{path}: the folder {path.parent} does not exist")
     if args.model == DEFAULT_MODEL and DEFAULT_NOTE and not args.quiet:
@@ -210,11 +222,13 @@ def _manipulate(
         model=args.model,
         progress=progress,
         max_regions=args.max_regions,
-        explain=explain is not None,
+        provenance=explain is not None or provenance_path is not None,
         soft_target=soft_target,
     )
     progress("writing", 0.0)
     imageio.write_image(output, result.pixels, picture.bit_depth, picture.icc_profile)
+    if provenance_path is not None:
+        write_provenance(provenance_path, result.provenance)
     if explain is not None:
         from .explain import explain_sheet
 
@@ -222,6 +236,19 @@ def _manipulate(
     progress.done()
     if not args.quiet:
         print(f"wrote {output}" + (f" and {explain}" if explain else ""), file=sys.stderr)
+
+
+def write_provenance(path: Path, provenance) -> None:
+    """The provenance as a compressed .npz of four (H, W) arrays (see engine.compose)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        source_x=provenance.source_x,
+        source_y=provenance.source_y,
+        source_region=provenance.source_region,
+        kind=provenance.kind,
+    )
+    write_bytes_atomically(path, buffer.getvalue())
 
 
 def command_manipulate(args: argparse.Namespace) -> None:

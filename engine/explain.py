@@ -1,9 +1,11 @@
 """The explain sheet: one picture that shows how a result was made.
 
 Six panels: the exemplar, its region map, the target map, the keypoints (each region's exemplar
-keypoints as dots, joined to their target positions, rings), the motions (which motion fills
-each pixel: grey where a region stays, its colour where it moved, pale where it was filled from
-its own texture nearby), and the result.
+keypoints as dots, joined to their target positions, rings), how each pixel came (grey where it
+is the painting's own, unchanged; its region's colour where it was warped; pale where it was
+filled, with lines from a few filled places to the sources they were taken from), and the
+result. Panels are PANEL_SIZE on their long side, or the image's own size when that is larger
+(up to MAX_PANEL), so that small objects stay visible.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from .motion import points_to_pixels
 from .pipeline import Manipulation
 from .regions import colour_map, distinct_palette
 
-PANEL_SIZE = 420
+PANEL_SIZE = 640
+MAX_PANEL = 1024
 LABEL_HEIGHT = 22
+# Fill sources drawn on the provenance panel.
+SOURCE_LINES = 24
 
 
 def explain_sheet(exemplar: np.ndarray, manipulation: Manipulation, palette: np.ndarray | None = None) -> np.ndarray:
@@ -31,11 +36,11 @@ def explain_sheet(exemplar: np.ndarray, manipulation: Manipulation, palette: np.
         ("exemplar regions", colour_map(manipulation.exemplar_labels, palette)),
         ("target regions", colour_map(manipulation.target_labels, palette)),
         ("keypoints: exemplar (dot) -> target (ring)", _keypoint_panel(exemplar_rgb, manipulation, palette)),
-        ("motions: stay (grey), move (colour), fill (pale)", _motion_panel(manipulation, palette)),
+        ("pixels: unchanged (grey), warped (colour), filled (pale) <- source", _kind_panel(manipulation, palette)),
         ("result", to_rgb8(manipulation.pixels)),
     ]
     height, width = exemplar.shape[:2]
-    scale = PANEL_SIZE / max(height, width)
+    scale = min(max(PANEL_SIZE, max(height, width)), MAX_PANEL) / max(height, width)
     panel_w, panel_h = max(1, round(width * scale)), max(1, round(height * scale))
     columns = 3
     rows = (len(panels) + columns - 1) // columns
@@ -44,7 +49,7 @@ def explain_sheet(exemplar: np.ndarray, manipulation: Manipulation, palette: np.
     for index, (label, picture) in enumerate(panels):
         x = (index % columns) * panel_w
         y = (index // columns) * (panel_h + LABEL_HEIGHT)
-        resample = Image.NEAREST if "regions" in label or "motions" in label else Image.LANCZOS
+        resample = Image.NEAREST if "regions" in label else Image.LANCZOS
         sheet.paste(Image.fromarray(picture).resize((panel_w, panel_h), resample), (x, y + LABEL_HEIGHT))
         draw.text((x + 4, y + 5), label, fill=(0, 0, 0))
     return np.asarray(sheet)
@@ -70,19 +75,33 @@ def _keypoint_panel(exemplar_rgb: np.ndarray, manipulation: Manipulation, palett
     return np.asarray(picture)
 
 
-def _motion_panel(manipulation: Manipulation, palette: np.ndarray) -> np.ndarray:
-    dominant = manipulation.dominant_motion
-    labels = manipulation.target_labels
-    if dominant is None:
-        return colour_map(labels, palette)
+def _kind_panel(manipulation: Manipulation, palette: np.ndarray) -> np.ndarray:
+    """Grey where unchanged, the region's colour where warped, pale where filled; with a
+    provenance, lines from some filled pixels (rings) to their sources (dots)."""
+    from .compose import FILLED, WARPED
+
+    kind, labels = manipulation.kind, manipulation.target_labels
     region_colour = palette[labels].astype(np.float32)
     panel = np.full(labels.shape + (3,), 128.0, np.float32)
-    # each region's own fill motions (a model says where they start); 0 is the identity
-    first_fill = np.full(labels.shape, np.iinfo(np.int16).max, np.int32)
-    for region, motion in manipulation.motions.items():
-        first_fill[labels == region] = motion.first_fill
-    moved = (dominant >= 1) & (dominant < first_fill)
-    panel[moved] = region_colour[moved]
-    filled = dominant >= first_fill
+    warped, filled = kind == WARPED, kind == FILLED
+    panel[warped] = region_colour[warped]
     panel[filled] = 0.35 * region_colour[filled] + 0.65 * 255
-    return panel.astype(np.uint8)
+    picture = Image.fromarray(panel.astype(np.uint8))
+    provenance = manipulation.provenance
+    rows, cols = np.nonzero(filled)
+    if provenance is None or rows.size == 0:
+        return np.asarray(picture)
+    height, width = labels.shape
+    zoom = max(1.0, PANEL_SIZE / max(height, width))
+    picture = picture.resize((round(width * zoom), round(height * zoom)), Image.NEAREST)
+    draw = ImageDraw.Draw(picture)
+    pick = np.linspace(0, rows.size - 1, min(SOURCE_LINES, rows.size)).astype(np.int64)
+    radius = max(2.0, 0.008 * PANEL_SIZE)
+    for row, col in zip(rows[pick], cols[pick]):
+        sx, sy = provenance.source_x[row, col], provenance.source_y[row, col]
+        tx, ty = (col + 0.5) * zoom, (row + 0.5) * zoom
+        fx, fy = (sx + 0.5) * zoom, (sy + 0.5) * zoom
+        draw.line([(fx, fy), (tx, ty)], fill=(0, 0, 0), width=1)
+        draw.ellipse([fx - radius, fy - radius, fx + radius, fy + radius], fill=(0, 0, 0))
+        draw.ellipse([tx - radius, ty - radius, tx + radius, ty + radius], outline=(0, 0, 0), width=2)
+    return np.asarray(picture)

@@ -1,7 +1,8 @@
 """From an exemplar and two region maps to the manipulated image: the engine's one entry point.
 
 Validates the inputs (sizes, finiteness, region pairing), asks the model for each region's
-motion, and composites at the exemplar's full resolution.
+motion, and composes the result at the exemplar's full resolution (engine.compose: staying
+regions untouched, moving regions transported, vacated pixels filled from their own region).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from .errors import InputError
 from .graph_blend import choose_blend
 from .models import DEFAULT_MODEL, load_model
 from .regions import maps_from_edit, paired_ids, resize_labels
-from .transport import Composite, RegionMotion, composite
+from .compose import Provenance, compose
+from .transport import RegionMotion
 
 # More regions than this is almost always an over-segmented map; each costs a model call.
 DEFAULT_MAX_REGIONS = 128
@@ -28,15 +30,19 @@ Progress = Callable[[str, float], None]
 
 @dataclass(frozen=True)
 class Manipulation:
-    """A result with what produced it, for explaining: pixels (H, W, C) float32, both label
-    maps (H, W) int32, the motion of each target region, and (when asked for) the dominant
-    motion per pixel."""
+    """A result with what produced it: pixels (H, W, C) float32, both label maps (H, W) int32,
+    the motion of each target region, the ids of the regions that moved, how each pixel came
+    (H, W) uint8 (engine.compose's UNCHANGED, WARPED, FILLED), the edit zone (H, W) bool and,
+    when asked for, the full provenance."""
 
     pixels: np.ndarray
     exemplar_labels: np.ndarray
     target_labels: np.ndarray
     motions: dict[int, RegionMotion]
-    dominant_motion: np.ndarray | None
+    moving: tuple[int, ...]
+    kind: np.ndarray
+    edit_zone: np.ndarray
+    provenance: Provenance | None
 
 
 def fit_labels(labels: np.ndarray, height: int, width: int, what: str) -> np.ndarray:
@@ -60,13 +66,14 @@ def run(
     model: str | object = DEFAULT_MODEL,
     progress: Progress | None = None,
     max_regions: int = DEFAULT_MAX_REGIONS,
-    explain: bool = False,
+    provenance: bool = False,
     soft_target: np.ndarray | None = None,
 ) -> Manipulation:
     """Manipulate `exemplar` (H, W, C) float32 so that region i of `exemplar_regions` fills
     region i of `target_regions` (label maps, resized to the exemplar if only their scale
-    differs). `model` is a model name (see engine.models) or a loaded model. For a two-region edit, `soft_target` (H, W) in [0, 1] lays region 1 in with that
-    coverage (a feathered selection) and region 0 with the rest. Returns a `Manipulation`."""
+        differs). `model` is a model name (see engine.models) or a loaded model. For a two-region
+    edit, `soft_target` (H, W) in [0, 1] lays region 1 in with that coverage (a feathered
+    selection). `provenance`: also say where every pixel came from. Returns a `Manipulation`."""
     exemplar = _check_exemplar(exemplar)
     height, width = exemplar.shape[:2]
     exemplar_labels = fit_labels(np.asarray(exemplar_regions), height, width, "exemplar region map")
@@ -91,17 +98,19 @@ def run(
                 exemplar, exemplar_labels == region, target_labels == region
             )
     report("motion", 1.0)
-    result: Composite = composite(
+    result = compose(
         exemplar,
         exemplar_labels,
         target_labels,
         motions,
-        want_dominant=explain,
-        on_progress=lambda fraction: report("transport", fraction),
         alphas=_soft_alphas(soft_target, motions, (height, width)),
         graph=choose_blend(chosen),
+        want_provenance=provenance,
+        on_progress=lambda fraction: report("transport", fraction),
     )
-    return Manipulation(result.pixels, exemplar_labels, target_labels, motions, result.dominant_motion)
+    return Manipulation(
+        result.pixels, exemplar_labels, target_labels, motions, result.moving, result.kind, result.edit_zone, result.provenance
+    )
 
 
 def _soft_alphas(soft_target, motions, shape):
@@ -109,8 +118,7 @@ def _soft_alphas(soft_target, motions, shape):
         return None
     if sorted(motions) != [0, 1] or soft_target.shape != tuple(shape):
         raise InputError("a soft target applies to a two-region edit at the exemplar's size")
-    coverage = np.clip(soft_target, 0.0, 1.0).astype(np.float32)
-    return {1: coverage, 0: 1.0 - coverage}
+    return {1: np.clip(soft_target, 0.0, 1.0).astype(np.float32)}
 
 
 def manipulate(

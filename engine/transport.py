@@ -59,7 +59,6 @@ class RegionMotion:
     colour_matrix: optional (3, 4) RGB affine applied to the blended region (texture guidance's
         statistics alignment); luma_offset: optional (h, w) luminance offset on the weight grid
         (its seam correction). With either, the region is clamped to its exemplar pixels' range.
-    first_fill: the index of the first motion that fills a vacated area (for the explain sheet).
     """
 
     affines: np.ndarray
@@ -69,7 +68,6 @@ class RegionMotion:
     keypoints_tgt: np.ndarray
     colour_matrix: np.ndarray | None = None
     luma_offset: np.ndarray | None = None
-    first_fill: int = 2  # motions from this index on are texture fills (for explaining)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bench import edits, metrics
-from bench.methods import available_methods, cut_paste_inpaint, transported_labels
+from bench.methods import available_methods, cut_paste_inpaint
 from engine import run
 
 from .conftest import square_mask, textured
@@ -81,12 +81,12 @@ def test_methods_return_images_and_labels_the_right_size():
         assert np.isfinite(image).all()
 
 
-def test_transported_labels_follow_the_motions():
+def test_provenance_regions_follow_the_motions():
     pixels, labels = _scene()
     target = np.zeros_like(labels)
     target[square_mask(96, 128, 60, 10, 30)] = 1
-    manipulation = run(pixels, (labels == 1).astype(int), target, explain=True)
-    predicted = transported_labels(manipulation)
+    manipulation = run(pixels, (labels == 1).astype(int), target, provenance=True)
+    predicted = manipulation.provenance.source_region
     assert metrics.region_iou(predicted, target, np.array([1])) > 0.9
 
 

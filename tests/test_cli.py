@@ -140,7 +140,7 @@ def test_internal_errors_exit_1_and_debug_shows_traceback(tmp_path, capsys, monk
     def broken(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(pipeline, "composite", broken)
+    monkeypatch.setattr(pipeline, "compose", broken)
     assert main(_masks_args(tmp_path)) == 1
     err = capsys.readouterr().err
     assert "internal error: ZeroDivisionError: boom" in err and "Traceback" not in err

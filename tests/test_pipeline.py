@@ -75,9 +75,9 @@ def test_region_that_vanishes_and_one_that_grows():
     target = labels.copy()
     target[target == 2] = 0  # region 2 vanishes: the background covers it
     target[30:80, 10:60] = 1  # region 1 grows
-    manipulation = run(exemplar, labels, target, explain=True)
+    manipulation = run(exemplar, labels, target, provenance=True)
     assert sorted(manipulation.motions) == [0, 1]
-    assert manipulation.dominant_motion.shape == labels.shape
+    assert manipulation.provenance.kind.shape == labels.shape
     assert np.isfinite(manipulation.pixels).all()
     assert manipulation.pixels[30:80, 10:60].mean() > 0.6  # the grown region is made of the square
 

@@ -13,11 +13,9 @@ Per batch of regions (all of an edit's regions at once, in chunks):
    network's own predicted mask does, the region keeps the identity wherever the target overlaps
    its old place (the baseline's test; an undertrained G_A otherwise blends small shifts into
    large regions that barely changed).
-5. Vacated areas: where no weighted motion lands inside the exemplar region (the place a figure
-   left, a part that grew), SIM-Net's local motions, all close to each other, have nothing to
-   offer; those cells get the baseline's texture fills (engine.models.moments.fill_motions),
-   translated copies of the region chosen by seam colour.
-The transport then warps and blends at full resolution (engine.transport).
+Vacated areas (where no weighted motion lands inside the exemplar region) are the composition's
+to fill (engine.compose, engine.fill), as for every model; the transport warps and blends the
+motions at full resolution (engine.transport).
 """
 
 from __future__ import annotations
@@ -27,14 +25,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..motion import normalised_to_pixel_affines, pixel_to_normalised_affines, refined_motions
-from ..transport import RegionMotion, interior_mask
-from .moments import IDENTITY, align, fill_motions, region_grid, sample_mask
+from ..motion import pixel_to_normalised_affines, refined_motions
+from ..transport import RegionMotion
+from .moments import IDENTITY, align, region_grid
 
 # Regions per graph call: bounds the transport graph's memory (about 8 MB per region at S=128).
 CHUNK = 16
-# A target cell is vacated when the weighted motions land inside the region less than this.
-COVERED = 0.5
 # Shares of a cell below this are dropped from the blend (see `sparse`).
 KEEP_WEIGHT = 0.05
 
@@ -109,7 +105,7 @@ class LearnedModel:
             chosen = stay_where_it_stays(weights[i], src[i, 0], tgt[i, 0], predicted[i, 0])
             kp_src = kp[i] @ priors[i][:, :2].T + priors[i][:, 2]  # the aligned keypoints, in the exemplar
             motions.append(
-                _with_fills(exemplar, source_mask, target_mask, affines, chosen, kp_src, kp[n + i], matrices[i], offsets[i, 0])
+                _on_target_grid(source_mask, target_mask, affines, chosen, kp_src, kp[n + i], matrices[i], offsets[i, 0])
             )
         return motions
 
@@ -146,7 +142,6 @@ def _staying(shape) -> RegionMotion:
         box=(0.0, 0.0, float(width), float(height)),
         keypoints_src=np.zeros((0, 2)),
         keypoints_tgt=np.zeros((0, 2)),
-        first_fill=1,
     )
 
 
@@ -196,39 +191,18 @@ def sparse(weights: np.ndarray) -> np.ndarray:
     return kept / total
 
 
-def _with_fills(exemplar, source_mask, target_mask, affines, weights, kp_src, kp_tgt, matrix, offset) -> RegionMotion:
+def _on_target_grid(source_mask, target_mask, affines, weights, kp_src, kp_tgt, matrix, offset) -> RegionMotion:
     """The graph's motions on the baseline's grid over the target region's box (finer than the
     working size: a sliver the prior misses at the region's edge is a few cells there, not a
-    fraction of one), plus texture fills for the cells that no motion covers."""
+    fraction of one)."""
     height, width = source_mask.shape
-    grid_box, centres, shape, cell = region_grid(target_mask)
-    weights = sparse(on_region_grid(weights, grid_box, shape, height, width))
-    offset = on_region_grid(offset[None], grid_box, shape, height, width)[0]
-    in_target = sample_mask(target_mask, centres).reshape(shape)
-    interior = interior_mask(source_mask)
-    pixel_affines = normalised_to_pixel_affines(affines, height, width)
-    # Covered means landing in the region (its rim included, as the baseline counts it); fills
-    # then sample only its interior.
-    inside = np.stack([sample_mask(source_mask, centres @ a[:, :2].T + a[:, 2]).reshape(shape) for a in pixel_affines])
-    coverage = (weights * inside).sum(axis=0)
-    uncovered = in_target & (coverage < COVERED)
-    all_affines = list(affines)
-    if uncovered.any():
-        primary = pixel_affines[int(np.argmax((weights * uncovered).sum(axis=(1, 2))))]
-        extra = []
-        for fill, cells in fill_motions(exemplar, primary, interior, centres, in_target, uncovered, cell):
-            weights[:, cells] = 0.0
-            extra.append(cells.astype(np.float32))
-            all_affines.append(pixel_to_normalised_affines(fill, height, width))
-        if extra:
-            weights = np.concatenate([weights, np.stack(extra)])
+    grid_box, _, shape, _ = region_grid(target_mask)
     return RegionMotion(
-        affines=np.array(all_affines),
-        weights=weights,
+        affines=np.asarray(affines),
+        weights=sparse(on_region_grid(weights, grid_box, shape, height, width)),
         box=grid_box,
         keypoints_src=kp_src.astype(np.float64),
         keypoints_tgt=kp_tgt.astype(np.float64),
         colour_matrix=matrix.astype(np.float32),
-        luma_offset=offset.astype(np.float32),
-        first_fill=len(affines),
+        luma_offset=on_region_grid(offset[None], grid_box, shape, height, width)[0].astype(np.float32),
     )

@@ -12,13 +12,10 @@ into that target region?") from the two masks' geometry alone:
 3. Stay or move: the identity motion competes with T; the one whose pulled exemplar mask has the
    higher IoU with the target wins (ties go to staying). This keeps a large background region in
    place when a small figure moves out of it, instead of shifting it by its centroid's drift.
-4. Vacated areas: target pixels that the winner pulls from outside the exemplar region (the
-   place a figure left, a part that grew) take a copy of the region's own texture translated
-   from nearby: among the offsets whose pixels lie inside the region, the one whose colours
-   best continue the ring of pixels around the area (the least visible seam).
-
-Motions are [identity, T, fills...] with hard per-pixel weights on a grid over the target
-region's box (at most WORK_SIZE on its long side); the transport blends their borders.
+Motions are [identity, T], the winner holding all the weight, on a grid over the target region's
+box (at most WORK_SIZE on its long side). Target pixels that the winner pulls from outside the
+exemplar region (the place a figure left, a part that grew) are the composition's to fill
+(engine.compose, engine.fill), as for every model.
 """
 
 from __future__ import annotations
@@ -29,7 +26,7 @@ import cv2
 import numpy as np
 
 from ..motion import pixel_to_normalised_affines, points_to_normalised
-from ..transport import RIM_WIDTH, RegionMotion, bounding_box, interior_mask
+from ..transport import RegionMotion, bounding_box
 
 WORK_SIZE = 256
 PROFILE_ANGLES = 128
@@ -42,14 +39,6 @@ STAY_MARGIN = 0.02
 # ROTATION_GAIN: near-symmetric shapes, like a frame-filling background, are never turned.
 MIN_PROFILE_MISMATCH = 0.005
 ROTATION_GAIN = 0.15
-FILL_ROUNDS = 3
-# Vacated areas smaller than this many grid cells are left to the transport's edge handling;
-# at most MAX_FILL_AREAS of the largest get a fill motion.
-MIN_FILL_CELLS = 6
-MAX_FILL_AREAS = 12
-# A fill offset is a candidate when it lands this share of the best offset's cells in the region.
-FILL_COVERAGE = 0.9
-
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 
@@ -194,27 +183,15 @@ def align(source_mask: np.ndarray, target_mask: np.ndarray) -> Alignment:
 def moments_motion(exemplar: np.ndarray, source_mask: np.ndarray, target_mask: np.ndarray) -> RegionMotion:
     """The baseline's motion for one region (see the module docstring).
 
-    exemplar: (H, W, C) float32 (only used to choose seamless fills); source_mask,
+    exemplar: (H, W, C) float32 (unused: the baseline sees only the masks); source_mask,
     target_mask: (H, W) bool, both non-empty.
     """
     height, width = target_mask.shape
     alignment = align(source_mask, target_mask)
-    primary = int(alignment.moves)
     affines = [IDENTITY, alignment.moved]
-
-    # Working grid over the target region's box; the winner everywhere, fills where it fails.
-    grid_box, centres, (grid_h, grid_w), cell = region_grid(target_mask)
-    in_target = sample_mask(target_mask, centres).reshape(grid_h, grid_w)
-    pulled_inside = sample_mask(source_mask, _apply(affines[primary], centres)).reshape(grid_h, grid_w)
-    owner = np.full((grid_h, grid_w), primary, np.int64)
-    fills = fill_motions(
-        exemplar, affines[primary], interior_mask(source_mask), centres, in_target, in_target & ~pulled_inside, cell
-    )
-    for fill, cells in fills:
-        owner[cells] = len(affines)
-        affines.append(fill)
-
-    weights = np.stack([(owner == m).astype(np.float32) for m in range(len(affines))])
+    grid_box, _, (grid_h, grid_w), _ = region_grid(target_mask)
+    weights = np.zeros((2, grid_h, grid_w), np.float32)
+    weights[int(alignment.moves)] = 1.0
     (c_src, c_tgt), (sqrt_src, sqrt_tgt), (profile_src, profile_tgt) = alignment.centroids, alignment.roots, alignment.profiles
     keypoints_src, keypoints_tgt = _keypoints(
         c_src, sqrt_src, profile_src, c_tgt, sqrt_tgt, profile_tgt, alignment.angle
@@ -259,65 +236,6 @@ def _target_samples(target_mask: np.ndarray) -> np.ndarray:
     step = max(1, int(np.ceil(np.sqrt(np.count_nonzero(target_mask) / MAX_SAMPLES))))
     rows, cols = np.nonzero(target_mask[y0:y1:step, x0:x1:step])
     return np.stack([x0 + cols * step, y0 + rows * step], axis=1).astype(np.float64)
-
-
-def fill_motions(exemplar, primary, source_mask, centres, in_target, uncovered, cell):
-    """Yield (affine, cells) pairs: for each connected vacated area of the grid, the primary
-    motion translated by a nearby offset, and the cells (grid-shaped bool) it fills.
-
-    Offsets are candidates when they pull nearly as many of the area's cells from inside the
-    region as the best one does; among those the winner best matches, colour for colour, the
-    ring of target cells around the area that the primary motion fills. Up to FILL_ROUNDS
-    tries per area for the cells the earlier offsets could not fill.
-    """
-    count, components, stats, _ = cv2.connectedComponentsWithStats(uncovered.astype(np.uint8), connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    largest = 1 + np.argsort(-areas, kind="stable")[:MAX_FILL_AREAS]
-    ring_kernel = np.ones((5, 5), np.uint8)
-    # Grow each area over the rim of the region it left, whose pixels are not to be sampled.
-    grow = 2 * int(np.ceil((RIM_WIDTH + 1) / cell)) + 1
-    grow_kernel = np.ones((grow, grow), np.uint8)
-    for component in largest[areas[largest - 1] >= MIN_FILL_CELLS]:
-        remaining = (cv2.dilate((components == component).astype(np.uint8), grow_kernel) > 0) & in_target
-        ring = (cv2.dilate(remaining.astype(np.uint8), ring_kernel) > 0) & in_target & ~uncovered
-        ring_points = _apply(primary, centres[ring.ravel()])
-        ring_colour = _colours(exemplar, ring_points)
-        width = stats[component, cv2.CC_STAT_WIDTH] * cell + 2
-        height = stats[component, cv2.CC_STAT_HEIGHT] * cell + 2
-        offsets = np.array([
-            (k * dx * width, k * dy * height)
-            for k in (1.0, 1.5, 2.0)
-            for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (1, -1), (-1, 1), (-1, -1))
-        ])
-        for _ in range(FILL_ROUNDS):
-            base = _apply(primary, centres[remaining.ravel()])
-            # Every offset in one call: (offsets, cells)
-            hits = sample_mask(source_mask, (base[None] + offsets[:, None]).reshape(-1, 2)).reshape(len(offsets), -1)
-            scores = hits.mean(axis=1)
-            if scores.max() == 0:
-                break
-            candidates = np.flatnonzero(scores >= FILL_COVERAGE * scores.max())
-            if len(ring_colour):
-                shifted = (ring_points[None] + offsets[candidates][:, None]).reshape(-1, 2)
-                seams = np.abs(_colours(exemplar, shifted).reshape(len(candidates), *ring_colour.shape) - ring_colour).mean(axis=(1, 2))
-                best = int(candidates[int(np.argmin(seams))])
-            else:
-                best = int(candidates[0])
-            filled = np.zeros_like(remaining)
-            filled[remaining] = hits[best]
-            fill = primary.copy()
-            fill[:, 2] += offsets[best]
-            yield fill, filled
-            remaining &= ~filled
-            if not remaining.any():
-                break
-
-
-def _colours(image: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """image (H, W, C) at pixel points (N, 2), nearest with edges clamped. -> (N, C)."""
-    cols = np.clip(np.rint(points[:, 0]).astype(np.int64), 0, image.shape[1] - 1)
-    rows = np.clip(np.rint(points[:, 1]).astype(np.int64), 0, image.shape[0] - 1)
-    return image[rows, cols]
 
 
 def _keypoints(c_src, sqrt_src, profile_src, c_tgt, sqrt_tgt, profile_tgt, angle):

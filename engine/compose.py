@@ -1,0 +1,365 @@
+"""Layered composition: what the edit changes changes, and nothing else does.
+
+Given each target region's motion (from any model), the result is built in layers:
+
+1. Staying regions. A region stays when its target only lost area (something now covers it) or
+   when its motion is the identity where its target overlaps its old place. Where a staying
+   region's target pixel is its own exemplar pixel, that pixel is copied as it is.
+2. Moving regions are transported (engine.transport: their motions, warped and blended at full
+   resolution) and laid over, with their edges anti-aliased outward by EDGE_FEATHER. Their
+   pixels are warped where their motions land inside their own exemplar region.
+3. Vacated pixels, and only those, are synthesised (engine.fill): target pixels of a staying
+   region that were some other region's, and target pixels of a moving region that its motions
+   cannot pull from its own pixels. Each is made from its own region's exemplar pixels.
+
+The edit zone is the pixels whose label differs between the maps, plus the target and exemplar
+pixels of every moving region, grown by `edit_band` pixels. Outside it the result is the
+exemplar, bit for bit. A region absent from the target map is never sampled.
+
+Provenance (when asked for) says for every output pixel the exemplar pixel it came from, the
+exemplar region of that pixel and how it came (UNCHANGED, WARPED, FILLED); a pixel that mixes
+sources (an anti-aliased edge) reports its larger share, and UNCHANGED means bit-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .fill import fill_vacated
+from .motion import normalised_to_pixel_affines
+from .runtime import thread_count
+from .transport import (
+    BAND_ROWS,
+    EDGE_FEATHER,
+    RegionMotion,
+    bounding_box,
+    feathered_mask,
+    prepare_motion,
+    region_interior,
+    transport_band,
+    upsample_weights,
+)
+
+UNCHANGED, WARPED, FILLED = 0, 1, 2
+# A moving region's pixel is warped when its motions' weights land this much inside the region.
+COVERED = 0.5
+# A region stays when the identity holds this share of its weight where target and exemplar meet.
+STAY_SHARE = 0.5
+# The blending band around the edit, in pixels: at least MIN_BAND, and one per BAND_PER pixels
+# of the image's long side (8 px at 4096), so that joins scale with the picture.
+MIN_BAND = 4
+BAND_PER = 512
+# The fill also takes this many pixels of the staying regions around a vacated place (a painted
+# map's edge misses an object's outline by a pixel or two): at least MIN_RIM, one per RIM_PER.
+MIN_RIM = 2
+RIM_PER = 1024
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """For every output pixel (H, W): the exemplar coordinate it came from (source_x, source_y
+    float32, pixel centres on integers), that pixel's exemplar region (int32) and its kind
+    (uint8: UNCHANGED, WARPED, FILLED)."""
+
+    source_x: np.ndarray
+    source_y: np.ndarray
+    source_region: np.ndarray
+    kind: np.ndarray
+
+
+@dataclass(frozen=True)
+class Composition:
+    """The result (H, W, C) float32, the kind of every pixel (H, W) uint8, the edit zone
+    (H, W) bool, the ids of the regions that moved, and the provenance when asked for."""
+
+    pixels: np.ndarray
+    kind: np.ndarray
+    edit_zone: np.ndarray
+    moving: tuple[int, ...]
+    provenance: Provenance | None
+
+
+def edit_rim(height: int, width: int) -> int:
+    """How far (pixels) the fill reaches past the place a region left, for an image this size."""
+    return max(MIN_RIM, int(np.ceil(max(height, width) / RIM_PER)))
+
+
+def edit_band(height: int, width: int) -> int:
+    """Width in pixels of the blending band around the edit for an image of this size."""
+    return max(MIN_BAND, int(np.ceil(max(height, width) / BAND_PER)))
+
+
+def identity_slots(motion: RegionMotion, height: int, width: int) -> np.ndarray:
+    """Which of the motion's affines (M,) bool are the identity (to 1e-6 pixels)."""
+    pixel = normalised_to_pixel_affines(motion.affines, height, width)
+    return np.abs(pixel - np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])).max(axis=(1, 2)) <= 1e-6
+
+
+def region_stays(motion: RegionMotion, exemplar_mask: np.ndarray, target_mask: np.ndarray) -> bool:
+    """Whether a region keeps its place: its target (H, W) bool lies inside its exemplar mask
+    (it only lost area), or the identity holds STAY_SHARE of the motion's weight over the
+    weight-grid cells where the two masks meet."""
+    if not (target_mask & ~exemplar_mask).any():
+        return True
+    height, width = target_mask.shape
+    identity = identity_slots(motion, height, width)
+    if not identity.any():
+        return False
+    h, w = motion.weights.shape[1:]
+    gx0, gy0, gx1, gy1 = motion.box
+    cols = np.clip(np.floor(gx0 + (np.arange(w) + 0.5) * (gx1 - gx0) / w).astype(np.int64), 0, width - 1)
+    rows = np.clip(np.floor(gy0 + (np.arange(h) + 0.5) * (gy1 - gy0) / h).astype(np.int64), 0, height - 1)
+    meet = (exemplar_mask & target_mask)[rows[:, None], cols[None, :]]
+    if not meet.any():
+        return False
+    share = motion.weights[identity].sum(axis=0) / np.maximum(motion.weights.sum(axis=0), 1e-12)
+    return float(share[meet].mean()) >= STAY_SHARE
+
+
+def compose(
+    exemplar: np.ndarray,
+    exemplar_labels: np.ndarray,
+    target_labels: np.ndarray,
+    motions: dict[int, RegionMotion],
+    alphas: dict[int, np.ndarray] | None = None,
+    graph=None,
+    want_provenance: bool = False,
+    on_progress: Callable[[float], None] | None = None,
+) -> Composition:
+    """Lay every target region into its place (see the module docstring).
+
+    exemplar: (H, W, C) float32; exemplar_labels, target_labels: (H, W) int; motions: one per id
+    of the target map. `alphas` may give a region its own coverage (H, W) in [0, 1] instead of
+    its feathered target mask (a soft selection). `graph`: an engine.graph_blend.BlendGraph to
+    blend moving regions on, or None for OpenCV. `on_progress(fraction)` after each band.
+    """
+    height, width = target_labels.shape
+    alphas = alphas or {}
+    moving = tuple(
+        r for r in sorted(motions) if not region_stays(motions[r], exemplar_labels == r, target_labels == r)
+    )
+    core = exemplar_labels != target_labels
+    for region in moving:
+        core |= (target_labels == region) | (exemplar_labels == region)
+        if region in alphas:
+            core |= alphas[region] > 0
+    band = edit_band(height, width)
+    zone = cv2.dilate(core.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))).view(bool)
+    pixels = exemplar.copy()
+    kind = np.zeros((height, width), np.uint8)
+    box = bounding_box(zone)
+    if box is None:  # nothing changes
+        if on_progress is not None:
+            on_progress(1.0)
+        return Composition(pixels, kind, zone, moving, _unchanged_provenance(exemplar_labels) if want_provenance else None)
+
+    layers = _MovingLayers(exemplar, box, want_provenance)
+    _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, moving, alphas, graph, on_progress)
+
+    # The staying world under the moving layers: own pixels, or holes of the region now there.
+    staying = np.zeros(max(int(target_labels.max()), int(exemplar_labels.max())) + 2, bool)
+    staying[[r for r in motions if r not in moving]] = True
+    x0, y0, x1, y1 = box
+    crop = (slice(y0, y1), slice(x0, x1))
+    target, source = target_labels[crop], exemplar_labels[crop]
+    in_zone = zone[crop]
+    base_label = _base_labels(target, staying, layers.alpha, in_zone)
+    own = in_zone & (base_label == source) & staying[np.maximum(source, 0)]
+    shows = layers.alpha < 1.0 - 1e-6  # where the staying world is seen at all
+    hole_crop = in_zone & shows & ~own & (base_label >= 0)
+    # Painted maps stop a pixel or two short of an object's outline: the staying pixels that
+    # touch the place a region left are filled too, so no rim of the old object stays behind.
+    rim = edit_rim(height, width)
+    grown = cv2.dilate(hole_crop.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1))).view(bool)
+    hole_crop = (hole_crop | grown) & in_zone & shows & (base_label >= 0)
+    hole_crop |= layers.uncovered  # a moving region's own pixels that its motions cannot reach
+
+    # The known picture around the holes, then the fill (labels: the region each hole becomes).
+    context = pixels[crop] * (1.0 - layers.alpha[:, :, None]) + layers.colour
+    fill_labels = np.where(layers.uncovered, target, base_label)
+    hole = np.zeros((height, width), bool)
+    hole[crop] = hole_crop
+    labels_full = target_labels.copy()
+    labels_full[crop] = np.where(hole_crop, fill_labels, target)
+    context_full = pixels.copy()
+    context_full[crop] = context
+    filled = fill_vacated(context_full, hole, labels_full, exemplar, exemplar_labels)
+    base = pixels[crop].copy()
+    base[filled.rows - y0, filled.cols - x0] = filled.colours
+    alpha = np.where(layers.uncovered, 0.0, layers.alpha)[:, :, None]
+    colour = np.where(layers.uncovered[:, :, None], 0.0, layers.colour)
+    composed = base * (1.0 - alpha) + colour
+    pixels[crop] = np.where(in_zone[:, :, None], composed, exemplar[crop])
+
+    kind_crop = np.where(hole_crop, FILLED, UNCHANGED).astype(np.uint8)
+    kind_crop[(alpha[:, :, 0] > 0) & ~(hole_crop & (alpha[:, :, 0] < 0.5))] = WARPED
+    kind_crop[~in_zone] = UNCHANGED
+    # a pixel that stayed exactly what it was is unchanged whatever touched it
+    same = np.all(pixels[crop] == exemplar[crop], axis=2) & ~hole_crop
+    kind_crop[same] = UNCHANGED
+    kind[crop] = kind_crop
+    if on_progress is not None:
+        on_progress(1.0)
+    provenance = None
+    if want_provenance:
+        provenance = _provenance(exemplar_labels, box, kind_crop, layers, filled)
+    return Composition(pixels, kind, zone, moving, provenance)
+
+
+class _MovingLayers:
+    """The moving regions laid over the staying world, inside the edit's box: premultiplied
+    colour (h, w, C), their alpha (h, w), the pixels of a moving region its motions cannot
+    reach (h, w) bool, and, for provenance, the dominant motion's source per pixel."""
+
+    def __init__(self, exemplar: np.ndarray, box, want_sources: bool):
+        x0, y0, x1, y1 = box
+        self.box = box
+        self.colour = np.zeros((y1 - y0, x1 - x0, exemplar.shape[2]), np.float32)
+        self.alpha = np.zeros((y1 - y0, x1 - x0), np.float32)
+        self.uncovered = np.zeros((y1 - y0, x1 - x0), bool)
+        self.source = np.full((y1 - y0, x1 - x0, 2), np.nan, np.float32) if want_sources else None
+        self.share = np.zeros((y1 - y0, x1 - x0), np.float32) if want_sources else None
+
+
+def _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, moving, alphas, graph, on_progress):
+    """Transport each moving region band by band and add it to `layers`."""
+    height, width = target_labels.shape
+    margin = int(np.ceil(4 * EDGE_FEATHER)) + 1
+    placed_exemplar = graph.place_exemplar(exemplar) if graph is not None and moving else None
+    bx0, by0, bx1, by1 = layers.box
+
+    def lay_band(region, target_mask, region_mask, source_mask, prepared, band, placed):
+        motion = motions[region]
+        colour, dominant = transport_band(
+            exemplar, source_mask, motion, prepared, band, want_dominant=layers.source is not None and placed is None, placed=placed
+        )
+        coverage = _coverage(region_mask, prepared, motion.box, band)
+        x0, y0, x1, y1 = band
+        inside = target_mask[y0:y1, x0:x1]
+        if region in alphas:
+            alpha = alphas[region][y0:y1, x0:x1].astype(np.float32)
+        else:  # anti-aliased outward only: inside its target the region is whole
+            alpha = np.where(inside, 1.0, feathered_mask(target_mask, band, EDGE_FEATHER)).astype(np.float32)
+        reached = coverage >= COVERED
+        alpha = np.where(reached, alpha, 0.0)
+        rows, cols = slice(y0 - by0, y1 - by0), slice(x0 - bx0, x1 - bx0)
+        layers.colour[rows, cols] += colour * alpha[:, :, None]
+        layers.alpha[rows, cols] += alpha
+        layers.uncovered[rows, cols] |= inside & ~reached
+        if layers.source is not None:
+            better = alpha > layers.share[rows, cols]
+            layers.share[rows, cols][better] = alpha[better]
+            layers.source[rows, cols][better] = _dominant_sources(prepared, dominant, band, motion)[better]
+
+    with ThreadPoolExecutor(max_workers=thread_count()) as pool:
+        for done, region in enumerate(moving):
+            target_mask = target_labels == region
+            box = bounding_box(target_mask | (alphas[region] > 0) if region in alphas else target_mask, margin)
+            region_mask = exemplar_labels == region
+            source_mask = region_interior(region_mask)
+            prepared = prepare_motion(exemplar, motions[region], region_mask)
+            placed = graph.region(placed_exemplar, source_mask) if graph is not None else None
+            # bands own their rows, so threads never write the same pixels
+            bands = [(box[0], top, box[2], min(top + BAND_ROWS, box[3])) for top in range(box[1], box[3], BAND_ROWS)]
+            jobs = [pool.submit(lay_band, region, target_mask, region_mask, source_mask, prepared, b, placed) for b in bands]
+            try:
+                for finished, job in enumerate(jobs):
+                    job.result()
+                    if on_progress is not None:
+                        on_progress((done + (finished + 1) / len(jobs)) / max(len(moving), 1))
+            except BaseException:  # a failure or a cancel from on_progress: drop the bands not started
+                for job in jobs:
+                    job.cancel()
+                raise
+    # where two moving regions' soft edges overlap, their shares are scaled to sum to one
+    over = np.maximum(layers.alpha, 1.0)
+    layers.colour /= over[:, :, None]
+    layers.alpha /= over
+
+
+def _coverage(region_mask: np.ndarray, prepared, grid_box, band) -> np.ndarray:
+    """How much of the motions' weight lands on the region's own exemplar pixels (band h, w)."""
+    mask = region_mask.view(np.uint8)
+    total = np.zeros((band[3] - band[1], band[2] - band[0]), np.float32)
+    weight_sum = np.zeros_like(total)
+    for affine, weights in zip(prepared.affines, prepared.weights):
+        weight = upsample_weights(weights, grid_box, band)
+        landed = _warp_nearest(mask, affine, band)
+        total += weight * landed
+        weight_sum += weight
+    return total / np.maximum(weight_sum, 1e-12)
+
+
+def _warp_nearest(mask: np.ndarray, affine: np.ndarray, box) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    shifted = affine.copy()
+    shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], np.float64)
+    return cv2.warpAffine(
+        mask, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT
+    ).reshape(y1 - y0, x1 - x0).astype(np.float32)
+
+
+def _dominant_sources(prepared, dominant, band, motion) -> np.ndarray:
+    """The exemplar coordinate (band h, w, 2) x, y that each pixel's dominant motion samples."""
+    x0, y0, x1, y1 = band
+    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    by_index = dict(zip(prepared.indices, prepared.affines))
+    chosen = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
+    if dominant is None:  # a blend graph reports no dominant motion: the heaviest one overall
+        dominant = np.full((y1 - y0, x1 - x0), prepared.indices[int(np.argmax(prepared.weights.sum(axis=(1, 2))))])
+    for index, affine in by_index.items():
+        pick = dominant == index
+        if pick.any():
+            chosen[pick, 0] = affine[0, 0] * xs[pick] + affine[0, 1] * ys[pick] + affine[0, 2]
+            chosen[pick, 1] = affine[1, 0] * xs[pick] + affine[1, 1] * ys[pick] + affine[1, 2]
+    return chosen
+
+
+def _base_labels(target, staying, moving_alpha, in_zone) -> np.ndarray:
+    """The staying region at every pixel of the crop (h, w) int: the target's own label where it
+    stays, else (under a moving region's soft edge) the nearest staying target label; -1 where
+    no staying region is left at all."""
+    stays = staying[np.maximum(target, 0)] & (target >= 0)
+    if stays.all() or not stays.any():
+        return np.where(stays, target, -1)
+    needs = in_zone & ~stays & (moving_alpha < 1.0 - 1e-6)
+    labels = np.where(stays, target, -1)
+    if needs.any():
+        _, nearest = cv2.distanceTransformWithLabels((~stays).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+        index = np.zeros(nearest.max() + 1, np.int64)
+        index[nearest[stays]] = np.flatnonzero(stays)
+        labels[needs] = target.ravel()[index[nearest[needs]]]
+    return labels
+
+
+def _unchanged_provenance(exemplar_labels: np.ndarray) -> Provenance:
+    height, width = exemplar_labels.shape
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return Provenance(xs, ys, exemplar_labels.astype(np.int32), np.zeros((height, width), np.uint8))
+
+
+def _provenance(exemplar_labels, box, kind_crop, layers, filled) -> Provenance:
+    height, width = exemplar_labels.shape
+    result = _unchanged_provenance(exemplar_labels)
+    x0, y0, x1, y1 = box
+    source_x, source_y = result.source_x[y0:y1, x0:x1], result.source_y[y0:y1, x0:x1]
+    warped = kind_crop == WARPED
+    moved = warped & ~np.isnan(layers.source[:, :, 0]) & (layers.share >= 0.5)
+    source_x[moved] = layers.source[moved, 0]
+    source_y[moved] = layers.source[moved, 1]
+    fill_x = np.full(kind_crop.shape, np.nan, np.float32)
+    fill_y = np.full(kind_crop.shape, np.nan, np.float32)
+    fill_x[filled.rows - y0, filled.cols - x0] = filled.source_x
+    fill_y[filled.rows - y0, filled.cols - x0] = filled.source_y
+    from_fill = ~np.isnan(fill_x) & ~moved
+    source_x[from_fill] = fill_x[from_fill]
+    source_y[from_fill] = fill_y[from_fill]
+    cols = np.clip(np.rint(result.source_x).astype(np.int64), 0, width - 1)
+    rows = np.clip(np.rint(result.source_y).astype(np.int64), 0, height - 1)
+    result.kind[y0:y1, x0:x1] = kind_crop
+    return Provenance(result.source_x, result.source_y, exemplar_labels[rows, cols].astype(np.int32), result.kind)

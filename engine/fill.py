@@ -1,0 +1,560 @@
+"""The fill for vacated pixels: patch-based completion from each region's own exemplar pixels.
+
+A vacated pixel is one of target region r that r's motions cannot pull from r's own exemplar
+pixels (the place a figure left, a part that grew). Its colour is found as in space-time
+completion (Wexler et al. 2007) with a PatchMatch search (Barnes et al. 2009), coarse to fine:
+
+1. At a working resolution (long side at most WORK_SIDE), every hole pixel p of target label r
+   gets a source q in the exemplar, q inside r's exemplar pixels, minimising the patch distance
+       D(p, q) = mean_o [t(p + o) = t(p)] |image(p + o) - exemplar(q + o)|^2
+                        + LABEL_COST [t(p + o) != e(q + o)]
+   over the PATCH x PATCH offsets o that fall inside the image, each weighted by its confidence
+   (known pixels 1, guesses less the deeper in the hole): colours are compared within the
+   pixel's own region, and the label term carries the edges between regions (a horizon, a
+   shoreline) into the hole. A small cost on the distance from p to q prefers nearby sources.
+2. Each hole pixel is then the vote of the patches that cover it (only votes whose source pixel
+   is of the pixel's own region count), and the search runs again on the voted image; the
+   field found at one level starts the next finer one.
+3. At full resolution each hole pixel takes its working pixel's offset, scaled to whole pixels
+   (a shift map), voted over its 2 x 2 nearest working pixels: where they agree the painting's
+   own pixels are copied exactly, brushwork at native size. A source outside the region is
+   never used.
+4. Joins: the difference between what the fill would put just outside the hole and what the
+   painting has there is spread smoothly over the hole (a pull-push membrane, as in mean-value
+   cloning, Farbman et al. 2009), at the working resolution, and added at full resolution.
+
+Everything is numpy and OpenCV; the cost is linear in the hole's working pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .regions import resize_labels
+
+# Long side of the working image the search runs on; finer detail comes from the shift map.
+WORK_SIDE = 384
+PATCH = 7
+# Added to a patch pixel's squared colour distance (0..1 per channel) when the labels differ.
+LABEL_COST = 0.02
+# Added per (source distance / image side)^2: paintings change across the canvas (a sky darkens
+# upward), so of two equally good sources the nearer one wins.
+DISTANCE_COST = 0.05
+# EM rounds (search, then vote) at the coarsest level and at every finer one.
+COARSE_ROUNDS = 6
+FINE_ROUNDS = 2
+# The coarsest level's hole is at most this many pixels thick (twice its inscribed radius).
+COARSE_THICKNESS = 10
+MAX_LEVELS = 5
+# Propagation steps (pixels) tried in each search round, and the random search's radii.
+PROPAGATION_STEPS = (1, 3)
+RANDOM_TRIES = 4
+# Random search radius (pixels) at levels finer than the coarsest, whose field comes from above.
+FINE_RADIUS = 8
+CONFIDENCE_DECAY = 1.3
+SEED = 0
+REMAP_ROW = 1024
+# Full-resolution sources keep this far (pixels) inside their region.
+SOURCE_RIM = 2
+
+
+@dataclass(frozen=True)
+class Fill:
+    """The fill of a hole: its full-resolution pixels (rows, cols (N,)), their colours (N, C)
+    float32, and the exemplar pixel each was taken from (source_x, source_y (N,) int64)."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    colours: np.ndarray
+    source_x: np.ndarray
+    source_y: np.ndarray
+
+
+def fill_vacated(
+    image: np.ndarray,
+    hole: np.ndarray,
+    target_labels: np.ndarray,
+    exemplar: np.ndarray,
+    exemplar_labels: np.ndarray,
+) -> Fill:
+    """Fill the `hole` (H, W) bool of `image` (H, W, C) float32, the result so far (its pixels
+    under the hole are ignored). Hole pixel p is made from exemplar (H, W, C) pixels of region
+    target_labels[p] in exemplar_labels (both (H, W) int); every hole label must exist there."""
+    height, width = hole.shape
+    rows, cols = np.nonzero(hole)
+    if rows.size == 0:
+        empty = np.zeros(0, np.int64)
+        return Fill(empty, empty, np.zeros((0, image.shape[2]), np.float32), empty, empty)
+    scale = min(1.0, WORK_SIDE / max(height, width))
+    work_h, work_w = max(1, round(height * scale)), max(1, round(width * scale))
+    levels = _pyramid(image, hole, target_labels, exemplar, exemplar_labels, (work_h, work_w))
+    field = _search(levels)
+    work = levels[0]
+    voted = _vote(work, field)
+    offsets = field - _positions(work.hole_rows, work.hole_cols)  # (n, 2) y, x in working pixels
+    offset_map = np.zeros((work_h, work_w, 2), np.float64)
+    offset_map[work.hole_rows, work.hole_cols] = offsets
+    colours, source_y, source_x = _apply_full(
+        rows, cols, offset_map, work.hole, (work_h / height, work_w / width), target_labels, exemplar,
+        _interior_labels(exemplar_labels, np.unique(target_labels[hole])),
+    )
+    correction = _membrane(work, field, voted)
+    colours += _sample_bilinear(correction, rows, cols, (work_h / height, work_w / width))
+    # the membrane may not leave the painting's own range (the working exemplar's, cheap to find)
+    np.clip(colours, work.exemplar.min(axis=(0, 1)), work.exemplar.max(axis=(0, 1)), out=colours)
+    return Fill(rows, cols, colours.astype(np.float32), source_x, source_y)
+
+
+@dataclass
+class Level:
+    """One level of the search: the image with its hole (h, w[, C]), both label maps, the
+    exemplar, and which exemplar pixels may be a source (label, or -1)."""
+
+    image: np.ndarray
+    hole: np.ndarray
+    target: np.ndarray
+    exemplar: np.ndarray
+    exemplar_labels: np.ndarray
+    sources: np.ndarray
+    hole_rows: np.ndarray
+    hole_cols: np.ndarray
+
+
+def _level(image, hole, target, exemplar, exemplar_labels) -> Level:
+    # A source centre must sit inside its region at this level: eroding each region by one
+    # pixel keeps a patch's centre off the anti-aliased rim, unless nothing would be left.
+    lowest = cv2.erode(exemplar_labels.astype(np.float32), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    highest = cv2.dilate(exemplar_labels.astype(np.float32), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    sources = np.where(lowest == highest, exemplar_labels, -1)
+    for label in np.unique(target[hole]):
+        if not (sources == label).any():
+            sources[exemplar_labels == label] = label
+    hole_rows, hole_cols = np.nonzero(hole)
+    return Level(image, hole, target, exemplar, exemplar_labels, sources, hole_rows, hole_cols)
+
+
+def _pyramid(image, hole, target_labels, exemplar, exemplar_labels, work_shape) -> list[Level]:
+    """Levels from the working resolution (index 0) down to one where the hole is at most
+    COARSE_THICKNESS pixels thick."""
+    work_h, work_w = work_shape
+    image_w, hole_w, target_w, exemplar_w, labels_w = _shrink(image, hole, target_labels, exemplar, exemplar_labels, work_h, work_w)
+    thickness = 2.0 * cv2.distanceTransform(np.pad(hole_w, 1).view(np.uint8), cv2.DIST_L2, 3).max()
+    count = 1
+    while count < MAX_LEVELS and thickness / 2**count >= COARSE_THICKNESS and min(work_h, work_w) / 2**count >= 16:
+        count += 1
+    levels = [_level(image_w, hole_w, target_w, exemplar_w, labels_w)]
+    for _ in range(1, count):
+        prior = levels[-1]
+        h, w = max(1, prior.hole.shape[0] // 2), max(1, prior.hole.shape[1] // 2)
+        levels.append(_level(*_shrink(prior.image, prior.hole, prior.target, prior.exemplar, prior.exemplar_labels, h, w)))
+    return levels
+
+
+def _shrink(image, hole, target, exemplar, exemplar_labels, h, w):
+    """Everything at (h, w): colours averaged, labels sampled, and a pixel in the hole when any
+    part of it is (so that every full-resolution hole pixel has a working pixel)."""
+    if hole.shape == (h, w):
+        return image, hole, target, exemplar, exemplar_labels
+    channels = image.shape[2]
+    small_hole = cv2.resize(hole.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0
+    return (
+        cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, channels),
+        small_hole,
+        _hole_labels(target, hole, small_hole, h, w),
+        cv2.resize(exemplar, (w, h), interpolation=cv2.INTER_AREA).reshape(h, w, channels),
+        resize_labels(exemplar_labels, h, w),
+    )
+
+
+def _hole_labels(target, hole, small_hole, h, w):
+    """Target labels at (h, w): sampled, except that a small hole pixel whose sample falls
+    outside the big hole takes the label of the big hole pixel nearest to its centre."""
+    small = resize_labels(target, h, w)
+    sampled_hole = resize_labels(hole.view(np.uint8), h, w).view(bool)
+    fix_rows, fix_cols = np.nonzero(small_hole & ~sampled_hole)
+    if fix_rows.size:
+        big_h, big_w = hole.shape
+        _, nearest = cv2.distanceTransformWithLabels((~hole).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+        hole_index = np.zeros(nearest.max() + 1, np.int64)
+        hole_index[nearest[hole]] = np.flatnonzero(hole)
+        centre_rows = np.minimum(((fix_rows + 0.5) * big_h / h).astype(np.int64), big_h - 1)
+        centre_cols = np.minimum(((fix_cols + 0.5) * big_w / w).astype(np.int64), big_w - 1)
+        small[fix_rows, fix_cols] = target.ravel()[hole_index[nearest[centre_rows, centre_cols]]]
+    return small
+
+
+def _positions(rows, cols) -> np.ndarray:
+    return np.stack([rows, cols], axis=1).astype(np.int64)
+
+
+class _Patches:
+    """Patch offsets and the gathers over them, for one level."""
+
+    def __init__(self, level: Level, size: int = PATCH):
+        radius = size // 2
+        oy, ox = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+        self.oy, self.ox = oy.ravel(), ox.ravel()
+        self.shape = level.hole.shape
+        h, w = self.shape
+        rows = level.hole_rows[:, None] + self.oy
+        cols = level.hole_cols[:, None] + self.ox
+        self.inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)  # (n, k)
+        self.flat = np.clip(rows, 0, h - 1) * w + np.clip(cols, 0, w - 1)
+        self.target = level.target.ravel()[self.flat]
+        # Colours are compared only over the pixel's own region: a neighbour (the object that
+        # moved in beside the hole) says where edges go, through the labels, not what colour
+        # the hole should be.
+        self.same = self.target == level.target[level.hole_rows, level.hole_cols][:, None]
+        self.position = _positions(level.hole_rows, level.hole_cols)
+        # Known pixels count fully; a guess inside the hole less the deeper it lies (Wexler's
+        # confidence), so that the texture around the hole, not a blurred guess, picks sources.
+        depth = cv2.distanceTransform(np.pad(level.hole, 1).view(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        confidence = np.where(level.hole, CONFIDENCE_DECAY ** -depth, 1.0).astype(np.float32)
+        self.weight = confidence.ravel()[self.flat] * self.inside
+        self.confidence = confidence[level.hole_rows, level.hole_cols]
+        self.exemplar = level.exemplar.reshape(h * w, -1)
+        self.exemplar_labels = level.exemplar_labels.ravel()
+
+    def around(self, image: np.ndarray) -> np.ndarray:
+        """The hole pixels' patches of image (h, w, C) -> (n, k, C)."""
+        return image.reshape(-1, image.shape[2])[self.flat]
+
+    def distance(self, patches: np.ndarray, sources: np.ndarray, pick: np.ndarray | None = None) -> np.ndarray:
+        """D(p, q) for the hole pixels `pick` (indices, default all) with patches (m, k, C) and
+        candidates q, sources (m, 2) -> (m,)."""
+        h, w = self.shape
+        rows = sources[:, :1] + self.oy
+        cols = sources[:, 1:] + self.ox
+        target = self.target if pick is None else self.target[pick]
+        same = self.same if pick is None else self.same[pick]
+        valid = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+        flat = np.clip(rows, 0, h - 1) * w + np.clip(cols, 0, w - 1)
+        difference = self.exemplar[flat] - patches
+        cost = np.einsum("nkc,nkc->nk", difference, difference) * same
+        cost += LABEL_COST * (self.exemplar_labels[flat] != target)
+        weight = (self.weight if pick is None else self.weight[pick]) * valid
+        position = self.position if pick is None else self.position[pick]
+        travel = ((sources - position) ** 2).sum(axis=1) / float(max(h, w)) ** 2
+        return (cost * weight).sum(axis=1) / np.maximum(weight.sum(axis=1), 1e-6) + DISTANCE_COST * travel
+
+
+def _search(levels: list[Level]) -> np.ndarray:
+    """The nearest-neighbour field at the working level: (n, 2) source (y, x) per hole pixel."""
+    rng = np.random.default_rng(SEED)
+    field = None
+    for depth in range(len(levels) - 1, -1, -1):
+        level = levels[depth]
+        if field is None:
+            field = _random_sources(level, rng)
+            image = _first_guess(level)
+        else:
+            field = _upsampled(levels[depth + 1], field, level, rng)
+            image = level.image.copy()
+            image[level.hole] = _vote(level, field)
+        patches = _Patches(level)
+        for _ in range(COARSE_ROUNDS if depth == len(levels) - 1 else FINE_ROUNDS):
+            around = patches.around(image)
+            cost = patches.distance(around, field)
+            radius = max(level.hole.shape) / 4 if depth == len(levels) - 1 else FINE_RADIUS
+            field, cost = _improve(level, patches, around, field, cost, rng, radius)
+            image[level.hole] = _vote(level, field, _vote_strength(patches, cost))
+    return field
+
+
+def _vote_strength(patches: _Patches, cost: np.ndarray) -> np.ndarray:
+    """Wexler's vote weights: a patch counts by its confidence and by how well it matched."""
+    scale = 2.0 * max(float(np.percentile(cost, 75)), 1e-6)
+    return patches.confidence * np.exp(-cost / scale)
+
+
+def _first_guess(level: Level) -> np.ndarray:
+    """The coarsest image with its hole diffused in (OpenCV's Telea), to start the search."""
+    image = level.image.copy()
+    channels = image.shape[2]
+    low, high = image.min(), image.max()
+    span = max(float(high - low), 1e-6)
+    mask = level.hole.view(np.uint8) * 255
+    for start in range(0, channels, 3):
+        part = image[:, :, start : min(start + 3, channels)]
+        eight = np.ascontiguousarray(np.clip((part - low) / span * 255 + 0.5, 0, 255).astype(np.uint8))
+        filled = cv2.inpaint(eight, mask, 3, cv2.INPAINT_TELEA).reshape(part.shape)
+        part[level.hole] = filled[level.hole].astype(np.float32) / 255 * span + low
+    return image
+
+
+def _random_sources(level: Level, rng) -> np.ndarray:
+    """A random allowed source for every hole pixel: a pixel of its own region."""
+    labels = level.target[level.hole_rows, level.hole_cols]
+    field = np.zeros((labels.size, 2), np.int64)
+    for label in np.unique(labels):
+        pick = labels == label
+        candidates = np.flatnonzero(level.sources == label)
+        chosen = candidates[rng.integers(candidates.size, size=int(pick.sum()))]
+        field[pick] = np.stack(np.divmod(chosen, level.sources.shape[1]), axis=1)
+    return field
+
+
+def _allowed(level: Level, sources: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    h, w = level.sources.shape
+    rows, cols = sources[:, 0], sources[:, 1]
+    inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+    allowed = np.zeros(len(sources), bool)
+    allowed[inside] = level.sources[rows[inside], cols[inside]] == labels[inside]
+    return allowed
+
+
+def _improve(level: Level, patches: _Patches, around, field, cost, rng, radius: float):
+    """One PatchMatch round: propagation from neighbours at PROPAGATION_STEPS (all pixels at
+    once, in four directions), then random search at radii shrinking from `radius` and one
+    random source of the region anywhere. Returns the better field and its costs."""
+    h, w = level.hole.shape
+    labels = level.target[level.hole_rows, level.hole_cols]
+    index = np.full((h, w), -1, np.int64)
+    index[level.hole_rows, level.hole_cols] = np.arange(len(field))
+
+    def consider(candidates):
+        nonlocal field, cost
+        allowed = np.flatnonzero(_allowed(level, candidates, labels))
+        if not allowed.size:
+            return
+        trial = np.full(len(field), np.inf)
+        trial[allowed] = patches.distance(around[allowed], candidates[allowed], allowed)
+        better = trial < cost
+        field = np.where(better[:, None], candidates, field)
+        cost = np.where(better, trial, cost)
+
+    for step in PROPAGATION_STEPS:
+        for dy, dx in ((0, step), (0, -step), (step, 0), (-step, 0)):
+            rows, cols = level.hole_rows + dy, level.hole_cols + dx
+            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+            neighbour = np.full(len(field), -1, np.int64)
+            neighbour[inside] = index[rows[inside], cols[inside]]
+            has = neighbour >= 0
+            candidates = field.copy()
+            candidates[has] = field[neighbour[has]] - (dy, dx)
+            candidates[~has] = -1  # not allowed: rejected by `_allowed`
+            consider(candidates)
+    for _ in range(RANDOM_TRIES):
+        jump = np.rint(rng.uniform(-radius, radius, size=field.shape)).astype(np.int64)
+        consider(field + jump)
+        radius = max(1.0, radius / 2)
+    consider(_random_sources(level, rng))
+    return field, cost
+
+
+def _vote(level: Level, field: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
+    """Each hole pixel as the vote of the patches over it (n, C): the patch centred on hole pixel
+    c gives pixel c + o the source's pixel field[c] + o, counted only where that source pixel is
+    of the pixel's own region, with the weight strength[c] (n,) when given (default 1)."""
+    h, w = level.hole.shape
+    exemplar = level.exemplar.reshape(h * w, -1)
+    labels = level.exemplar_labels.ravel()
+    index = np.full((h, w), -1, np.int64)
+    index[level.hole_rows, level.hole_cols] = np.arange(len(field))
+    own = level.target[level.hole_rows, level.hole_cols]
+    total = np.zeros((len(field), exemplar.shape[1]), np.float64)
+    count = np.zeros(len(field), np.float64)
+    radius = PATCH // 2
+    for oy in range(-radius, radius + 1):
+        for ox in range(-radius, radius + 1):
+            rows, cols = level.hole_rows - oy, level.hole_cols - ox  # the centre whose patch covers p at o
+            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
+            centre = np.full(len(field), -1, np.int64)
+            centre[inside] = index[rows[inside], cols[inside]]
+            has = centre >= 0
+            source_rows = field[centre[has], 0] + oy
+            source_cols = field[centre[has], 1] + ox
+            fits = (source_rows >= 0) & (source_rows < h) & (source_cols >= 0) & (source_cols < w)
+            flat = np.clip(source_rows, 0, h - 1) * w + np.clip(source_cols, 0, w - 1)
+            fits &= labels[flat] == own[has]
+            voters = np.flatnonzero(has)[fits]
+            weight = 1.0 if strength is None else strength[centre[has][fits]][:, None]
+            total[voters] += weight * exemplar[flat[fits]]
+            count[voters] += weight if strength is None else weight[:, 0]
+    return (total / np.maximum(count, 1e-12)[:, None]).astype(np.float32)
+
+
+def _upsampled(coarse: Level, field: np.ndarray, fine: Level, rng) -> np.ndarray:
+    """The coarse field carried to the next finer level: each fine hole pixel takes the offset of
+    the coarse pixel it lies in, doubled; where that lands outside its region, a random source."""
+    ch, cw = coarse.hole.shape
+    offsets = np.zeros((ch, cw, 2), np.int64)
+    offsets[coarse.hole_rows, coarse.hole_cols] = field - _positions(coarse.hole_rows, coarse.hole_cols)
+    fh, fw = fine.hole.shape
+    rows = np.minimum(fine.hole_rows * ch // fh, ch - 1)
+    cols = np.minimum(fine.hole_cols * cw // fw, cw - 1)
+    scale = np.array([fh / ch, fw / cw])
+    candidates = _positions(fine.hole_rows, fine.hole_cols) + np.rint(offsets[rows, cols] * scale).astype(np.int64)
+    labels = fine.target[fine.hole_rows, fine.hole_cols]
+    allowed = _allowed(fine, candidates, labels)
+    if not allowed.all():
+        candidates[~allowed] = _random_sources(fine, rng)[~allowed]
+    return candidates
+
+
+def _interior_labels(exemplar_labels: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """exemplar_labels (H, W) with each region's outer SOURCE_RIM pixels set to -1 (a painted
+    map's edge is rarely exact, and the outline there is a neighbour's), for the regions in
+    `wanted`; a region with nothing left inside keeps all its pixels."""
+    size = 2 * SOURCE_RIM + 1
+    kernel = np.ones((size, size), np.uint8)
+    as_float = exemplar_labels.astype(np.float32)
+    lowest = cv2.erode(as_float, kernel, borderType=cv2.BORDER_REPLICATE)
+    highest = cv2.dilate(as_float, kernel, borderType=cv2.BORDER_REPLICATE)
+    interior = np.where(lowest == highest, exemplar_labels, -1)
+    for label in wanted:
+        if not (interior == label).any():
+            interior[exemplar_labels == label] = label
+    return interior
+
+
+def _apply_full(rows, cols, offset_map, work_hole, scale, target_labels, exemplar, exemplar_labels):
+    """Full-resolution hole pixels (rows, cols) from the working offsets: the bilinear vote of
+    the 2 x 2 nearest working hole pixels' offsets in whole pixels, each counted only where its
+    source pixel is inside the pixel's own region (exemplar_labels: interiors, see
+    `_interior_labels`); where none is, the nearest offset in the 6 x 6 around that is, then the
+    region's nearest interior pixel. -> colours (N, C) float64, source y, x (N,)."""
+    height, width = target_labels.shape
+    sy, sx = scale
+    v = (rows + 0.5) * sy - 0.5
+    u = (cols + 0.5) * sx - 0.5
+    top, left = np.floor(v).astype(np.int64), np.floor(u).astype(np.int64)
+    fy, fx = v - top, u - left
+    own = target_labels[rows, cols]
+    exemplar_flat = exemplar.reshape(height * width, -1)
+    labels_flat = exemplar_labels.ravel()
+
+    def candidate(pick, dy, dx):
+        """The source (flat index) that working neighbour (dy, dx) offers pixels `pick`, or -1."""
+        r = np.clip(top[pick] + dy, 0, work_hole.shape[0] - 1)
+        c = np.clip(left[pick] + dx, 0, work_hole.shape[1] - 1)
+        source_rows = rows[pick] + np.rint(offset_map[r, c, 0] / sy).astype(np.int64)
+        source_cols = cols[pick] + np.rint(offset_map[r, c, 1] / sx).astype(np.int64)
+        fits = work_hole[r, c] & (source_rows >= 0) & (source_rows < height) & (source_cols >= 0) & (source_cols < width)
+        flat = np.clip(source_rows, 0, height - 1) * width + np.clip(source_cols, 0, width - 1)
+        fits &= labels_flat[flat] == own[pick]
+        return np.where(fits, flat, -1)
+
+    everyone = np.arange(rows.size)
+    colours = np.zeros((rows.size, exemplar.shape[2]), np.float64)
+    total = np.zeros(rows.size, np.float64)
+    best = np.zeros(rows.size)
+    source_flat = np.full(rows.size, -1, np.int64)
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        flat = candidate(everyone, dy, dx)
+        weight = np.where(flat >= 0, (fy if dy else 1 - fy) * (fx if dx else 1 - fx) + 1e-6, 0.0)
+        colours += weight[:, None] * exemplar_flat[np.maximum(flat, 0)]
+        total += weight
+        better = weight > best
+        best[better] = weight[better]
+        source_flat[better] = flat[better]
+    missing = np.flatnonzero(total <= 0)
+    if missing.size:
+        closest = np.full(missing.size, np.inf)
+        for dy in range(-2, 4):
+            for dx in range(-2, 4):
+                flat = candidate(missing, dy, dx)
+                distance = (top[missing] + dy - v[missing]) ** 2 + (left[missing] + dx - u[missing]) ** 2
+                closer = (flat >= 0) & (distance < closest)
+                closest[closer] = distance[closer]
+                source_flat[missing[closer]] = flat[closer]
+        far = missing[source_flat[missing] < 0]
+        if far.size:
+            source_flat[far] = _nearest_of_region(rows[far], cols[far], own[far], exemplar_labels)
+        colours[missing] = exemplar_flat[source_flat[missing]]
+        total[missing] = 1.0
+    colours /= total[:, None]
+    source_y, source_x = np.divmod(source_flat, width)
+    return colours, source_y, source_x
+
+
+def _nearest_of_region(rows, cols, labels, exemplar_labels) -> np.ndarray:
+    """Flat index of the exemplar pixel of region labels[i] nearest to (rows[i], cols[i]) (few
+    points: the nearest pixel of a region to a point is on its edge, so only edges are searched)."""
+    width = exemplar_labels.shape[1]
+    result = np.zeros(rows.size, np.int64)
+    for label in np.unique(labels):
+        pick = np.flatnonzero(labels == label)
+        region = (exemplar_labels == label).view(np.uint8)
+        edge_rows, edge_cols = np.nonzero(region & ~cv2.erode(region, np.ones((3, 3), np.uint8)))
+        for start in range(0, pick.size, 256):
+            part = pick[start : start + 256]
+            distance = (rows[part, None] - edge_rows) ** 2 + (cols[part, None] - edge_cols) ** 2
+            closest = distance.argmin(axis=1)
+            result[part] = edge_rows[closest] * width + edge_cols[closest]
+    return result
+
+
+def _membrane(level: Level, field: np.ndarray, voted: np.ndarray) -> np.ndarray:
+    """The tone correction (h, w, C) at the working level: at each known pixel next to the hole
+    (of the same region as its nearest hole pixel b), the painting minus what b's source would
+    put there; spread over the hole by pull-push interpolation, region by region."""
+    h, w = level.hole.shape
+    channels = level.image.shape[2]
+    correction = np.zeros((h, w, channels), np.float32)
+    ring = (cv2.dilate(level.hole.view(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~level.hole
+    ring_rows, ring_cols = np.nonzero(ring)
+    if ring_rows.size == 0:
+        return correction
+    _, nearest = cv2.distanceTransformWithLabels((~level.hole).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    slot = np.zeros(nearest.max() + 1, np.int64)
+    slot[nearest[level.hole_rows, level.hole_cols]] = np.arange(len(field))
+    hole_pixel = slot[nearest[ring_rows, ring_cols]]
+    source_rows = field[hole_pixel, 0] + ring_rows - level.hole_rows[hole_pixel]
+    source_cols = field[hole_pixel, 1] + ring_cols - level.hole_cols[hole_pixel]
+    fits = (source_rows >= 0) & (source_rows < h) & (source_cols >= 0) & (source_cols < w)
+    ring_labels = level.target[ring_rows, ring_cols]
+    fits &= ring_labels == level.target[level.hole_rows[hole_pixel], level.hole_cols[hole_pixel]]
+    source_rows, source_cols = np.clip(source_rows, 0, h - 1), np.clip(source_cols, 0, w - 1)
+    difference = level.image[ring_rows, ring_cols] - level.exemplar[source_rows, source_cols]
+    hole_labels = level.target[level.hole]
+    for label in np.unique(hole_labels):
+        known = fits & (ring_labels == label)
+        if not known.any():
+            continue
+        weight = np.zeros((h, w), np.float32)
+        values = np.zeros((h, w, channels), np.float32)
+        weight[ring_rows[known], ring_cols[known]] = 1.0
+        values[ring_rows[known], ring_cols[known]] = difference[known]
+        smooth = _pull_push(values, weight)
+        region = (level.target == label) & (level.hole | ring)
+        correction[region] = smooth[region]
+    return correction
+
+
+def _pull_push(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A smooth interpolation (h, w, C) of values (h, w, C) known with confidence weight (h, w)
+    in [0, 1] (1: exactly known, 0: unknown):
+    averaged down a pyramid until every pixel is covered, then blended back up (Gortler et al.
+    1996), so known pixels keep their values and the rest vary smoothly between them."""
+    if min(weight.shape) <= 1 or weight.min() >= 1:
+        return values
+    h, w = weight.shape
+    small_h, small_w = (h + 1) // 2, (w + 1) // 2
+    channels = values.shape[2]
+    # Area averages handle odd sizes symmetrically; four fine pixels make one coarse one.
+    mean_w = cv2.resize(weight, (small_w, small_h), interpolation=cv2.INTER_AREA).reshape(small_h, small_w)
+    mean_v = cv2.resize(values * weight[:, :, None], (small_w, small_h), interpolation=cv2.INTER_AREA)
+    coarse_v = mean_v.reshape(small_h, small_w, channels) / np.maximum(mean_w, 1e-12)[:, :, None]
+    coarse = _pull_push(coarse_v, np.minimum(4.0 * mean_w, 1.0).astype(np.float32))
+    up = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, channels)
+    blend = weight[:, :, None]
+    return blend * values + (1 - blend) * up
+
+
+def _sample_bilinear(grid: np.ndarray, rows, cols, scale) -> np.ndarray:
+    """grid (h, w, C) at full-resolution pixels (rows, cols (N,)) -> (N, C)."""
+    sy, sx = scale
+    # remap wants maps under 32767 on a side: the points as rows of REMAP_ROW
+    count = rows.size
+    padded = -(-count // REMAP_ROW) * REMAP_ROW
+    map_y = np.zeros(padded, np.float32)
+    map_x = np.zeros(padded, np.float32)
+    map_y[:count] = (rows + 0.5) * sy - 0.5
+    map_x[:count] = (cols + 0.5) * sx - 0.5
+    shape = (padded // REMAP_ROW, REMAP_ROW)
+    sampled = cv2.remap(grid, map_x.reshape(shape), map_y.reshape(shape), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return sampled.reshape(padded, grid.shape[2])[:count]
