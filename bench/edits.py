@@ -136,3 +136,85 @@ def make_edits(pixels: np.ndarray, labels: np.ndarray, count: int, seed: int) ->
     """`count` edits cycling through KINDS, reproducible from `seed`."""
     rng = np.random.default_rng(seed)
     return [make_edit(pixels, labels, KINDS[i % len(KINDS)], rng) for i in range(count)]
+
+
+@dataclass(frozen=True)
+class VacateEdit:
+    """A figure pasted into a host painting at X (the exemplar) and moved to Y, or deleted (the
+    target map); the host with the figure at Y, or without it, is the exact ground truth, and
+    the vacated pixels (the figure's place at X that it no longer covers) have a known answer."""
+
+    kind: str  # "vacate-move" or "vacate-delete"
+    exemplar: np.ndarray  # (H, W, C) float32
+    exemplar_labels: np.ndarray  # (H, W) int32: the host's own map, the figure's id at X
+    target_labels: np.ndarray  # (H, W) int32: the host's map, the figure's id at Y (if moved)
+    ground_truth: np.ndarray  # (H, W, C) float32
+    vacated: np.ndarray  # (H, W) bool
+    placed: np.ndarray  # (H, W) bool: the figure's new place (empty when deleted)
+    figure: int  # the figure's region id
+
+
+def figure_cutout(pixels: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The most figure-like region of a painting's map, cut out: of the regions covering 1-30% of
+    the picture and touching at most one of its sides, the most solid (area / convex hull).
+    Returns its pixels (h, w, C) and mask (h, w) bool, cropped to its box."""
+    height, width = labels.shape
+    best, best_score = None, -1.0
+    for region in np.unique(labels):
+        mask = labels == region
+        share = mask.mean()
+        rows, cols = np.nonzero(mask)
+        sides = (rows.min() == 0) + (cols.min() == 0) + (rows.max() == height - 1) + (cols.max() == width - 1)
+        if not 0.01 <= share <= 0.30 or sides > 1:
+            continue
+        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        hull = cv2.convexHull(np.concatenate(contours))
+        solidity = mask.sum() / max(cv2.contourArea(hull), 1.0)
+        if solidity > best_score:
+            best, best_score = region, solidity
+    if best is None:
+        raise ValueError("no figure-like region in this map")
+    mask = labels == best
+    rows, cols = np.nonzero(mask)
+    box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
+    return pixels[box].copy(), mask[box].copy()
+
+
+def vacate_edit(host: np.ndarray, host_labels: np.ndarray, cutout: np.ndarray, cutout_mask: np.ndarray,
+                kind: str, rng: np.random.Generator, share: float = 0.07) -> VacateEdit:
+    """Paste the cut-out (scaled to `share` of the host's area) at a random X, then move it to a
+    random Y at least its own width or height away ("vacate-move"), or delete it ("vacate-delete")."""
+    height, width = host_labels.shape
+    scale = np.sqrt(share * height * width / cutout_mask.sum())
+    fh = max(4, min(int(round(cutout_mask.shape[0] * scale)), height - 2))
+    fw = max(4, min(int(round(cutout_mask.shape[1] * scale)), width - 2))
+    figure_pixels = cv2.resize(cutout, (fw, fh), interpolation=cv2.INTER_AREA).reshape(fh, fw, -1)[:, :, : host.shape[2]]
+    figure_mask = cv2.resize(cutout_mask.astype(np.uint8), (fw, fh), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+    def placement() -> tuple[int, int]:
+        return int(rng.integers(1, height - fh)), int(rng.integers(1, width - fw))
+
+    def paste(image, labels, at, figure_id):
+        y, x = at
+        image, labels = image.copy(), labels.copy()
+        window = (slice(y, y + fh), slice(x, x + fw))
+        image[window][figure_mask] = figure_pixels[figure_mask]
+        labels[window][figure_mask] = figure_id
+        return image, labels
+
+    figure_id = int(host_labels.max()) + 1
+    at_x = placement()
+    for _ in range(100):
+        at_y = placement()
+        if abs(at_y[0] - at_x[0]) >= 0.6 * fh or abs(at_y[1] - at_x[1]) >= 0.6 * fw:
+            break
+    exemplar, exemplar_labels = paste(host, host_labels, at_x, figure_id)
+    if kind == "vacate-move":
+        truth, target_labels = paste(host, host_labels, at_y, figure_id)
+    elif kind == "vacate-delete":
+        truth, target_labels = host.copy(), host_labels.copy()
+    else:
+        raise ValueError(f"unknown vacate kind {kind}")
+    placed = target_labels == figure_id
+    vacated = (exemplar_labels == figure_id) & ~placed
+    return VacateEdit(kind, exemplar, exemplar_labels, target_labels, truth, vacated, placed, figure_id)

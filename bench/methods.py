@@ -70,12 +70,12 @@ def cut_paste_inpaint(exemplar, exemplar_labels, target_labels):
     area with OpenCV's Telea inpainting."""
     image, labels, hole = _cut_and_paste(exemplar, exemplar_labels, target_labels)
     if hole.any():
-        image = _inpaint_opencv(image, hole)
+        image = inpaint_opencv(image, hole)
         labels = np.where(hole, -1, labels)  # invented pixels come from no region
     return image, labels
 
 
-def _inpaint_opencv(image, hole):
+def inpaint_opencv(image, hole):
     rgb8 = imageio.to_rgb8(image)
     filled = cv2.inpaint(rgb8, hole.astype(np.uint8) * 255, INPAINT_RADIUS, cv2.INPAINT_TELEA)
     result = image.copy()
@@ -91,19 +91,25 @@ def cut_paste_gmic(exemplar, exemplar_labels, target_labels):
     """As cut_paste_inpaint, but the vacated area is filled by G'MIC's inpaint_matchpatch."""
     image, labels, hole = _cut_and_paste(exemplar, exemplar_labels, target_labels)
     if hole.any():
-        with tempfile.TemporaryDirectory() as folder:
-            picture, mask, output = (Path(folder) / n for n in ("in.png", "mask.png", "out.png"))
-            imageio.write_image(picture, imageio.to_rgb8(image) / 255.0)
-            imageio.write_image(mask, hole.astype(np.float32))
-            subprocess.run(
-                ["gmic", str(picture), str(mask), "inpaint_matchpatch[0]", "[1]", "rm[1]", "output", str(output)],
-                check=True, capture_output=True, timeout=300,
-            )
-            filled = imageio.read_image(output).pixels
-        image = image.copy()
-        image[hole, :3] = filled[hole, :3]
+        image = inpaint_gmic(image, hole)
         labels = np.where(hole, -1, labels)
     return image, labels
+
+
+def inpaint_gmic(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """image (H, W, C) with its hole (H, W) bool filled by G'MIC's inpaint_matchpatch."""
+    with tempfile.TemporaryDirectory() as folder:
+        picture, mask, output = (Path(folder) / n for n in ("in.png", "mask.png", "out.png"))
+        imageio.write_image(picture, imageio.to_rgb8(image) / 255.0)
+        imageio.write_image(mask, hole.astype(np.float32))
+        subprocess.run(
+            ["gmic", str(picture), str(mask), "inpaint_matchpatch[0]", "[1]", "rm[1]", "output", str(output)],
+            check=True, capture_output=True, timeout=300,
+        )
+        filled = imageio.read_image(output).pixels
+    image = image.copy()
+    image[hole, :3] = filled[hole, :3]
+    return image
 
 
 def available_methods() -> dict:

@@ -2,9 +2,10 @@
 
 Given each target region's motion (from any model), the result is built in layers:
 
-1. Staying regions. A region stays when its target only lost area (something now covers it) or
-   when its motion is the identity where its target overlaps its old place. Where a staying
-   region's target pixel is its own exemplar pixel, that pixel is copied as it is.
+1. Staying regions. A region stays when it only lost area to regions that moved over it, when
+   its motion is the identity where its target overlaps its old place, or when its motion does
+   not explain what it gained (`moving_regions`). Where a staying region's target pixel is its
+   own exemplar pixel, that pixel is copied as it is.
 2. Moving regions are transported (engine.transport: their motions, warped and blended at full
    resolution) and laid over, with their edges anti-aliased outward by EDGE_FEATHER. Their
    pixels are warped where their motions land inside their own exemplar region.
@@ -50,6 +51,13 @@ UNCHANGED, WARPED, FILLED = 0, 1, 2
 COVERED = 0.5
 # A region stays when the identity holds this share of its weight where target and exemplar meet.
 STAY_SHARE = 0.5
+# Gained pixels sampled per region to see whether its motion explains them.
+MAX_GAIN_SAMPLES = 20_000
+# A region that gained area moves only when its motion leaves at most this share of what staying
+# leaves unexplained (the share of its target it did not have).
+MOVE_GAIN = 0.5
+# A region keeps its place when it lost at most this share of its exemplar pixels.
+KEEP_LOSS = 0.1
 # The blending band around the edit, in pixels: at least MIN_BAND, and one per BAND_PER pixels
 # of the image's long side (8 px at 4096), so that joins scale with the picture.
 MIN_BAND = 4
@@ -100,25 +108,117 @@ def identity_slots(motion: RegionMotion, height: int, width: int) -> np.ndarray:
     return np.abs(pixel - np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])).max(axis=(1, 2)) <= 1e-6
 
 
-def region_stays(motion: RegionMotion, exemplar_mask: np.ndarray, target_mask: np.ndarray) -> bool:
-    """Whether a region keeps its place: its target (H, W) bool lies inside its exemplar mask
-    (it only lost area), or the identity holds STAY_SHARE of the motion's weight over the
-    weight-grid cells where the two masks meet."""
-    if not (target_mask & ~exemplar_mask).any():
-        return True
+def moving_regions(exemplar_labels: np.ndarray, target_labels: np.ndarray, motions: dict[int, RegionMotion]) -> tuple[int, ...]:
+    """The ids of the regions that move (all others stay, see the module docstring).
+
+    A region whose pixels all keep their label stays. Otherwise it stays when the identity holds
+    STAY_SHARE of its motion's weight where its two masks meet, or when its motion does not
+    explain the area it gained (it pulls less than COVERED of it from the region's own pixels, or
+    explains its whole target not clearly better than staying does), or when it kept its place
+    and what it gained was left by a region that moved away or was deleted (it is revealed: the
+    background behind a figure is not stretched over the gap), or, having gained
+    nothing, when most of what it lost went to regions that explain their own gains (it is only
+    covered). (H, W) int label maps; one motion per target id."""
+    height, width = target_labels.shape
+    changed_rows, changed_cols = np.nonzero(exemplar_labels != target_labels)
+    gained_by = target_labels[changed_rows, changed_cols]
+    lost_by = exemplar_labels[changed_rows, changed_cols]
+    explains = {}
+    target_ids, target_sizes = np.unique(target_labels, return_counts=True)
+    sizes = dict(zip(target_ids.tolist(), target_sizes.tolist()))
+    for region in np.unique(gained_by):
+        if region not in motions:
+            continue
+        region = int(region)
+        pick = np.flatnonzero(gained_by == region)
+        gained = pick.size
+        pick = pick[:: max(1, pick.size // MAX_GAIN_SAMPLES)]
+        points = np.stack([changed_cols[pick], changed_rows[pick]], axis=1).astype(np.float64)
+        pulls_gain = _pulled_inside(motions[region], exemplar_labels, region, points) >= COVERED
+        # and it must explain the whole target clearly better than staying does (a drifted
+        # neighbour covers a little more of itself, a moved figure all of itself)
+        everywhere = _target_points(target_labels, region)
+        unexplained = 1.0 - _pulled_inside(motions[region], exemplar_labels, region, everywhere)
+        explains[region] = pulls_gain and unexplained <= MOVE_GAIN * gained / sizes[region]
+    exemplar_ids, exemplar_sizes = np.unique(exemplar_labels, return_counts=True)
+    exemplar_size = dict(zip(exemplar_ids.tolist(), exemplar_sizes.tolist()))
+    lost_ids, lost_counts = np.unique(lost_by, return_counts=True)
+    lost_count = dict(zip(lost_ids.tolist(), lost_counts.tolist()))
+    # regions that left pixels behind: deleted, or moved away with a motion that explains it
+    left = np.zeros(max(int(exemplar_labels.max()), int(target_labels.max())) + 2, bool)
+    for region in lost_count:
+        left[region] = region not in sizes or explains.get(region, False)
+    moving = []
+    for region in sorted(motions):
+        lost = lost_by == region
+        if not lost.any() and region not in explains:
+            continue  # not one pixel changed label
+        if _identity_share(motions[region], exemplar_labels == region, target_labels == region) >= STAY_SHARE:
+            continue
+        if region in explains:
+            # A region that keeps its place and gains what a departed region left is revealed
+            # (the background behind a figure that moved), not stretched over the gap.
+            keeps_place = lost_count.get(region, 0) <= KEEP_LOSS * exemplar_size.get(region, 1)
+            revealed = keeps_place and left[lost_by[gained_by == region]].mean() >= 0.5
+            if explains[region] and not revealed:
+                moving.append(region)
+            continue
+        taken_by = gained_by[lost]
+        covered = np.mean([explains.get(int(r), False) for r in taken_by]) if taken_by.size else 1.0
+        if covered < 0.5:
+            moving.append(region)
+    return tuple(moving)
+
+
+def _target_points(target_labels: np.ndarray, region: int) -> np.ndarray:
+    """About MAX_GAIN_SAMPLES pixel points (N, 2) x, y of a target region, on a regular grid."""
+    box = bounding_box(target_labels == region)
+    x0, y0, x1, y1 = box
+    step = max(1, int(np.sqrt((x1 - x0) * (y1 - y0) / MAX_GAIN_SAMPLES)))
+    rows, cols = np.nonzero(target_labels[y0:y1:step, x0:x1:step] == region)
+    return np.stack([x0 + cols * step, y0 + rows * step], axis=1).astype(np.float64)
+
+
+def _grid_cells(motion: RegionMotion, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The weight-grid cell (rows, cols) of each pixel point (N, 2) x, y."""
+    h, w = motion.weights.shape[1:]
+    gx0, gy0, gx1, gy1 = motion.box
+    cols = np.clip(np.floor((points[:, 0] + 0.5 - gx0) / (gx1 - gx0) * w).astype(np.int64), 0, w - 1)
+    rows = np.clip(np.floor((points[:, 1] + 0.5 - gy0) / (gy1 - gy0) * h).astype(np.int64), 0, h - 1)
+    return rows, cols
+
+
+def _pulled_inside(motion: RegionMotion, exemplar_labels: np.ndarray, region: int, points: np.ndarray) -> float:
+    """The share of the motion's weight at pixel points (N, 2) that lands on the region's own
+    exemplar pixels."""
+    height, width = exemplar_labels.shape
+    pixel = normalised_to_pixel_affines(motion.affines, height, width)
+    rows, cols = _grid_cells(motion, points)
+    weights = motion.weights[:, rows, cols]  # (M, N)
+    landed = np.zeros_like(weights)
+    for m, affine in enumerate(pixel):
+        x = np.rint(points @ affine[0, :2] + affine[0, 2]).astype(np.int64)
+        y = np.rint(points @ affine[1, :2] + affine[1, 2]).astype(np.int64)
+        inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+        landed[m, inside] = exemplar_labels[y[inside], x[inside]] == region
+    return float((weights * landed).sum() / max(weights.sum(), 1e-12))
+
+
+def _identity_share(motion: RegionMotion, exemplar_mask: np.ndarray, target_mask: np.ndarray) -> float:
+    """The identity's share of the motion's weight over the grid cells where both masks meet."""
     height, width = target_mask.shape
     identity = identity_slots(motion, height, width)
     if not identity.any():
-        return False
+        return 0.0
     h, w = motion.weights.shape[1:]
     gx0, gy0, gx1, gy1 = motion.box
     cols = np.clip(np.floor(gx0 + (np.arange(w) + 0.5) * (gx1 - gx0) / w).astype(np.int64), 0, width - 1)
     rows = np.clip(np.floor(gy0 + (np.arange(h) + 0.5) * (gy1 - gy0) / h).astype(np.int64), 0, height - 1)
     meet = (exemplar_mask & target_mask)[rows[:, None], cols[None, :]]
     if not meet.any():
-        return False
+        return 0.0
     share = motion.weights[identity].sum(axis=0) / np.maximum(motion.weights.sum(axis=0), 1e-12)
-    return float(share[meet].mean()) >= STAY_SHARE
+    return float(share[meet].mean())
 
 
 def compose(
@@ -140,9 +240,7 @@ def compose(
     """
     height, width = target_labels.shape
     alphas = alphas or {}
-    moving = tuple(
-        r for r in sorted(motions) if not region_stays(motions[r], exemplar_labels == r, target_labels == r)
-    )
+    moving = moving_regions(exemplar_labels, target_labels, motions)
     core = exemplar_labels != target_labels
     for region in moving:
         core |= (target_labels == region) | (exemplar_labels == region)

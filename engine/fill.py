@@ -36,7 +36,7 @@ import numpy as np
 from .regions import resize_labels
 
 # Long side of the working image the search runs on; finer detail comes from the shift map.
-WORK_SIDE = 384
+WORK_SIDE = 256
 PATCH = 7
 # Added to a patch pixel's squared colour distance (0..1 per channel) when the labels differ.
 LABEL_COST = 0.02

@@ -181,3 +181,24 @@ def test_provenance_of_a_moved_figure_points_back_to_it():
     assert (result.provenance.kind[inner] == WARPED).all()
     assert np.allclose(result.provenance.source_x[inner] - np.nonzero(inner)[1], -70, atol=1.0)
     assert (result.provenance.source_region[inner] == 1).all()
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_region_revealed_by_a_figure_that_moved_stays_and_is_filled(model):
+    """A small region partly hidden behind a figure: when the figure moves away the region gets
+    its hidden part back, filled from itself, and is not stretched over it."""
+    exemplar = textured(120, 160) * 0.4
+    labels = np.zeros((120, 160), np.int32)
+    labels[20:70, 20:70] = 2  # a patch of something, behind the figure
+    labels[40:80, 50:90] = 1  # the figure, hiding the patch's lower right
+    exemplar[labels == 2] += 0.5
+    target = labels.copy()
+    target[40:80, 50:90] = 0
+    target[40:70, 50:70] = 2  # the patch's hidden corner, revealed
+    target[60:100, 110:150] = 1  # the figure, moved right
+    result = run(exemplar, labels, target, model=model, provenance=True)
+    assert 2 not in result.moving and 1 in result.moving
+    kept = (labels == 2) & ~_near((target != 2) | (labels != target), 4)  # away from the joins
+    assert kept.sum() > 1000 and np.array_equal(result.pixels[kept], exemplar[kept])
+    revealed = (target == 2) & (labels != 2)
+    assert (result.kind[revealed] == FILLED).all() and (result.provenance.source_region[revealed] == 2).all()
