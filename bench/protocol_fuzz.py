@@ -14,7 +14,10 @@ by a second one once the worker's frame timeout has passed.
 
 - crash: the worker exited (any status; `shutdown` is never sent, and a mutated one is counted
   apart as a requested exit), or wrote a traceback;
-- hang: neither hello was answered: the worker is alive but deaf (it is killed and restarted);
+- hang: no hello was answered, the last after SLOW_GRACE seconds: the worker is alive but deaf
+  (it is killed and restarted);
+- slow: the first two hellos went unanswered but the third was, within SLOW_GRACE (a loaded
+  machine: many workers share few cores);
 - recovered: the first hello was eaten, the second answered (the frame timed out as designed).
 
 `--repo DIR` runs the worker of another checkout (an older commit, for a before figure); a worker
@@ -43,6 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine import client as protocol  # noqa: E402
 
 HELLO_ID_BASE = 1 << 40  # ids of the harness's own hellos, apart from the fuzzed frames' ids
+# A worker that answers only after this many seconds is slow (a loaded machine), not deaf.
+SLOW_GRACE = 30.0
 
 
 def _frame(header: dict, payload: bytes = b"") -> bytes:
@@ -182,13 +187,14 @@ class Counts:
     crashes: int = 0
     hangs: int = 0
     recovered: int = 0
+    slow: int = 0
     requested_exits: int = 0
     rss_before_kb: list[int] = field(default_factory=list)
     rss_after_kb: list[int] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
 
     def add(self, other: "Counts") -> None:
-        for name in ("frames", "crashes", "hangs", "recovered", "requested_exits"):
+        for name in ("frames", "crashes", "hangs", "slow", "recovered", "requested_exits"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rss_before_kb += other.rss_before_kb
         self.rss_after_kb += other.rss_after_kb
@@ -295,18 +301,20 @@ class Target:
 
 
 def try_frame(target: Target, data: bytes) -> str:
-    """Send one frame and a hello after it: "ok", "recovered", "crash", "hang" or "exit"."""
+    """Send one frame and a hello after it: "ok", "recovered", "slow", "crash", "hang" or "exit"."""
     target.send(data)
     first_wait = target.frame_timeout + 0.25
     if target.hello(first_wait):
         outcome = "ok"
     elif target.alive() and target.hello(target.frame_timeout + 3.0):
         outcome = "recovered"
+    elif target.alive() and target.hello(SLOW_GRACE):
+        outcome = "slow"
     elif target.alive():
         outcome = "hang"
     else:
         outcome = "exit" if target.process.returncode == 0 and b'"shutdown"' in data else "crash"
-    if outcome in ("ok", "recovered") and "Traceback" in target.new_stderr():
+    if outcome in ("ok", "recovered", "slow") and "Traceback" in target.new_stderr():
         outcome = "crash"  # a thread of the worker died: the next frame may find it deaf
     return outcome
 
@@ -326,6 +334,8 @@ def fuzz(frames: int, seed: int, repo: Path, frame_timeout: float) -> Counts:
             counts.frames += 1
             if outcome == "recovered":
                 counts.recovered += 1
+            elif outcome == "slow":
+                counts.slow += 1
             elif outcome in ("crash", "hang", "exit"):
                 if outcome == "crash":
                     counts.crashes += 1
@@ -367,11 +377,12 @@ def main() -> None:
     print(f"`python bench/protocol_fuzz.py --frames {args.frames} --workers {args.workers} --seed {args.seed} "
           f"--frame-timeout {args.frame_timeout}`" + (f" against {args.repo.name}" if args.repo != parser.get_default("repo") else ""))
     print()
-    print("| frames | crashes | hangs | recovered (frame timed out) | requested exits | RSS before (MB) | RSS after (MB) | seconds |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| frames | crashes | hangs | slow (answered within SLOW_GRACE) | recovered (frame timed out) | requested exits | RSS before (MB) | RSS after (MB) | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|")
     mean = lambda values: sum(values) / len(values) / 1024 if values else float("nan")  # noqa: E731
-    print(f"| {total.frames} | {total.crashes} | {total.hangs} | {total.recovered} | {total.requested_exits} | "
+    print(f"| {total.frames} | {total.crashes} | {total.hangs} | {total.slow} | {total.recovered} | {total.requested_exits} | "
           f"{mean(total.rss_before_kb):.1f} | {mean(total.rss_after_kb):.1f} | {seconds:.0f} |")
+    print(f"\nSLOW_GRACE = {SLOW_GRACE:.0f} s.")
     if total.examples:
         print()
         for example in total.examples[:6]:
