@@ -154,27 +154,30 @@ class VacateEdit:
     figure: int  # the figure's region id
 
 
-def figure_cutout(pixels: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The most figure-like region of a painting's map, cut out: of the regions covering 1-30% of
-    the picture and touching at most one of its sides, the most solid (area / convex hull).
-    Returns its pixels (h, w, C) and mask (h, w) bool, cropped to its box."""
+def figure_regions(labels: np.ndarray) -> list[int]:
+    """The figure-like regions of a map, most figure-like first: those covering 1-30% of the
+    picture and touching at most one of its sides, by solidity (area / convex hull area)."""
     height, width = labels.shape
-    best, best_score = None, -1.0
+    scored = []
     for region in np.unique(labels):
         mask = labels == region
-        share = mask.mean()
         rows, cols = np.nonzero(mask)
         sides = (rows.min() == 0) + (cols.min() == 0) + (rows.max() == height - 1) + (cols.max() == width - 1)
-        if not 0.01 <= share <= 0.30 or sides > 1:
+        if not 0.01 <= mask.mean() <= 0.30 or sides > 1:
             continue
         contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         hull = cv2.convexHull(np.concatenate(contours))
-        solidity = mask.sum() / max(cv2.contourArea(hull), 1.0)
-        if solidity > best_score:
-            best, best_score = region, solidity
-    if best is None:
+        scored.append((mask.sum() / max(cv2.contourArea(hull), 1.0), int(region)))
+    return [region for _, region in sorted(scored, reverse=True)]
+
+
+def figure_cutout(pixels: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The most figure-like region of a painting's map (`figure_regions`), cut out: its pixels
+    (h, w, C) and mask (h, w) bool, cropped to its box."""
+    candidates = figure_regions(labels)
+    if not candidates:
         raise ValueError("no figure-like region in this map")
-    mask = labels == best
+    mask = labels == candidates[0]
     rows, cols = np.nonzero(mask)
     box = (slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1))
     return pixels[box].copy(), mask[box].copy()

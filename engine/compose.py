@@ -115,7 +115,8 @@ def moving_regions(exemplar_labels: np.ndarray, target_labels: np.ndarray, motio
     STAY_SHARE of its motion's weight where its two masks meet, or when its motion does not
     explain the area it gained (it pulls less than COVERED of it from the region's own pixels, or
     explains its whole target not clearly better than staying does), or when it kept its place
-    and what it gained was left by a region that moved away or was deleted (it is revealed: the
+    (or lost only to regions that moved over it) and what it gained was left by a region that
+    moved away or was deleted (it is revealed: the
     background behind a figure is not stretched over the gap), or, having gained
     nothing, when most of what it lost went to regions that explain their own gains (it is only
     covered). (H, W) int label maps; one motion per target id."""
@@ -159,7 +160,9 @@ def moving_regions(exemplar_labels: np.ndarray, target_labels: np.ndarray, motio
             # A region that keeps its place and gains what a departed region left is revealed
             # (the background behind a figure that moved), not stretched over the gap.
             keeps_place = lost_count.get(region, 0) <= KEEP_LOSS * exemplar_size.get(region, 1)
-            revealed = keeps_place and left[lost_by[gained_by == region]].mean() >= 0.5
+            taken_by = gained_by[lost_by == region]
+            only_covered = taken_by.size > 0 and np.mean([explains.get(int(r), False) for r in taken_by]) >= 0.5
+            revealed = (keeps_place or only_covered) and left[lost_by[gained_by == region]].mean() >= 0.5
             if explains[region] and not revealed:
                 moving.append(region)
             continue
