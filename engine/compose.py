@@ -58,6 +58,8 @@ MAX_GAIN_SAMPLES = 20_000
 MOVE_GAIN = 0.5
 # A region keeps its place when it lost at most this share of its exemplar pixels.
 KEEP_LOSS = 0.1
+# A region more than this share of whose target is new is never merely revealed.
+REVEAL_SHARE = 0.5
 # The blending band around the edit, in pixels: at least MIN_BAND, and one per BAND_PER pixels
 # of the image's long side (8 px at 4096), so that joins scale with the picture.
 MIN_BAND = 4
@@ -115,8 +117,8 @@ def moving_regions(exemplar_labels: np.ndarray, target_labels: np.ndarray, motio
     STAY_SHARE of its motion's weight where its two masks meet, or when its motion does not
     explain the area it gained (it pulls less than COVERED of it from the region's own pixels, or
     explains its whole target not clearly better than staying does), or when it kept its place
-    (or lost only to regions that moved over it) and what it gained was left by a region that
-    moved away or was deleted (it is revealed: the
+    (or lost only to regions that moved over it), is mostly where it was (under REVEAL_SHARE of
+    its target is new) and what it gained was left by a region that moved away or was deleted (it is revealed: the
     background behind a figure is not stretched over the gap), or, having gained
     nothing, when most of what it lost went to regions that explain their own gains (it is only
     covered). (H, W) int label maps; one motion per target id."""
@@ -147,6 +149,7 @@ def moving_regions(exemplar_labels: np.ndarray, target_labels: np.ndarray, motio
     lost_count = dict(zip(lost_ids.tolist(), lost_counts.tolist()))
     # regions that left pixels behind: deleted, or moved away with a motion that explains it
     left = np.zeros(max(int(exemplar_labels.max()), int(target_labels.max())) + 2, bool)
+    deleted = [region for region in lost_count if region not in sizes]
     for region in lost_count:
         left[region] = region not in sizes or explains.get(region, False)
     moving = []
@@ -162,7 +165,10 @@ def moving_regions(exemplar_labels: np.ndarray, target_labels: np.ndarray, motio
             keeps_place = lost_count.get(region, 0) <= KEEP_LOSS * exemplar_size.get(region, 1)
             taken_by = gained_by[lost_by == region]
             only_covered = taken_by.size > 0 and np.mean([explains.get(int(r), False) for r in taken_by]) >= 0.5
-            revealed = (keeps_place or only_covered) and left[lost_by[gained_by == region]].mean() >= 0.5
+            mostly_old = (gained_by == region).sum() < REVEAL_SHARE * sizes[region]
+            given_by = lost_by[gained_by == region]
+            from_deleted = np.isin(given_by, deleted).mean() >= 0.5  # what a deleted region left is always revealed
+            revealed = from_deleted or (mostly_old and (keeps_place or only_covered) and left[given_by].mean() >= 0.5)
             if explains[region] and not revealed:
                 moving.append(region)
             continue
