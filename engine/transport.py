@@ -325,10 +325,13 @@ def guide_texture(colour: np.ndarray, motion: RegionMotion, band, bounds) -> Non
         guided += upsample_weights(motion.luma_offset, motion.box, band)[:, :, None]
     low, high = bounds
     if low is not None:  # never beyond both the region's range and the pixel's own value
-        # OpenCV's per-channel scalar min/max do the clamp in one threaded pass each.
-        ceiling = cv2.max(unguided, tuple(float(v) for v in high)).reshape(before.shape)
-        floor = cv2.min(unguided, tuple(float(v) for v in low)).reshape(before.shape)
-        guided = cv2.max(cv2.min(guided, ceiling), floor).reshape(before.shape)
+        if before.shape[0] > 1:
+            # OpenCV's per-channel scalar min/max do the clamp in one threaded pass each.
+            ceiling = cv2.max(unguided, tuple(float(v) for v in high)).reshape(before.shape)
+            floor = cv2.min(unguided, tuple(float(v) for v in low)).reshape(before.shape)
+            guided = cv2.max(cv2.min(guided, ceiling), floor).reshape(before.shape)
+        else:  # OpenCV reads a one-row (1, w, C) array as w pixels of one channel
+            guided = np.clip(guided, np.minimum(unguided, low), np.maximum(unguided, high))
     before[...] = guided
 
 
