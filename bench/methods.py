@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -110,6 +111,34 @@ def inpaint_gmic(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     image = image.copy()
     image[hole, :3] = filled[hole, :3]
     return image
+
+
+BEFORE_SCRIPT = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from engine import run
+data = np.load(sys.argv[2])
+pixels = run(data["exemplar"], data["exemplar_labels"], data["target_labels"], model=sys.argv[4]).pixels
+np.save(sys.argv[3], pixels)
+"""
+
+
+def before_method(repo: Path, model: str):
+    """The engine of another checkout (an older commit's worktree) with `model`, in its own
+    process (its modules would shadow ours). Predicted labels: the target map (it has no
+    provenance)."""
+
+    def method(exemplar, exemplar_labels, target_labels):
+        with tempfile.TemporaryDirectory() as folder:
+            inputs, output = Path(folder) / "in.npz", Path(folder) / "out.npy"
+            np.savez(inputs, exemplar=exemplar, exemplar_labels=exemplar_labels, target_labels=target_labels)
+            subprocess.run([sys.executable, "-c", BEFORE_SCRIPT, str(repo), str(inputs), str(output), model],
+                           check=True, capture_output=True, timeout=600, cwd=repo)
+            return np.load(output), target_labels
+
+    method.__doc__ = f"the engine of {repo} with model '{model}'"
+    return method
 
 
 def available_methods() -> dict:

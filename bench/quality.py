@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import edits as edit_module  # noqa: E402
-from bench.methods import available_methods, engine_method  # noqa: E402
+from bench.methods import available_methods, before_method, engine_method  # noqa: E402
 from bench.metrics import FeatureMetrics, boundary_f_score, psnr, region_iou, ssim  # noqa: E402
 from engine import imageio, regions  # noqa: E402
 from engine.cli import SAMPLES  # noqa: E402
@@ -80,7 +80,7 @@ def score(edit, image, predicted, features: FeatureMetrics) -> dict:
     }
 
 
-def summarise(rows: list[dict], methods: list[str]) -> str:
+def summarise(rows: list[dict], methods: list[str], baselines=(None,)) -> str:
     """Two tables: mean ± 95% interval of the mean, then medians (a few bad edits can carry
     a mean)."""
 
@@ -103,7 +103,7 @@ def summarise(rows: list[dict], methods: list[str]) -> str:
     return "\n".join(
         ["Mean ± 95% interval of the mean:", ""] + table(mean_interval)
         + ["", "Median:", ""] + table(lambda values: f"{np.median(values):.3f}")
-        + paired(rows, methods)
+        + [line for baseline in baselines for line in paired(rows, methods, baseline=baseline or PAIRED_BASELINE)]
         + ["", f"Better: {arrows}."]
     ) + "\n"
 
@@ -112,25 +112,25 @@ PAIRED_BASELINE = "moments"
 PAIRED_METRICS = ("psnr", "ssim", "perceptual", "mask_iou")
 
 
-def paired(rows: list[dict], methods: list[str], resamples: int = 5000) -> list[str]:
+def paired(rows: list[dict], methods: list[str], resamples: int = 5000, baseline: str = PAIRED_BASELINE) -> list[str]:
     """Each other method against the baseline edit by edit: on how many edits it is better and
     worse, and its mean gain (positive = better) with a 95% bootstrap interval."""
-    others = [m for m in methods if m != PAIRED_BASELINE]
-    if PAIRED_BASELINE not in methods or not others:
+    others = [m for m in methods if m != baseline]
+    if baseline not in methods or not others:
         return []
     by_edit = {}
     for r in rows:
         by_edit.setdefault((r["artwork"], r["edit"]), {})[r["method"]] = r
     rng = np.random.default_rng(0)
-    lines = ["", f"Paired against {PAIRED_BASELINE} (better / worse edits, mean gain [95% bootstrap interval]):", "",
+    lines = ["", f"Paired against {baseline} (better / worse edits, mean gain [95% bootstrap interval]):", "",
              "| method | " + " | ".join(PAIRED_METRICS) + " |", "|---|" + "---|" * len(PAIRED_METRICS)]
     for method in others:
         cells = []
         for metric in PAIRED_METRICS:
             sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-            gains = np.array([sign * (e[method][metric] - e[PAIRED_BASELINE][metric]) for e in by_edit.values()
-                              if method in e and PAIRED_BASELINE in e
-                              and e[method][metric] is not None and e[PAIRED_BASELINE][metric] is not None], float)
+            gains = np.array([sign * (e[method][metric] - e[baseline][metric]) for e in by_edit.values()
+                              if method in e and baseline in e
+                              and e[method][metric] is not None and e[baseline][metric] is not None], float)
             if not gains.size:
                 cells.append("n/a")
                 continue
@@ -167,11 +167,17 @@ def main(argv=None) -> None:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these artworks (stems), e.g. the held-out ones")
     parser.add_argument("--methods", nargs="+", help="only these methods (default: every available one); an exported model folder counts as one")
     parser.add_argument("--quick", action="store_true", help="the bundled sample, 2 edits at 256 px")
+    parser.add_argument("--before-repo", type=Path, help="also run the engine of this checkout as 'before MODEL' (an older commit's worktree)")
+    parser.add_argument("--paired-against", nargs="+", default=[PAIRED_BASELINE], metavar="METHOD",
+                        help=f"the paired tables' baselines (default {PAIRED_BASELINE})")
     args = parser.parse_args(argv)
     if args.quick:
         args.data, args.edits, args.size, args.limit = SAMPLES, 2, 256, 1
     args.out.mkdir(parents=True, exist_ok=True)
     methods = available_methods()
+    if args.before_repo is not None:
+        for model in ("moments", "simnet-small"):
+            methods[f"before {model}"] = before_method(args.before_repo.resolve(), model)
     # an exported model folder (simnet export) is a method too, named by its path
     methods.update({name: engine_method(name) for name in args.methods or () if (Path(name) / "card.json").is_file()})
     if args.methods:
@@ -211,7 +217,7 @@ def main(argv=None) -> None:
     header = (f"# Quality: {len(paths)} artworks from {args.data.name}, {args.edits} edits each "
               f"(move, scale, rotate, tps), {args.size} px, seed {args.seed}\n\n"
               f"Command: `python bench/quality.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n")
-    summary = header + summarise(rows, list(methods))
+    summary = header + summarise(rows, list(methods), args.paired_against)
     (args.out / "summary.md").write_text(summary)
     print(summary)
 

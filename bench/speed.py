@@ -36,7 +36,8 @@ STAGES = ("decode", "motion", "transport", "encode")
 
 def build_inputs(width: int, height: int, region_count: int, folder: Path):
     """The sample painting at width x height (written as PNG) and a map pair with
-    `region_count` regions, one of them moved (none for a single region)."""
+    `region_count` regions, one of them moved (none for a single region); region_count 0 is
+    the demo's own edit (its painted maps: the Needle moved, one figure)."""
     import cv2
 
     from bench.edits import make_edit
@@ -46,6 +47,16 @@ def build_inputs(width: int, height: int, region_count: int, folder: Path):
     from engine.segment import segment
 
     sample = imageio.read_image(SAMPLES / "etretat.jpg").pixels
+    if region_count == 0:
+        from engine.regions import maps_from_colour_pair
+
+        labels, target, _ = maps_from_colour_pair(
+            imageio.read_rgb8(SAMPLES / "etretat.regions.png"), imageio.read_rgb8(SAMPLES / "etretat.edited.png")
+        )
+        painting = cv2.resize(sample, (width, height), interpolation=cv2.INTER_CUBIC)
+        path = folder / "exemplar.png"
+        imageio.write_image(path, painting)
+        return path, resize_labels(labels, height, width), resize_labels(target, height, width)
     labels = segment(sample, max_regions=region_count) if region_count > 1 else np.zeros(sample.shape[:2], np.int32)
     target = make_edit(sample, labels, "move", np.random.default_rng(0)).target_labels if region_count > 1 else labels
     painting = cv2.resize(sample, (width, height), interpolation=cv2.INTER_CUBIC)
@@ -187,7 +198,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096], help="long side")
     parser.add_argument("--aspects", nargs="+", default=["1:1", "16:9"])
-    parser.add_argument("--regions", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--regions", type=int, nargs="+", default=[1, 2, 4, 8],
+                        help="region counts of a synthetic move; 0: the demo's edit (one figure moved)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=None, help="default: every model")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "speed")

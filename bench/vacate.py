@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -37,9 +35,9 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import edits as edit_module  # noqa: E402
-from bench.methods import gmic_available, inpaint_gmic, inpaint_opencv  # noqa: E402
+from bench.methods import before_method, gmic_available, inpaint_gmic, inpaint_opencv  # noqa: E402
 from bench.metrics import FeatureMetrics, psnr  # noqa: E402
-from bench.quality import SHARED_ART, load, region_map_for  # noqa: E402
+from bench.quality import SHARED_ART, load  # noqa: E402
 from engine import compose, imageio, run  # noqa: E402
 from engine.cli import SAMPLES  # noqa: E402
 
@@ -51,17 +49,6 @@ LOWER_IS_BETTER = {"vacated_perceptual", "vacated_gram", "changed_outside", "fro
 ENGINE_MODELS = ("moments", "simnet-small")
 CROP_MARGIN = 8
 SHEET_TILE = 200
-BEFORE_SCRIPT = """
-import sys
-import numpy as np
-sys.path.insert(0, sys.argv[1])
-from engine import run
-data = np.load(sys.argv[2])
-pixels = run(data["exemplar"], data["exemplar_labels"], data["target_labels"], model=sys.argv[4]).pixels
-np.save(sys.argv[3], pixels)
-"""
-
-
 class FillTimer:
     """Seconds spent in engine.compose's fill stage, summed while installed."""
 
@@ -104,16 +91,12 @@ def peer_method(fill):
     return method
 
 
-def before_method(repo: Path, model: str):
-    """The engine of another checkout, in its own process (its modules shadow ours)."""
+def before_engine(repo: Path, model: str):
+    """The engine of another checkout (bench.methods.before_method) on a vacate edit."""
+    run_before = before_method(repo, model)
 
     def method(edit):
-        with tempfile.TemporaryDirectory() as folder:
-            inputs, output = Path(folder) / "in.npz", Path(folder) / "out.npy"
-            np.savez(inputs, exemplar=edit.exemplar, exemplar_labels=edit.exemplar_labels, target_labels=edit.target_labels)
-            subprocess.run([sys.executable, "-c", BEFORE_SCRIPT, str(repo), str(inputs), str(output), model],
-                           check=True, capture_output=True, timeout=600, cwd=repo)
-            return np.load(output), {}
+        return run_before(edit.exemplar, edit.exemplar_labels, edit.target_labels)[0], {}
 
     return method
 
@@ -246,7 +229,7 @@ def main(argv=None) -> None:
         methods["cut+paste+gmic"] = peer_method(inpaint_gmic)
     if args.before_repo is not None:
         for model in ENGINE_MODELS:
-            methods[f"before {model}"] = before_method(args.before_repo.resolve(), model)
+            methods[f"before {model}"] = before_engine(args.before_repo.resolve(), model)
     if args.methods:
         methods = {name: methods[name] for name in args.methods}
     features = FeatureMetrics()

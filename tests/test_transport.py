@@ -248,3 +248,17 @@ def test_a_cancel_from_progress_stops_the_composite():
     with pytest.raises(KeyboardInterrupt):
         transport.composite(exemplar, labels, labels, {0: _motion([IDENTITY], height, width)}, on_progress=cancel)
     assert len(calls) == 1
+
+
+def test_texture_guidance_on_a_one_row_band_keeps_its_shape_and_bounds():
+    guided = RegionMotion(
+        affines=np.array([IDENTITY]), weights=np.ones((1, 4, 4), np.float32), box=(0, 0, 9, 9),
+        keypoints_src=np.zeros((0, 2)), keypoints_tgt=np.zeros((0, 2)),
+        colour_matrix=(np.eye(3, 4) * 1.5).astype(np.float32),
+    )
+    colour = np.random.default_rng(0).uniform(0, 0.6, (1, 9, 3)).astype(np.float32)
+    before = colour.copy()
+    low, high = np.zeros(3, np.float32), np.full(3, 0.5, np.float32)
+    transport.guide_texture(colour, guided, (0, 0, 9, 1), (low, high))
+    assert colour.shape == (1, 9, 3)
+    assert (colour <= np.maximum(before, high) + 1e-6).all()
