@@ -219,6 +219,7 @@ def main(argv=None) -> None:
     parser.add_argument("--before-repo", type=Path, help="also run the engine of this checkout (e.g. a worktree of an older commit)")
     parser.add_argument("--methods", nargs="+", help="only these methods")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "vacate")
+    parser.add_argument("--quick", action="store_true", help="one host, one figure, one move and one deletion")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     timer = FillTimer()
@@ -235,6 +236,8 @@ def main(argv=None) -> None:
     features = FeatureMetrics()
     hosts = args.hosts or [h for h in HELD_OUT if (args.data / f"{h}.jpg").is_file()] or ["etretat"]
     cutouts = figures(args.data, args.size)
+    if args.quick:
+        hosts, cutouts, args.edits = hosts[:1], cutouts[:1], 1
     rng = np.random.default_rng(args.seed)
     rows, tiles = [], []
     started = time.perf_counter()

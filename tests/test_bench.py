@@ -97,3 +97,23 @@ def test_cut_and_paste_marks_inpainted_pixels_as_from_no_region():
     target[square_mask(96, 128, 60, 10, 30)] = 1
     image, predicted = cut_paste_inpaint(pixels, labels, target)
     assert (predicted == -1).any() and (predicted[target == 1] == 1).mean() > 0.95
+
+
+def test_vacate_edits_have_exact_ground_truth():
+    from bench import edits as edit_module
+
+    pixels, labels = _scene()
+    cut, mask = edit_module.figure_cutout(pixels, labels)
+    rng = np.random.default_rng(0)
+    moved = edit_module.vacate_edit(pixels, labels, cut, mask, "vacate-move", rng)
+    assert moved.vacated.any() and moved.placed.any()
+    figure_at_x = moved.exemplar_labels == moved.figure
+    assert np.array_equal(moved.vacated, figure_at_x & ~moved.placed)
+    # where the figure is in neither place, exemplar, truth and maps are the host's own
+    elsewhere = ~figure_at_x & ~moved.placed
+    assert np.array_equal(moved.ground_truth[elsewhere], pixels[elsewhere])
+    assert np.array_equal(moved.target_labels[~moved.placed], labels[~moved.placed])
+    # the vacated pixels' truth is the host painting itself
+    assert np.array_equal(moved.ground_truth[moved.vacated], pixels[moved.vacated])
+    deleted = edit_module.vacate_edit(pixels, labels, cut, mask, "vacate-delete", rng)
+    assert not deleted.placed.any() and np.array_equal(deleted.ground_truth, pixels)
