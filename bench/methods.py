@@ -124,6 +124,10 @@ np.save(sys.argv[3], pixels)
 """
 
 
+class MethodFailed(Exception):
+    """A method that could not make this edit (it is left out of that edit's rows)."""
+
+
 def before_method(repo: Path, model: str):
     """The engine of another checkout (an older commit's worktree) with `model`, in its own
     process (its modules would shadow ours). Predicted labels: the target map (it has no
@@ -133,8 +137,11 @@ def before_method(repo: Path, model: str):
         with tempfile.TemporaryDirectory() as folder:
             inputs, output = Path(folder) / "in.npz", Path(folder) / "out.npy"
             np.savez(inputs, exemplar=exemplar, exemplar_labels=exemplar_labels, target_labels=target_labels)
-            subprocess.run([sys.executable, "-c", BEFORE_SCRIPT, str(repo), str(inputs), str(output), model],
-                           check=True, capture_output=True, timeout=600, cwd=repo)
+            ran = subprocess.run([sys.executable, "-c", BEFORE_SCRIPT, str(repo), str(inputs), str(output), model],
+                                 capture_output=True, timeout=600, cwd=repo)
+            if ran.returncode != 0:
+                last = ran.stderr.decode(errors="replace").strip().splitlines()[-1:]
+                raise MethodFailed(f"the engine of {repo} failed: {' '.join(last)}")
             return np.load(output), target_labels
 
     method.__doc__ = f"the engine of {repo} with model '{model}'"

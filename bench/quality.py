@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import edits as edit_module  # noqa: E402
-from bench.methods import available_methods, before_method, engine_method  # noqa: E402
+from bench.methods import MethodFailed, available_methods, before_method, engine_method  # noqa: E402
 from bench.metrics import FeatureMetrics, boundary_f_score, psnr, region_iou, ssim  # noqa: E402
 from engine import imageio, regions  # noqa: E402
 from engine.cli import SAMPLES  # noqa: E402
@@ -199,7 +199,11 @@ def main(argv=None) -> None:
         for index, edit in enumerate(edit_module.make_edits(pixels, labels, args.edits, args.seed + number)):
             for name, method in methods.items():
                 start = time.perf_counter()
-                image, predicted = method(edit.exemplar, edit.exemplar_labels, edit.target_labels)
+                try:
+                    image, predicted = method(edit.exemplar, edit.exemplar_labels, edit.target_labels)
+                except MethodFailed as failure:
+                    print(f"{path.stem} edit {index}, {name}: {failure}", file=sys.stderr)
+                    continue
                 seconds = time.perf_counter() - start
                 rows.append({"artwork": path.stem, "edit": index, "kind": edit.kind, "method": name,
                              **score(edit, image, predicted, features), "seconds": seconds})

@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import edits as edit_module  # noqa: E402
-from bench.methods import before_method, gmic_available, inpaint_gmic, inpaint_opencv  # noqa: E402
+from bench.methods import MethodFailed, before_method, gmic_available, inpaint_gmic, inpaint_opencv  # noqa: E402
 from bench.metrics import FeatureMetrics, psnr  # noqa: E402
 from bench.quality import SHARED_ART, load  # noqa: E402
 from engine import compose, imageio, run  # noqa: E402
@@ -252,7 +252,12 @@ def main(argv=None) -> None:
                 row_tiles = [imageio.to_rgb8(edit.exemplar[box]), imageio.to_rgb8(edit.ground_truth[box])]
                 for name, method in methods.items():
                     start = time.perf_counter()
-                    image, extra = method(edit)
+                    try:
+                        image, extra = method(edit)
+                    except MethodFailed as failure:
+                        print(f"{host_name} edit {number}, {name}: {failure}", file=sys.stderr)
+                        row_tiles.append(np.full_like(row_tiles[0], 255))
+                        continue
                     seconds = time.perf_counter() - start
                     rows.append({"host": host_name, "figure": figure_name, "edit": number, "kind": kind, "method": name,
                                  **score(edit, image, extra, features), "seconds": seconds})

@@ -6,6 +6,8 @@ Given each target region's motion (from any model), the result is built in layer
    its motion is the identity where its target overlaps its old place, or when its motion does
    not explain what it gained (`moving_regions`). Where a staying region's target pixel is its
    own exemplar pixel, that pixel is copied as it is.
+   A staying region that gained area without being revealed *grows*: its own pixels stay, and
+   its motion is laid over what it gained (a neighbour giving way as a layout changes).
 2. Moving regions are transported (engine.transport: their motions, warped and blended at full
    resolution) and laid over, with their edges anti-aliased outward by EDGE_FEATHER. Their
    pixels are warped where their motions land inside their own exemplar region.
@@ -110,8 +112,13 @@ def identity_slots(motion: RegionMotion, height: int, width: int) -> np.ndarray:
     return np.abs(pixel - np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])).max(axis=(1, 2)) <= 1e-6
 
 
-def moving_regions(exemplar_labels: np.ndarray, target_labels: np.ndarray, motions: dict[int, RegionMotion]) -> tuple[int, ...]:
-    """The ids of the regions that move (all others stay, see the module docstring).
+def moving_regions(
+    exemplar_labels: np.ndarray, target_labels: np.ndarray, motions: dict[int, RegionMotion]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The ids of the regions that move and of those that stay but grow (all others stay, see
+    the module docstring). A growing region keeps its own pixels where they were and lays its
+    motion over what it gained (a neighbour that gives way as a layout changes); a staying
+    region that gained area because it was revealed has that area filled instead.
 
     A region whose pixels all keep their label stays. Otherwise it stays when the identity holds
     STAY_SHARE of its motion's weight where its two masks meet, or when its motion does not
@@ -152,31 +159,34 @@ def moving_regions(exemplar_labels: np.ndarray, target_labels: np.ndarray, motio
     deleted = [region for region in lost_count if region not in sizes]
     for region in lost_count:
         left[region] = region not in sizes or explains.get(region, False)
-    moving = []
+    moving, growing = [], []
     for region in sorted(motions):
         lost = lost_by == region
-        if not lost.any() and region not in explains:
+        gained = region in explains
+        if not lost.any() and not gained:
             continue  # not one pixel changed label
-        if _identity_share(motions[region], exemplar_labels == region, target_labels == region) >= STAY_SHARE:
-            continue
-        if region in explains:
+        revealed = False
+        if gained:
             # A region that keeps its place and gains what a departed region left is revealed
             # (the background behind a figure that moved), not stretched over the gap.
             keeps_place = lost_count.get(region, 0) <= KEEP_LOSS * exemplar_size.get(region, 1)
-            taken_by = gained_by[lost_by == region]
+            taken_by = gained_by[lost]
             only_covered = taken_by.size > 0 and np.mean([explains.get(int(r), False) for r in taken_by]) >= 0.5
             mostly_old = (gained_by == region).sum() < REVEAL_SHARE * sizes[region]
             given_by = lost_by[gained_by == region]
             from_deleted = np.isin(given_by, deleted).mean() >= 0.5  # what a deleted region left is always revealed
             revealed = from_deleted or (mostly_old and (keeps_place or only_covered) and left[given_by].mean() >= 0.5)
-            if explains[region] and not revealed:
-                moving.append(region)
-            continue
-        taken_by = gained_by[lost]
-        covered = np.mean([explains.get(int(r), False) for r in taken_by]) if taken_by.size else 1.0
-        if covered < 0.5:
+        stays = _identity_share(motions[region], exemplar_labels == region, target_labels == region) >= STAY_SHARE
+        if not stays and gained and explains[region] and not revealed:
             moving.append(region)
-    return tuple(moving)
+        elif not stays and not gained:
+            taken_by = gained_by[lost]
+            covered = np.mean([explains.get(int(r), False) for r in taken_by]) if taken_by.size else 1.0
+            if covered < 0.5:
+                moving.append(region)
+        elif gained and not revealed:
+            growing.append(region)
+    return tuple(moving), tuple(growing)
 
 
 def _target_points(target_labels: np.ndarray, region: int) -> np.ndarray:
@@ -249,7 +259,7 @@ def compose(
     """
     height, width = target_labels.shape
     alphas = alphas or {}
-    moving = moving_regions(exemplar_labels, target_labels, motions)
+    moving, growing = moving_regions(exemplar_labels, target_labels, motions)
     core = exemplar_labels != target_labels
     for region in moving:
         core |= (target_labels == region) | (exemplar_labels == region)
@@ -266,7 +276,7 @@ def compose(
         return Composition(pixels, kind, zone, moving, _unchanged_provenance(exemplar_labels) if want_provenance else None)
 
     layers = _MovingLayers(exemplar, box, want_provenance)
-    _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, moving, alphas, graph, on_progress)
+    _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, moving, growing, alphas, graph, on_progress)
 
     # The staying world under the moving layers: own pixels, or holes of the region now there.
     staying = np.zeros(max(int(target_labels.max()), int(exemplar_labels.max())) + 2, bool)
@@ -333,11 +343,12 @@ class _MovingLayers:
         self.share = np.zeros((y1 - y0, x1 - x0), np.float32) if want_sources else None
 
 
-def _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, moving, alphas, graph, on_progress):
-    """Transport each moving region band by band and add it to `layers`."""
+def _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, moving, growing, alphas, graph, on_progress):
+    """Transport each moving region band by band and add it to `layers`; a growing region only
+    over what it gained, with no feather (its own pixels beside it stay as they are)."""
     height, width = target_labels.shape
     margin = int(np.ceil(4 * EDGE_FEATHER)) + 1
-    placed_exemplar = graph.place_exemplar(exemplar) if graph is not None and moving else None
+    placed_exemplar = graph.place_exemplar(exemplar) if graph is not None and (moving or growing) else None
     bx0, by0, bx1, by1 = layers.box
 
     def lay_band(region, target_mask, region_mask, source_mask, prepared, band, placed):
@@ -348,7 +359,9 @@ def _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, movin
         coverage = _coverage(region_mask, prepared, motion.box, band)
         x0, y0, x1, y1 = band
         inside = target_mask[y0:y1, x0:x1]
-        if region in alphas:
+        if region in growing:
+            alpha = inside.astype(np.float32)
+        elif region in alphas:
             alpha = alphas[region][y0:y1, x0:x1].astype(np.float32)
         else:  # anti-aliased outward only: inside its target the region is whole
             alpha = np.where(inside, 1.0, feathered_mask(target_mask, band, EDGE_FEATHER)).astype(np.float32)
@@ -363,10 +376,13 @@ def _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, movin
             layers.share[rows, cols][better] = alpha[better]
             layers.source[rows, cols][better] = _dominant_sources(prepared, dominant, band, motion)[better]
 
+    laid = moving + growing
     with ThreadPoolExecutor(max_workers=thread_count()) as pool:
-        for done, region in enumerate(moving):
+        for done, region in enumerate(laid):
             target_mask = target_labels == region
-            box = bounding_box(target_mask | (alphas[region] > 0) if region in alphas else target_mask, margin)
+            if region in growing:
+                target_mask &= exemplar_labels != region
+            box = bounding_box(target_mask | (alphas[region] > 0) if region in alphas and region not in growing else target_mask, margin)
             region_mask = exemplar_labels == region
             source_mask = region_interior(region_mask)
             prepared = prepare_motion(exemplar, motions[region], region_mask)
@@ -378,7 +394,7 @@ def _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, movin
                 for finished, job in enumerate(jobs):
                     job.result()
                     if on_progress is not None:
-                        on_progress((done + (finished + 1) / len(jobs)) / max(len(moving), 1))
+                        on_progress((done + (finished + 1) / len(jobs)) / max(len(laid), 1))
             except BaseException:  # a failure or a cancel from on_progress: drop the bands not started
                 for job in jobs:
                     job.cancel()
