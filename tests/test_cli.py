@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from engine import imageio
 from engine.cli import SAMPLES, main
@@ -161,3 +162,26 @@ def test_progress_goes_to_stderr_for_longer_jobs(tmp_path, capsys, monkeypatch):
     assert captured.out == ""
     assert main(["--quiet"] + args) == 0
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_provenance_file_and_pixels_outside_the_edit_are_the_files_own(tmp_path, depth):
+    _files(tmp_path, depth=depth)
+    provenance = tmp_path / "where.npz"
+    assert main(_masks_args(tmp_path) + ["--model", "moments", "--provenance", str(provenance)]) == 0
+    saved = np.load(provenance)
+    assert set(saved.files) == {"source_x", "source_y", "source_region", "kind"}
+    assert saved["kind"].shape == (90, 120) and set(np.unique(saved["kind"])) <= {0, 1, 2}
+    assert (saved["kind"][35:55, 75:95] == 1).all()  # the moved square's inside is warped
+    # an unchanged pixel is the input file's own sample, bit for bit, at its depth
+    unchanged = saved["kind"] == 0
+    scale = 255 if depth == 8 else 65535
+    original = np.rint(imageio.read_image(tmp_path / "exemplar.png").pixels * scale)
+    written = np.rint(imageio.read_image(tmp_path / "out.png").pixels * scale)
+    assert unchanged.mean() > 0.5 and np.array_equal(written[unchanged], original[unchanged])
+
+
+def test_provenance_must_be_npz(tmp_path, capsys):
+    _files(tmp_path)
+    assert main(_masks_args(tmp_path) + ["--provenance", str(tmp_path / "where.png")]) == 2
+    assert "npz" in capsys.readouterr().err
