@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .fill import fill_vacated
+from .fill import fill_vacated, nearest_pixel
 from .motion import normalised_to_pixel_affines
 from .runtime import thread_count
 from .transport import (
@@ -155,23 +155,26 @@ def moving_regions(
     lost_ids, lost_counts = np.unique(lost_by, return_counts=True)
     lost_count = dict(zip(lost_ids.tolist(), lost_counts.tolist()))
     # regions that left pixels behind: deleted, or moved away with a motion that explains it
-    left = np.zeros(max(int(exemplar_labels.max()), int(target_labels.max())) + 2, bool)
+    top = max(int(exemplar_labels.max()), int(target_labels.max())) + 2
+    explained = np.zeros(top, bool)  # explains as a lookup by id
+    explained[[region for region, yes in explains.items() if yes]] = True
+    left = np.zeros(top, bool)
     deleted = [region for region in lost_count if region not in sizes]
     for region in lost_count:
-        left[region] = region not in sizes or explains.get(region, False)
+        left[region] = region not in sizes or explained[region]
     moving, growing = [], []
     for region in sorted(motions):
         lost = lost_by == region
         gained = region in explains
         if not lost.any() and not gained:
             continue  # not one pixel changed label
+        taken_by = gained_by[lost]  # the regions now where it was
         revealed = False
         if gained:
             # A region that keeps its place and gains what a departed region left is revealed
             # (the background behind a figure that moved), not stretched over the gap.
             keeps_place = lost_count.get(region, 0) <= KEEP_LOSS * exemplar_size.get(region, 1)
-            taken_by = gained_by[lost]
-            only_covered = taken_by.size > 0 and np.mean([explains.get(int(r), False) for r in taken_by]) >= 0.5
+            only_covered = taken_by.size > 0 and explained[taken_by].mean() >= 0.5
             mostly_old = (gained_by == region).sum() < REVEAL_SHARE * sizes[region]
             given_by = lost_by[gained_by == region]
             from_deleted = np.isin(given_by, deleted).mean() >= 0.5  # what a deleted region left is always revealed
@@ -180,8 +183,7 @@ def moving_regions(
         if not stays and gained and explains[region] and not revealed:
             moving.append(region)
         elif not stays and not gained:
-            taken_by = gained_by[lost]
-            covered = np.mean([explains.get(int(r), False) for r in taken_by]) if taken_by.size else 1.0
+            covered = explained[taken_by].mean() if taken_by.size else 1.0
             if covered < 0.5:
                 moving.append(region)
         elif gained and not revealed:
@@ -288,12 +290,13 @@ def compose(
     base_label = _base_labels(target, staying, layers.alpha, in_zone)
     own = in_zone & (base_label == source) & staying[np.maximum(source, 0)]
     shows = layers.alpha < 1.0 - 1e-6  # where the staying world is seen at all
-    hole_crop = in_zone & shows & ~own & (base_label >= 0)
+    may_fill = in_zone & shows & (base_label >= 0)
+    hole_crop = may_fill & ~own
     # Painted maps stop a pixel or two short of an object's outline: the staying pixels that
     # touch the place a region left are filled too, so no rim of the old object stays behind.
     rim = edit_rim(height, width)
     grown = cv2.dilate(hole_crop.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1))).view(bool)
-    hole_crop = (hole_crop | grown) & in_zone & shows & (base_label >= 0)
+    hole_crop = grown & may_fill
     hole_crop |= layers.uncovered  # a moving region's own pixels that its motions cannot reach
 
     # The known picture around the holes, then the fill (labels: the region each hole becomes).
@@ -303,10 +306,9 @@ def compose(
     hole[crop] = hole_crop
     labels_full = target_labels.copy()
     labels_full[crop] = np.where(hole_crop, fill_labels, target)
-    context_full = pixels.copy()
-    context_full[crop] = context
-    filled = fill_vacated(context_full, hole, labels_full, exemplar, exemplar_labels)
-    base = pixels[crop].copy()
+    pixels[crop] = context  # the output buffer holds the fill's context until it is composed
+    filled = fill_vacated(pixels, hole, labels_full, exemplar, exemplar_labels)
+    base = exemplar[crop].copy()
     base[filled.rows - y0, filled.cols - x0] = filled.colours
     alpha = np.where(layers.uncovered, 0.0, layers.alpha)[:, :, None]
     colour = np.where(layers.uncovered[:, :, None], 0.0, layers.colour)
@@ -453,10 +455,7 @@ def _base_labels(target, staying, moving_alpha, in_zone) -> np.ndarray:
     needs = in_zone & ~stays & (moving_alpha < 1.0 - 1e-6)
     labels = np.where(stays, target, -1)
     if needs.any():
-        _, nearest = cv2.distanceTransformWithLabels((~stays).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-        index = np.zeros(nearest.max() + 1, np.int64)
-        index[nearest[stays]] = np.flatnonzero(stays)
-        labels[needs] = target.ravel()[index[nearest[needs]]]
+        labels[needs] = target.ravel()[nearest_pixel(stays)[needs]]
     return labels
 
 

@@ -99,7 +99,7 @@ def fill_vacated(
     offset_map[work.hole_rows, work.hole_cols] = offsets
     colours, source_y, source_x = _apply_full(
         rows, cols, offset_map, work.hole, (work_h / height, work_w / width), target_labels, exemplar,
-        _interior_labels(exemplar_labels, np.unique(target_labels[hole])),
+        _interior_labels(exemplar_labels, np.unique(target_labels[hole]), SOURCE_RIM),
     )
     correction = _membrane(work, field, voted)
     colours += _sample_bilinear(correction, rows, cols, (work_h / height, work_w / width))
@@ -124,14 +124,9 @@ class Level:
 
 
 def _level(image, hole, target, exemplar, exemplar_labels) -> Level:
-    # A source centre must sit inside its region at this level: eroding each region by one
-    # pixel keeps a patch's centre off the anti-aliased rim, unless nothing would be left.
-    lowest = cv2.erode(exemplar_labels.astype(np.float32), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    highest = cv2.dilate(exemplar_labels.astype(np.float32), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
-    sources = np.where(lowest == highest, exemplar_labels, -1)
-    for label in np.unique(target[hole]):
-        if not (sources == label).any():
-            sources[exemplar_labels == label] = label
+    # A source centre must sit inside its region at this level: one pixel in keeps a patch's
+    # centre off the anti-aliased rim.
+    sources = _interior_labels(exemplar_labels, np.unique(target[hole]), 1)
     hole_rows, hole_cols = np.nonzero(hole)
     return Level(image, hole, target, exemplar, exemplar_labels, sources, hole_rows, hole_cols)
 
@@ -177,13 +172,19 @@ def _hole_labels(target, hole, small_hole, h, w):
     fix_rows, fix_cols = np.nonzero(small_hole & ~sampled_hole)
     if fix_rows.size:
         big_h, big_w = hole.shape
-        _, nearest = cv2.distanceTransformWithLabels((~hole).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-        hole_index = np.zeros(nearest.max() + 1, np.int64)
-        hole_index[nearest[hole]] = np.flatnonzero(hole)
         centre_rows = np.minimum(((fix_rows + 0.5) * big_h / h).astype(np.int64), big_h - 1)
         centre_cols = np.minimum(((fix_cols + 0.5) * big_w / w).astype(np.int64), big_w - 1)
-        small[fix_rows, fix_cols] = target.ravel()[hole_index[nearest[centre_rows, centre_cols]]]
+        small[fix_rows, fix_cols] = target.ravel()[nearest_pixel(hole)[centre_rows, centre_cols]]
     return small
+
+
+def nearest_pixel(mask: np.ndarray) -> np.ndarray:
+    """For every pixel of an image, the flat index of the nearest True pixel of `mask` (H, W)
+    bool (which must have one): (H, W) int64."""
+    _, nearest = cv2.distanceTransformWithLabels((~mask).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    index = np.zeros(int(nearest.max()) + 1, np.int64)
+    index[nearest[mask]] = np.flatnonzero(mask)
+    return index[nearest]
 
 
 def _positions(rows, cols) -> np.ndarray:
@@ -395,11 +396,11 @@ def _upsampled(coarse: Level, field: np.ndarray, fine: Level, rng) -> np.ndarray
     return candidates
 
 
-def _interior_labels(exemplar_labels: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """exemplar_labels (H, W) with each region's outer SOURCE_RIM pixels set to -1 (a painted
-    map's edge is rarely exact, and the outline there is a neighbour's), for the regions in
-    `wanted`; a region with nothing left inside keeps all its pixels."""
-    size = 2 * SOURCE_RIM + 1
+def _interior_labels(exemplar_labels: np.ndarray, wanted: np.ndarray, rim: int) -> np.ndarray:
+    """exemplar_labels (H, W) with each region's outer `rim` pixels set to -1 (a painted map's
+    edge is rarely exact, and the outline there is a neighbour's); of the regions in `wanted`,
+    one with nothing left inside keeps all its pixels."""
+    size = 2 * rim + 1
     kernel = np.ones((size, size), np.uint8)
     as_float = exemplar_labels.astype(np.float32)
     lowest = cv2.erode(as_float, kernel, borderType=cv2.BORDER_REPLICATE)
@@ -499,10 +500,9 @@ def _membrane(level: Level, field: np.ndarray, voted: np.ndarray) -> np.ndarray:
     ring_rows, ring_cols = np.nonzero(ring)
     if ring_rows.size == 0:
         return correction
-    _, nearest = cv2.distanceTransformWithLabels((~level.hole).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-    slot = np.zeros(nearest.max() + 1, np.int64)
-    slot[nearest[level.hole_rows, level.hole_cols]] = np.arange(len(field))
-    hole_pixel = slot[nearest[ring_rows, ring_cols]]
+    slot = np.zeros(h * w, np.int64)
+    slot[level.hole_rows * w + level.hole_cols] = np.arange(len(field))
+    hole_pixel = slot[nearest_pixel(level.hole)[ring_rows, ring_cols]]
     source_rows = field[hole_pixel, 0] + ring_rows - level.hole_rows[hole_pixel]
     source_cols = field[hole_pixel, 1] + ring_cols - level.hole_cols[hole_pixel]
     fits = (source_rows >= 0) & (source_rows < h) & (source_cols >= 0) & (source_cols < w)
