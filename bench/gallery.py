@@ -15,9 +15,7 @@ after | the vacated area, before and after (2x) | a join, before and after (2x).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -27,9 +25,11 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.edits import figure_regions  # noqa: E402
+from bench.methods import run_before  # noqa: E402
 from bench.quality import SHARED_ART, load  # noqa: E402
 from engine import imageio, regions, run  # noqa: E402
 from engine.cli import SAMPLES  # noqa: E402
+from engine.fill import nearest_pixel  # noqa: E402
 from engine.pipeline import manipulate_masks  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -37,29 +37,12 @@ KINDS = ("move", "enlarge", "shrink", "delete", "swap", "reshape", "move by mask
 TILE = 240
 CROP = 96  # side of a crop, shown at 2x
 SIZE = 640
-BEFORE_SCRIPT = """
-import sys
-import numpy as np
-sys.path.insert(0, sys.argv[1])
-from engine import pipeline
-data = np.load(sys.argv[2])
-if "source_mask" in data:
-    pixels = pipeline.manipulate_masks(data["exemplar"], data["source_mask"], data["target_mask"])
-else:
-    pixels = pipeline.run(data["exemplar"], data["exemplar_labels"], data["target_labels"]).pixels
-np.save(sys.argv[3], pixels)
-"""
-
-
 def relabel_from_neighbours(labels: np.ndarray, vacated: np.ndarray, keep_out: set[int]) -> np.ndarray:
     """labels (H, W) with the `vacated` pixels given the label of the nearest pixel that is
     neither vacated nor of a region in keep_out."""
     donors = ~vacated & ~np.isin(labels, list(keep_out))
-    _, nearest = cv2.distanceTransformWithLabels((~donors).view(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-    index = np.zeros(nearest.max() + 1, np.int64)
-    index[nearest[donors]] = np.flatnonzero(donors)
     result = labels.copy()
-    result[vacated] = labels.ravel()[index[nearest[vacated]]]
+    result[vacated] = labels.ravel()[nearest_pixel(donors)[vacated]]
     return result
 
 
@@ -135,15 +118,9 @@ def engine_after(exemplar, labels, target, masks):
 
 
 def engine_before(repo: Path, exemplar, labels, target, masks):
-    with tempfile.TemporaryDirectory() as folder:
-        inputs, output = Path(folder) / "in.npz", Path(folder) / "out.npy"
-        if masks is not None:
-            np.savez(inputs, exemplar=exemplar, source_mask=masks[0], target_mask=masks[1])
-        else:
-            np.savez(inputs, exemplar=exemplar, exemplar_labels=labels, target_labels=target)
-        subprocess.run([sys.executable, "-c", BEFORE_SCRIPT, str(repo), str(inputs), str(output)],
-                       check=True, capture_output=True, timeout=600, cwd=repo)
-        return np.load(output)
+    if masks is not None:
+        return run_before(repo, {"exemplar": exemplar, "source_mask": masks[0], "target_mask": masks[1]})
+    return run_before(repo, {"exemplar": exemplar, "exemplar_labels": labels, "target_labels": target})
 
 
 def crop_around(mask: np.ndarray, side: int):

@@ -117,9 +117,13 @@ BEFORE_SCRIPT = """
 import sys
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from engine import run
+from engine import pipeline
 data = np.load(sys.argv[2])
-pixels = run(data["exemplar"], data["exemplar_labels"], data["target_labels"], model=sys.argv[4]).pixels
+model = {"model": sys.argv[4]} if sys.argv[4] else {}
+if "source_mask" in data:
+    pixels = pipeline.manipulate_masks(data["exemplar"], data["source_mask"], data["target_mask"], **model)
+else:
+    pixels = pipeline.run(data["exemplar"], data["exemplar_labels"], data["target_labels"], **model).pixels
 np.save(sys.argv[3], pixels)
 """
 
@@ -128,21 +132,28 @@ class MethodFailed(Exception):
     """A method that could not make this edit (it is left out of that edit's rows)."""
 
 
+def run_before(repo: Path, arrays: dict, model: str = "") -> np.ndarray:
+    """The engine of another checkout (an older commit's worktree) on one edit, in its own
+    process (its modules would shadow ours): `arrays` holds exemplar plus exemplar_labels and
+    target_labels, or source_mask and target_mask; model "" is that engine's default."""
+    with tempfile.TemporaryDirectory() as folder:
+        inputs, output = Path(folder) / "in.npz", Path(folder) / "out.npy"
+        np.savez(inputs, **arrays)
+        ran = subprocess.run([sys.executable, "-c", BEFORE_SCRIPT, str(repo), str(inputs), str(output), model],
+                             capture_output=True, timeout=600, cwd=repo)
+        if ran.returncode != 0:
+            last = ran.stderr.decode(errors="replace").strip().splitlines()[-1:]
+            raise MethodFailed(f"the engine of {repo} failed: {' '.join(last)}")
+        return np.load(output)
+
+
 def before_method(repo: Path, model: str):
-    """The engine of another checkout (an older commit's worktree) with `model`, in its own
-    process (its modules would shadow ours). Predicted labels: the target map (it has no
-    provenance)."""
+    """`run_before` as a quality method with `model`. Predicted labels: the target map (that
+    engine has no provenance)."""
 
     def method(exemplar, exemplar_labels, target_labels):
-        with tempfile.TemporaryDirectory() as folder:
-            inputs, output = Path(folder) / "in.npz", Path(folder) / "out.npy"
-            np.savez(inputs, exemplar=exemplar, exemplar_labels=exemplar_labels, target_labels=target_labels)
-            ran = subprocess.run([sys.executable, "-c", BEFORE_SCRIPT, str(repo), str(inputs), str(output), model],
-                                 capture_output=True, timeout=600, cwd=repo)
-            if ran.returncode != 0:
-                last = ran.stderr.decode(errors="replace").strip().splitlines()[-1:]
-                raise MethodFailed(f"the engine of {repo} failed: {' '.join(last)}")
-            return np.load(output), target_labels
+        arrays = {"exemplar": exemplar, "exemplar_labels": exemplar_labels, "target_labels": target_labels}
+        return run_before(repo, arrays, model), target_labels
 
     method.__doc__ = f"the engine of {repo} with model '{model}'"
     return method

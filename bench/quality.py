@@ -141,17 +141,17 @@ def paired(rows: list[dict], methods: list[str], resamples: int = 5000, baseline
     return lines
 
 
-def contact_sheet(tiles: list[list[np.ndarray]], path: Path, title: str) -> None:
-    columns = ("exemplar", "target map", "ground truth", title)
-    sheet = Image.new("RGB", (len(columns) * SHEET_TILE, 18 + len(tiles) * SHEET_TILE), "white")
+def contact_sheet(tiles: list[list[np.ndarray]], columns, path: Path, side: int = SHEET_TILE) -> None:
+    """Rows of (h, w, 3) uint8 pictures under the column names, each fitted into side x side."""
+    sheet = Image.new("RGB", (len(columns) * side, 18 + len(tiles) * side), "white")
     draw = ImageDraw.Draw(sheet)
     for index, name in enumerate(columns):
-        draw.text((index * SHEET_TILE + 4, 3), name, fill="black")
+        draw.text((index * side + 4, 3), name, fill="black")
     for row, pictures in enumerate(tiles):
         for column, picture in enumerate(pictures):
             tile = Image.fromarray(picture)
-            tile.thumbnail((SHEET_TILE, SHEET_TILE))
-            sheet.paste(tile, (column * SHEET_TILE, 18 + row * SHEET_TILE))
+            tile.thumbnail((side, side))
+            sheet.paste(tile, (column * side, 18 + row * side))
     sheet.save(path)
 
 
@@ -217,7 +217,7 @@ def main(argv=None) -> None:
         writer.writerows(rows)
     for name in methods:
         slug = re.sub(r"[^\w.-]+", "_", name)  # "cut+paste+inpaint", a model folder's path
-        contact_sheet(tiles[name], args.out / f"contact_{slug}.png", name)
+        contact_sheet(tiles[name], ("exemplar", "target map", "ground truth", name), args.out / f"contact_{slug}.png")
     header = (f"# Quality: {len(paths)} artworks from {args.data.name}, {args.edits} edits each "
               f"(move, scale, rotate, tps), {args.size} px, seed {args.seed}\n\n"
               f"Command: `python bench/quality.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n")

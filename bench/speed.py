@@ -53,12 +53,11 @@ def build_inputs(width: int, height: int, region_count: int, folder: Path):
         labels, target, _ = maps_from_colour_pair(
             imageio.read_rgb8(SAMPLES / "etretat.regions.png"), imageio.read_rgb8(SAMPLES / "etretat.edited.png")
         )
-        painting = cv2.resize(sample, (width, height), interpolation=cv2.INTER_CUBIC)
-        path = folder / "exemplar.png"
-        imageio.write_image(path, painting)
-        return path, resize_labels(labels, height, width), resize_labels(target, height, width)
-    labels = segment(sample, max_regions=region_count) if region_count > 1 else np.zeros(sample.shape[:2], np.int32)
-    target = make_edit(sample, labels, "move", np.random.default_rng(0)).target_labels if region_count > 1 else labels
+    elif region_count < 2:
+        labels = target = np.zeros(sample.shape[:2], np.int32)
+    else:
+        labels = segment(sample, max_regions=region_count)
+        target = make_edit(sample, labels, "move", np.random.default_rng(0)).target_labels
     painting = cv2.resize(sample, (width, height), interpolation=cv2.INTER_CUBIC)
     path = folder / "exemplar.png"
     imageio.write_image(path, painting)

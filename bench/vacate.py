@@ -30,14 +30,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import edits as edit_module  # noqa: E402
 from bench.methods import MethodFailed, before_method, gmic_available, inpaint_gmic, inpaint_opencv  # noqa: E402
 from bench.metrics import FeatureMetrics, psnr  # noqa: E402
-from bench.quality import SHARED_ART, load  # noqa: E402
+from bench.quality import SHARED_ART, contact_sheet, load  # noqa: E402
 from engine import compose, imageio, run  # noqa: E402
 from engine.cli import SAMPLES  # noqa: E402
 
@@ -195,20 +194,6 @@ def ratios(rows: list[dict], methods: list[str]) -> list[str]:
     return lines
 
 
-def sheet(rows_of_tiles: list[list[np.ndarray]], names: list[str], path: Path) -> None:
-    columns = ["exemplar", "ground truth", *names]
-    picture = Image.new("RGB", (len(columns) * SHEET_TILE, 18 + len(rows_of_tiles) * SHEET_TILE), "white")
-    draw = ImageDraw.Draw(picture)
-    for index, name in enumerate(columns):
-        draw.text((index * SHEET_TILE + 4, 3), name[:32], fill="black")
-    for row, tiles in enumerate(rows_of_tiles):
-        for column, tile in enumerate(tiles):
-            image = Image.fromarray(tile)
-            image.thumbnail((SHEET_TILE, SHEET_TILE))
-            picture.paste(image, (column * SHEET_TILE, 18 + row * SHEET_TILE))
-    picture.save(path)
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=SHARED_ART if SHARED_ART.is_dir() else SAMPLES)
@@ -269,7 +254,7 @@ def main(argv=None) -> None:
         writer = csv.DictWriter(handle, fieldnames=["host", "figure", "edit", "kind", "method", *METRICS])
         writer.writeheader()
         writer.writerows(rows)
-    sheet(tiles, list(methods), args.out / "sheet.png")
+    contact_sheet(tiles, ["exemplar", "ground truth", *(name[:32] for name in methods)], args.out / "sheet.png", SHEET_TILE)
     command = " ".join(argv if argv is not None else sys.argv[1:])
     summary = (f"# Vacated areas: {len(hosts)} host paintings ({', '.join(hosts)}), figures cut from "
                f"{', '.join(n for n, _, _ in cutouts)}, {args.size} px, seed {args.seed}\n\n"
