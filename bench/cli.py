@@ -30,7 +30,7 @@ def write_inputs(size: int, folder: Path) -> None:
     import numpy as np
 
     from bench.speed import build_inputs
-    from engine import imageio
+    from engine.io import imageio
     from engine.regions import colour_map
 
     _, labels, target = build_inputs(size, size, 2, folder)

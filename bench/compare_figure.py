@@ -19,7 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.edits import make_edit  # noqa: E402
 from bench.quality import SHARED_ART, artworks, load  # noqa: E402
-from engine import imageio, regions, run  # noqa: E402
+from engine import regions, run  # noqa: E402
+from engine.edit import Edit  # noqa: E402
+from engine.io import imageio  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 HELD_OUT = ("vermeer_girl_with_a_pearl_earring", "hokusai_great_wave", "vangogh_bedroom_in_arles", "seurat_grande_jatte")
@@ -44,7 +46,7 @@ def main(argv=None) -> None:
         pixels, labels = load(paths[name], TILE * 2, 8)
         edit = make_edit(pixels, labels, KINDS[number % len(KINDS)], np.random.default_rng(number))
         palette = regions.distinct_palette(int(max(edit.exemplar_labels.max(), edit.target_labels.max())) + 1)
-        results = [run(edit.exemplar, edit.exemplar_labels, edit.target_labels, model=m).pixels for m in ("moments", args.model)]
+        results = [run(edit.exemplar, Edit(edit.exemplar_labels, edit.target_labels), model=m).pixels for m in ("moments", args.model)]
         rows.append([imageio.to_rgb8(edit.exemplar), regions.colour_map(edit.target_labels, palette),
                      *(imageio.to_rgb8(r) for r in results)])
     titles = ["exemplar", "target map", "moments (baseline)", args.model]

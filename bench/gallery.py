@@ -27,9 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.edits import figure_regions  # noqa: E402
 from bench.methods import run_before  # noqa: E402
 from bench.quality import SHARED_ART, load  # noqa: E402
-from engine import imageio, regions, run  # noqa: E402
-from engine.cli import SAMPLES  # noqa: E402
+from engine import (  # noqa: E402
+    regions,
+    run,
+    samples,  # noqa: E402
+)
+from engine.edit import Edit  # noqa: E402
 from engine.fill import nearest_pixel  # noqa: E402
+from engine.io import imageio  # noqa: E402
 from engine.pipeline import manipulate_masks  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -114,7 +119,7 @@ def build(kind: str, labels: np.ndarray):
 def engine_after(exemplar, labels, target, masks):
     if masks is not None:
         return manipulate_masks(exemplar, masks[0], masks[1])
-    return run(exemplar, labels, target).pixels
+    return run(exemplar, Edit(labels, target)).pixels
 
 
 def engine_before(repo: Path, exemplar, labels, target, masks):
@@ -134,7 +139,7 @@ def crop_around(mask: np.ndarray, side: int):
 
 
 def paintings() -> list[Path]:
-    found = [SAMPLES / "etretat.jpg"]
+    found = [samples.EXEMPLAR]
     if (SHARED_ART / "regions").is_dir():
         found += [SHARED_ART / (p.stem + ".jpg") for p in sorted((SHARED_ART / "regions").glob("*.png"))
                   if p.stem != "monet_cliffs_etretat" and (SHARED_ART / (p.stem + ".jpg")).is_file()]

@@ -25,15 +25,16 @@ def child(size: int, runs: int, keep: bool) -> None:
 
     from bench.protocol import inputs
     from engine import run
-    from engine.memory import keep_freed_memory
-    from engine.worker import to_samples
+    from engine.app.memory import keep_freed_memory
+    from engine.edit import Edit
+    from engine.io.pixels import to_samples
 
     applied = keep_freed_memory() if keep else False
     pixels, labels, moved = inputs(size)
     seconds = []
     for _ in range(runs):
         start = time.perf_counter()
-        result = run(np.divide(pixels, np.float32(255), dtype=np.float32), labels, moved).pixels
+        result = run(np.divide(pixels, np.float32(255), dtype=np.float32), Edit(labels, moved)).pixels
         to_samples(result, "uint8", "rgba")
         seconds.append(time.perf_counter() - start)
     from bench.speed import peak_rss_mb

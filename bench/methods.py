@@ -13,7 +13,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine import imageio, run
+from engine import run
+from engine.edit import Edit
+from engine.io import imageio
 from engine.models import model_names
 
 INPAINT_RADIUS = 5
@@ -26,7 +28,7 @@ def identity(exemplar, exemplar_labels, target_labels):
 
 def engine_method(model: str):
     def method(exemplar, exemplar_labels, target_labels):
-        manipulation = run(exemplar, exemplar_labels, target_labels, model=model, provenance=True)
+        manipulation = run(exemplar, Edit(exemplar_labels, target_labels), model=model, provenance=True)
         return manipulation.pixels, manipulation.provenance.source_region
 
     method.__doc__ = f"the engine with model '{model}'"
@@ -123,7 +125,7 @@ model = {"model": sys.argv[4]} if sys.argv[4] else {}
 if "source_mask" in data:
     pixels = pipeline.manipulate_masks(data["exemplar"], data["source_mask"], data["target_mask"], **model)
 else:
-    pixels = pipeline.run(data["exemplar"], data["exemplar_labels"], data["target_labels"], **model).pixels
+    pixels = pipeline.manipulate(data["exemplar"], data["exemplar_labels"], data["target_labels"], **model)
 np.save(sys.argv[3], pixels)
 """
 

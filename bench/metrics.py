@@ -66,7 +66,7 @@ class FeatureMetrics:
         try:
             import torch
 
-            from engine.perceptual import PerceptualNet, gram_matrices, to_tensor
+            from engine.simnet.perceptual import PerceptualNet, gram_matrices, to_tensor
         except (ImportError, RuntimeError):
             self.available = False
             return

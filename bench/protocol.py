@@ -25,9 +25,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import run  # noqa: E402
-from engine.client import Client, Image, labels_buffer, worker_command  # noqa: E402
-from engine.memory import keep_freed_memory  # noqa: E402
-from engine.worker import to_samples  # noqa: E402
+from engine.app.memory import keep_freed_memory  # noqa: E402
+from engine.edit import Edit  # noqa: E402
+from engine.io.pixels import to_samples  # noqa: E402
+from engine.link.client import Client, Image, labels_buffer, worker_command  # noqa: E402
 
 WORKER_WARMUP = 2
 
@@ -78,7 +79,7 @@ def main() -> None:
     size = args.size
 
     def in_process():
-        result = run(np.divide(pixels, np.float32(255), dtype=np.float32), labels, moved).pixels
+        result = run(np.divide(pixels, np.float32(255), dtype=np.float32), Edit(labels, moved)).pixels
         return to_samples(result, "uint8", "rgba").tobytes()
 
     shared = through_worker(True, pixels, labels, moved, args.repeats)

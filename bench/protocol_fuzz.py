@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import client as protocol  # noqa: E402
+from engine.link import protocol  # noqa: E402
 
 HELLO_ID_BASE = 1 << 40  # ids of the harness's own hellos, apart from the fuzzed frames' ids
 # A worker that answers only after this many seconds is slow (a loaded machine), not deaf.
@@ -202,7 +202,8 @@ class Counts:
 
 
 def _supports_frame_timeout(repo: Path) -> bool:
-    return "frame-timeout" in (repo / "engine" / "cli.py").read_text()
+    cli = next(path for path in (repo / "engine" / "app" / "cli.py", repo / "engine" / "cli.py") if path.is_file())
+    return "frame-timeout" in cli.read_text()
 
 
 class Target:

@@ -28,8 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import edits as edit_module  # noqa: E402
 from bench.methods import MethodFailed, available_methods, before_method, engine_method  # noqa: E402
 from bench.metrics import FeatureMetrics, boundary_f_score, psnr, region_iou, ssim  # noqa: E402
-from engine import imageio, regions  # noqa: E402
-from engine.cli import SAMPLES  # noqa: E402
+from engine import (
+    regions,  # noqa: E402
+    samples,  # noqa: E402
+)
+from engine.io import imageio  # noqa: E402
 from engine.segment import segment  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -157,7 +160,7 @@ def contact_sheet(tiles: list[list[np.ndarray]], columns, path: Path, side: int 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED_ART if SHARED_ART.is_dir() else SAMPLES)
+    parser.add_argument("--data", type=Path, default=SHARED_ART if SHARED_ART.is_dir() else samples.FOLDER)
     parser.add_argument("--edits", type=int, default=4, help="edits per artwork")
     parser.add_argument("--size", type=int, default=512, help="long side the artworks are scaled to")
     parser.add_argument("--limit", type=int, default=None, help="at most this many artworks")
@@ -172,7 +175,7 @@ def main(argv=None) -> None:
                         help=f"the paired tables' baselines (default {PAIRED_BASELINE})")
     args = parser.parse_args(argv)
     if args.quick:
-        args.data, args.edits, args.size, args.limit = SAMPLES, 2, 256, 1
+        args.data, args.edits, args.size, args.limit = samples.FOLDER, 2, 256, 1
     args.out.mkdir(parents=True, exist_ok=True)
     methods = available_methods()
     if args.before_repo is not None:

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from engine import imageio
-from engine.cli import SAMPLES, main
+from engine import samples
+from engine.app.cli import main
+from engine.io import imageio
 from engine.models import DEFAULT_MODEL
 
 OUTPUT = Path(__file__).resolve().parent / "results" / "demo_before_after.jpg"
@@ -22,9 +23,9 @@ def figure() -> None:
         if main(["--quiet", "demo", "-o", folder]) != 0:
             sys.exit("simnet demo failed")
         result = imageio.to_rgb8(imageio.read_image(Path(folder) / "etretat.result.png").pixels)
-    exemplar = imageio.to_rgb8(imageio.read_image(SAMPLES / "etretat.jpg").pixels)
-    edited = imageio.to_rgb8(imageio.read_image(SAMPLES / "etretat.edited.png").pixels)
-    before = imageio.to_rgb8(imageio.read_image(SAMPLES / "etretat.regions.png").pixels)
+    exemplar = imageio.to_rgb8(imageio.read_image(samples.EXEMPLAR).pixels)
+    edited = imageio.to_rgb8(imageio.read_image(samples.EDITED).pixels)
+    before = imageio.to_rgb8(imageio.read_image(samples.REGIONS).pixels)
     maps = (0.5 * before + 0.5 * edited).astype(np.uint8)  # old and new layout together
     height, width = exemplar.shape[:2]
     label = 20

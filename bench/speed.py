@@ -41,17 +41,17 @@ def build_inputs(width: int, height: int, region_count: int, folder: Path):
     import cv2
 
     from bench.edits import make_edit
-    from engine import imageio
-    from engine.cli import SAMPLES
+    from engine import samples
+    from engine.io import imageio
     from engine.regions import resize_labels
     from engine.segment import segment
 
-    sample = imageio.read_image(SAMPLES / "etretat.jpg").pixels
+    sample = imageio.read_image(samples.EXEMPLAR).pixels
     if region_count == 0:
         from engine.regions import maps_from_colour_pair
 
         labels, target, _ = maps_from_colour_pair(
-            imageio.read_rgb8(SAMPLES / "etretat.regions.png"), imageio.read_rgb8(SAMPLES / "etretat.edited.png")
+            imageio.read_rgb8(samples.REGIONS), imageio.read_rgb8(samples.EDITED)
         )
     elif region_count < 2:
         labels = target = np.zeros(sample.shape[:2], np.int32)
@@ -66,8 +66,10 @@ def build_inputs(width: int, height: int, region_count: int, folder: Path):
 
 def measure(config: dict, results) -> None:
     """Child process: time one configuration, put a result row on the queue."""
-    from engine import imageio, run
-    from engine.memory import keep_freed_memory
+    from engine import run
+    from engine.app.memory import keep_freed_memory
+    from engine.edit import Edit
+    from engine.io import imageio
     from engine.segment import segment
 
     keep_freed_memory()  # as the worker and `simnet batch` do: the figures are warm runs, as theirs are
@@ -85,7 +87,7 @@ def measure(config: dict, results) -> None:
             start = time.perf_counter()
             pixels = imageio.read_image(path).pixels
             decoded = time.perf_counter()
-            result = run(pixels, labels, target, model=config["model"], progress=progress).pixels
+            result = run(pixels, Edit(labels, target), model=config["model"], progress=progress).pixels
             composed = time.perf_counter()
             imageio.write_image(Path(folder) / "result.png", result)
             encoded = time.perf_counter()

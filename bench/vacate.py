@@ -34,11 +34,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import edits as edit_module  # noqa: E402
-from bench.methods import MethodFailed, before_method, gmic_available, inpaint_gmic, inpaint_opencv  # noqa: E402
+from bench.methods import (  # noqa: E402
+    MethodFailed,
+    before_method,
+    gmic_available,
+    inpaint_gmic,
+    inpaint_opencv,
+)
 from bench.metrics import FeatureMetrics, psnr  # noqa: E402
 from bench.quality import SHARED_ART, contact_sheet, load  # noqa: E402
-from engine import compose, imageio, run  # noqa: E402
-from engine.cli import SAMPLES  # noqa: E402
+from engine import (  # noqa: E402
+    compose,
+    run,
+    samples,  # noqa: E402
+)
+from engine.edit import Edit  # noqa: E402
+from engine.io import imageio  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 HELD_OUT = ("vermeer_girl_with_a_pearl_earring", "hokusai_great_wave", "vangogh_bedroom_in_arles", "seurat_grande_jatte")
@@ -66,7 +77,7 @@ class FillTimer:
 def engine_method(model: str, timer: FillTimer):
     def method(edit):
         timer.seconds = 0.0
-        result = run(edit.exemplar, edit.exemplar_labels, edit.target_labels, model=model, provenance=True)
+        result = run(edit.exemplar, Edit(edit.exemplar_labels, edit.target_labels), model=model, provenance=True)
         deleted = edit.figure if edit.kind == "vacate-delete" else None
         from_deleted = int((result.provenance.source_region == deleted).sum()) if deleted is not None else 0
         return result.pixels, {"from_deleted": from_deleted, "fill_seconds": timer.seconds}
@@ -134,7 +145,7 @@ def figures(data: Path, size: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
     painted = sorted((data / "regions").glob("*.png")) if (data / "regions").is_dir() else []
     sources = [(data / (p.stem + ".jpg")) for p in painted if (data / (p.stem + ".jpg")).is_file()]
     if not sources:
-        sources = [SAMPLES / "etretat.jpg"]
+        sources = [samples.EXEMPLAR]
     cutouts = []
     for path in sources:
         pixels, labels = load(path, size, 8)
@@ -196,7 +207,7 @@ def ratios(rows: list[dict], methods: list[str]) -> list[str]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED_ART if SHARED_ART.is_dir() else SAMPLES)
+    parser.add_argument("--data", type=Path, default=SHARED_ART if SHARED_ART.is_dir() else samples.FOLDER)
     parser.add_argument("--hosts", nargs="+", default=None, help="host paintings (stems); default: the held-out ones")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--edits", type=int, default=2, help="moves per host and figure (plus one deletion)")
@@ -227,7 +238,7 @@ def main(argv=None) -> None:
     rows, tiles = [], []
     started = time.perf_counter()
     for host_name in hosts:
-        path = args.data / f"{host_name}.jpg" if (args.data / f"{host_name}.jpg").is_file() else SAMPLES / f"{host_name}.jpg"
+        path = args.data / f"{host_name}.jpg" if (args.data / f"{host_name}.jpg").is_file() else samples.FOLDER / f"{host_name}.jpg"
         host, host_labels = load(path, args.size, 8)
         number = 0
         for figure_name, cut, mask in cutouts:

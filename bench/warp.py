@@ -9,7 +9,7 @@ its blend graph (engine/graph_blend.py) on that provider.
 Each method pulls an RGBA float32 image through the same affine motion; the figures are medians
 after one warm-up, with each method's time as a ratio to warpAffine, and the largest difference
 between the methods' outputs (they must agree). The transport table moves a region covering the
-whole image with three motions (its weights vary across it), as transport.composite does.
+whole image with three motions (its weights vary across it), as blend.composite does.
 """
 
 import argparse
@@ -68,7 +68,7 @@ def onnx_graph_warp():
     except ImportError:
         return None
     from engine.motion import pixel_to_normalised_affines
-    from engine.runtime import choose_providers
+    from engine.runtime.sessions import choose_providers
 
     nodes = [
         helper.make_node("AffineGrid", ["theta", "size"], ["grid"], align_corners=0),
@@ -119,11 +119,12 @@ def median_seconds(function, image, repeats):
 
 
 def transport_table(sizes, repeats):
-    """Rows of the second table: transport.composite blending with OpenCV and with the graph."""
-    from engine import graph_blend, motion, transport
-    from engine.runtime import choose_providers, onnxruntime
+    """Rows of the second table: blend.composite blending with OpenCV and with the graph."""
+    from engine import blend, motion
+    from engine.runtime import blend_graph
+    from engine.runtime.sessions import choose_providers, onnxruntime
 
-    graph = graph_blend.blend_graph(choose_providers("auto", onnxruntime().get_available_providers()))
+    graph = blend_graph.blend_graph(choose_providers("auto", onnxruntime().get_available_providers()))
     affines = np.array([[[1, 0, 0], [0, 1, 0]], AFFINE, [[0.98, 0.17, -20], [-0.17, 0.98, 90]]], np.float64)
     weights = np.random.default_rng(1).random((3, 128, 128)).astype(np.float32)
     weights /= weights.sum(axis=0)
@@ -131,12 +132,12 @@ def transport_table(sizes, repeats):
     for size in sizes:
         image = np.random.default_rng(0).random((size, size, 4), dtype=np.float32)
         labels = np.zeros((size, size), np.int32)
-        region = transport.RegionMotion(
+        region = motion.RegionMotion(
             motion.pixel_to_normalised_affines(affines, size, size), weights, (0, 0, size, size), np.zeros((0, 2)), np.zeros((0, 2))
         )
 
         def on(blender):
-            return lambda picture, _: transport.composite(picture, labels, labels, {0: region}, graph=blender).pixels
+            return lambda picture, _: blend.composite(picture, labels, labels, {0: region}, graph=blender).pixels
 
         opencv = median_seconds(on(None), image, repeats)
         seconds = median_seconds(on(graph), image, repeats)

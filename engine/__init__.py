@@ -23,7 +23,9 @@ def __getattr__(name: str):
     """`segment` on first use: scikit-image and SciPy take 0.4 s to import, which every CLI
     call and worker start paid before."""
     if name == "segment":
-        from .segment import segment as function  # importing the module binds the module here...
+        from .segment import (
+            segment as function,  # importing the module binds the module here...
+        )
 
         globals()["segment"] = function  # ...so bind the function over it, as the eager import did
         return function

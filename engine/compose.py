@@ -33,10 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .fill import fill_vacated, nearest_pixel
-from .motion import normalised_to_pixel_affines
-from .runtime import thread_count
-from .transport import (
+from .blend import (
     BAND_ROWS,
     EDGE_FEATHER,
     RegionMotion,
@@ -47,6 +44,9 @@ from .transport import (
     transport_band,
     upsample_weights,
 )
+from .fill import fill_vacated, nearest_pixel
+from .motion import normalised_to_pixel_affines
+from .runtime.threads import thread_count
 
 UNCHANGED, WARPED, FILLED = 0, 1, 2
 # A moving region's pixel is warped when its motions' weights land this much inside the region.

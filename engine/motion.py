@@ -16,6 +16,8 @@ with a closed-form 2x2 inverse so that the same formula exports to ONNX (which h
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 # Jacobians whose determinant is smaller than this (in normalised units) are treated as
@@ -107,23 +109,28 @@ def pixel_to_normalised_affines(affines: np.ndarray, height: int, width: int) ->
     return (to_norm @ _homogeneous(affines) @ np.linalg.inv(to_norm))[..., :2, :]
 
 
-def normalised_grid(height: int, width: int) -> np.ndarray:
-    """Normalised coordinates of every pixel centre, built from arange. -> (H, W, 2), x first."""
-    xs = (2.0 * np.arange(width) + 1.0) / width - 1.0
-    ys = (2.0 * np.arange(height) + 1.0) / height - 1.0
-    grid = np.empty((height, width, 2))
-    grid[:, :, 0] = xs[None, :]
-    grid[:, :, 1] = ys[:, None]
-    return grid
+@dataclass(frozen=True)
+class RegionMotion:
+    """What a model says about one region.
 
-
-def sampling_fields(affines: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Evaluate motions at every pixel of a height x width target, as grid_sample grids.
-
-    affines: (M, 2, 3) normalised. Returns (M, H, W, 2) float32 normalised sampling positions.
-    The engine warps with the affine matrices directly (cheaper, same values); this explicit
-    form is what the networks consume and what tests compare against.
+    affines: (M, 2, 3) normalised pulling motions (see engine.motion); motion 0 is the identity.
+    weights: (M, h, w) float32 per-pixel weights at a working resolution, summing to 1 over M.
+    box: (x0, y0, x1, y1) in full-resolution pixel edges: the part of the image that the weight
+        grid spans (the whole image for SIM-Net's 256x256 grid).
+    keypoints_src, keypoints_tgt: (K, 2) normalised, for display only.
+    colour_matrix: optional (3, 4) RGB affine applied to the blended region (texture guidance's
+        statistics alignment); luma_offset: optional (h, w) luminance offset on the weight grid
+        (its seam correction). With either, the region is clamped to its exemplar pixels' range.
     """
-    grid = normalised_grid(height, width)
-    fields = np.einsum("mij,hwj->mhwi", affines[:, :, :2], grid) + affines[:, None, None, :, 2]
-    return fields.astype(np.float32)
+
+    affines: np.ndarray
+    weights: np.ndarray
+    box: tuple[float, float, float, float]
+    keypoints_src: np.ndarray
+    keypoints_tgt: np.ndarray
+    colour_matrix: np.ndarray | None = None
+    luma_offset: np.ndarray | None = None
+
+
+# The motion that leaves every point where it is (the same matrix in pixels and normalised).
+IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])

@@ -9,8 +9,6 @@ regions along the borders.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import cv2
 import numpy as np
 
@@ -30,22 +28,6 @@ def resize_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
     rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
     cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
     return labels[rows[:, None], cols[None, :]]
-
-
-def labels_from_masks(masks: Sequence[np.ndarray], threshold: float = 0.5) -> np.ndarray:
-    """Masks (each (H, W), values in [0, 1]) -> label map: 0 where no mask, i + 1 in mask i.
-
-    Later masks win where masks overlap.
-    """
-    if not masks:
-        raise InputError("no masks given")
-    shape = masks[0].shape
-    labels = np.zeros(shape, np.int32)
-    for index, mask in enumerate(masks):
-        if mask.shape != shape:
-            raise InputError(f"mask {index + 1} is {_size(mask)} but mask 1 is {_size(masks[0])}")
-        labels[mask >= threshold] = index + 1
-    return labels
 
 
 def maps_from_edit(

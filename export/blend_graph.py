@@ -25,8 +25,8 @@ import argparse
 import json
 from pathlib import Path
 
-from engine.runtime import sha256
-from engine.transport import OUTSIDE_REGION_WEIGHT
+from engine.blend import OUTSIDE_REGION_WEIGHT
+from engine.runtime.sessions import sha256
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17: fixed so that the file's bytes do not depend on the onnx version

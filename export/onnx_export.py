@@ -29,14 +29,20 @@ import numpy as np
 import torch
 
 from engine.errors import InputError
-from engine.files import current_umask
-from engine.runtime import (
-    CARD, KEYPOINT_INPUTS, KEYPOINT_OUTPUTS, MODEL_FORMAT, TRANSPORT_INPUTS, TRANSPORT_OUTPUTS, sha256,
+from engine.io.files import current_umask
+from engine.runtime.sessions import (
+    CARD,
+    KEYPOINT_INPUTS,
+    KEYPOINT_OUTPUTS,
+    MODEL_FORMAT,
+    TRANSPORT_INPUTS,
+    TRANSPORT_OUTPUTS,
+    sha256,
 )
-from engine.simnet.model import KeypointGraph, SimNet, TransportGraph, count_parameters
-from engine.simnet.train import load_checkpoint
 from engine.simnet.config import SimNetConfig
 from engine.simnet.data import prior_affine
+from engine.simnet.model import KeypointGraph, SimNet, TransportGraph, count_parameters
+from engine.simnet.train import load_checkpoint
 
 OPSET = 17
 FP32_TOLERANCE = 1e-4
@@ -201,14 +207,11 @@ def real_inputs(model: SimNet, config: SimNetConfig) -> dict:
     working size, as one batch."""
     import cv2
 
-    from engine import imageio, regions
-    from engine.cli import SAMPLES
+    from engine import regions
+    from engine.samples import load_sample
 
-    picture = imageio.read_image(SAMPLES / "etretat.jpg")
-    source, target, _ = regions.maps_from_colour_pair(
-        imageio.to_rgb8(imageio.read_image(SAMPLES / "etretat.regions.png").pixels),
-        imageio.to_rgb8(imageio.read_image(SAMPLES / "etretat.edited.png").pixels),
-    )
+    sample = load_sample()
+    picture, source, target = sample.picture, sample.edit.exemplar_labels, sample.edit.target_labels
     s = config.work_size
     ids = regions.paired_ids(source, target)
     exemplar = cv2.resize(picture.pixels[:, :, :3], (s, s), interpolation=cv2.INTER_AREA)
@@ -260,7 +263,7 @@ def model_card(model, config, state, checkpoint, folder: Path, parity, name, tra
             "exemplar": "RGB in [0, 1], straight alpha dropped, resized (area) to the working size",
             "masks": "region coverage in [0, 1], resized (area) to the working size",
             "keypoints": "normalised [-1, 1], x first, pixel centres at (2 i + 1) / S - 1",
-            "priors": "normalised pulling affines, target -> exemplar: the moments baseline's alignment (engine.models.moments.align), the identity for target masks",
+            "priors": "normalised pulling affines, target -> exemplar: the moments baseline's alignment (engine.models.alignment.align), the identity for target masks",
             "weights": "[0, 1], summing to 1 over the K + 2 motions: the identity, the prior, the prior refined at each keypoint",
             "luma_offset": f"[-{config.texture_max_shift}, {config.texture_max_shift}], zero off the seam band",
         },

@@ -40,3 +40,25 @@ def shared_art() -> Path:
     if not SHARED_ART.is_dir():
         pytest.skip("../shared/data/art is not beside this checkout")
     return SHARED_ART
+
+
+def normalised_grid(height: int, width: int) -> np.ndarray:
+    """Normalised coordinates of every pixel centre, built from arange. -> (H, W, 2), x first."""
+    xs = (2.0 * np.arange(width) + 1.0) / width - 1.0
+    ys = (2.0 * np.arange(height) + 1.0) / height - 1.0
+    grid = np.empty((height, width, 2))
+    grid[:, :, 0] = xs[None, :]
+    grid[:, :, 1] = ys[:, None]
+    return grid
+
+
+def sampling_fields(affines: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Evaluate motions at every pixel of a height x width target, as grid_sample grids.
+
+    affines: (M, 2, 3) normalised. Returns (M, H, W, 2) float32 normalised sampling positions.
+    The engine warps with the affine matrices directly (cheaper, same values); this explicit
+    form is what the networks consume and what tests compare against.
+    """
+    grid = normalised_grid(height, width)
+    fields = np.einsum("mij,hwj->mhwi", affines[:, :, :2], grid) + affines[:, None, None, :, 2]
+    return fields.astype(np.float32)

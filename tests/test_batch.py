@@ -12,10 +12,10 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import batch
-from engine.cli import main
+from engine.app import batch
+from engine.app.cli import main
 from engine.errors import InputError
-from engine.ora import Document, Layer, read_ora, write_ora
+from engine.io.ora import Document, Layer, read_ora, write_ora
 
 from .conftest import square_mask, textured
 

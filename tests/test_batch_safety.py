@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import batch
-from engine.cli import main
-from engine.files import TEMPORARY_INFIX, remove_stale_temporaries, temporary_target
+from engine.app import batch
+from engine.app.cli import main
+from engine.io.files import TEMPORARY_INFIX, remove_stale_temporaries, temporary_target
 
 from .conftest import REPO, square_mask, textured
 
@@ -124,7 +124,7 @@ def test_an_output_that_is_a_link_to_an_input_is_refused(tmp_path, capsys, link)
 
 
 def test_an_ora_output_that_is_a_hard_link_to_the_input_is_refused(tmp_path, capsys):
-    from engine.ora import Document, Layer, write_ora
+    from engine.io.ora import Document, Layer, write_ora
 
     source, target = _masks(tmp_path)
     layer = np.dstack([textured(H, W), np.ones((H, W))]).astype(np.float32)

@@ -7,6 +7,7 @@ import pytest
 from bench import edits, metrics
 from bench.methods import available_methods, cut_paste_inpaint
 from engine import run
+from engine.edit import Edit
 
 from .conftest import square_mask, textured
 
@@ -85,7 +86,7 @@ def test_provenance_regions_follow_the_motions():
     pixels, labels = _scene()
     target = np.zeros_like(labels)
     target[square_mask(96, 128, 60, 10, 30)] = 1
-    manipulation = run(pixels, (labels == 1).astype(int), target, provenance=True)
+    manipulation = run(pixels, Edit((labels == 1).astype(int), target), provenance=True)
     predicted = manipulation.provenance.source_region
     assert metrics.region_iou(predicted, target, np.array([1])) > 0.9
 

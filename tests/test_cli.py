@@ -4,8 +4,9 @@ import sys
 import numpy as np
 import pytest
 
-from engine import imageio
-from engine.cli import SAMPLES, main
+from engine import samples
+from engine.app.cli import main
+from engine.io import imageio
 
 from .conftest import square_mask, textured
 
@@ -32,7 +33,7 @@ def _masks_args(tmp_path, output="out.png", exemplar="exemplar.png"):
 def test_demo_writes_full_size_result_and_explain_sheet(tmp_path):
     assert main(["--quiet", "demo", "-o", str(tmp_path)]) == 0
     result = imageio.read_image(tmp_path / "etretat.result.png").pixels
-    exemplar = imageio.read_image(SAMPLES / "etretat.jpg").pixels
+    exemplar = imageio.read_image(samples.EXEMPLAR).pixels
     assert result.shape == exemplar.shape
     assert 0.001 < np.abs(result - exemplar).mean() < 0.2  # changed, yet the same painting
     sheet = imageio.read_image(tmp_path / "etretat.explain.png").pixels
@@ -125,8 +126,8 @@ def test_segment_writes_a_repaintable_map(tmp_path):
 
 def test_console_script_and_no_torch_on_the_inference_path(tmp_path):
     code = (
-        "import sys, engine, engine.cli, engine.explain; "
-        "assert engine.cli.main(['--quiet', 'demo', '-o', sys.argv[1]]) == 0; "
+        "import sys, engine, engine.app.cli, engine.app.explain; "
+        "assert engine.app.cli.main(['--quiet', 'demo', '-o', sys.argv[1]]) == 0; "
         "assert 'torch' not in sys.modules, 'inference imported torch'"
     )
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True)
@@ -152,7 +153,7 @@ def test_internal_errors_exit_1_and_debug_shows_traceback(tmp_path, capsys, monk
 
 def test_progress_goes_to_stderr_for_longer_jobs(tmp_path, capsys, monkeypatch):
     _files(tmp_path)
-    from engine import cli
+    from engine.app import cli
 
     monkeypatch.setattr(cli, "PROGRESS_AFTER", 0.0)  # as if the job had run for over a second
     args = [a for a in _masks_args(tmp_path) if a != "--quiet"]

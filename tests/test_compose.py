@@ -5,6 +5,7 @@ import pytest
 
 from engine import compose, run
 from engine.compose import FILLED, UNCHANGED, WARPED
+from engine.edit import Edit
 
 from .conftest import figure_scene, square_mask, textured
 
@@ -38,7 +39,7 @@ def _depths(exemplar):
 def test_outside_the_edit_zone_the_result_is_the_exemplar_bit_for_bit(model, depth):
     exemplar, labels, target = _move_scene()
     exemplar = _depths(exemplar)[depth].astype(np.float32)
-    result = run(exemplar, labels, target, model=model)
+    result = run(exemplar, Edit(labels, target), model=model)
     outside = ~result.edit_zone
     assert outside.mean() > 0.5  # the zone is the edit, not the picture
     assert np.array_equal(result.pixels[outside], exemplar[outside])
@@ -47,7 +48,7 @@ def test_outside_the_edit_zone_the_result_is_the_exemplar_bit_for_bit(model, dep
 
 def test_the_edit_zone_is_the_changed_labels_and_the_moving_regions_grown_by_the_band():
     exemplar, labels, target = _move_scene()
-    result = run(exemplar, labels, target, model="moments")
+    result = run(exemplar, Edit(labels, target), model="moments")
     band = compose.edit_band(*labels.shape)
     assert band >= compose.MIN_BAND
     changed = (labels != target) | (target == 1) | (labels == 1)
@@ -66,7 +67,7 @@ def test_a_region_that_only_loses_area_keeps_its_own_pixels(model):
     labels = figure.astype(np.int32)
     target = np.zeros_like(labels)
     target[30:80, 10:60] = 1  # the figure grows over the background
-    result = run(exemplar, labels, target, model=model)
+    result = run(exemplar, Edit(labels, target), model=model)
     assert result.moving == (1,)
     kept = (target == 0) & (labels == 0)
     assert np.array_equal(result.pixels[kept & ~_near(target == 1, 4)], exemplar[kept & ~_near(target == 1, 4)])
@@ -85,7 +86,7 @@ def test_a_deleted_region_never_reappears(model):
     exemplar[figure] = (1.0, 0.0, 0.0)  # a colour nothing else has
     labels = figure.astype(np.int32)
     target = np.zeros_like(labels)  # the figure is deleted: the background takes its place
-    result = run(exemplar, labels, target, model=model, provenance=True)
+    result = run(exemplar, Edit(labels, target), model=model, provenance=True)
     assert (result.provenance.source_region != 1).all()
     red = (result.pixels[..., 0] > 0.6) & (result.pixels[..., 1] < 0.3) & (result.pixels[..., 2] < 0.3)
     assert not red.any()
@@ -100,7 +101,7 @@ def test_a_fill_only_samples_its_own_region():
     labels[30:70, 50:90] = 2  # an island across the horizon
     target = labels.copy()
     target[30:70, 50:90] = np.where(np.arange(30, 70)[:, None] < 50, 0, 1)  # deleted
-    result = run(exemplar, labels, target, model="moments", provenance=True)
+    result = run(exemplar, Edit(labels, target), model="moments", provenance=True)
     filled = result.kind == FILLED
     assert filled[30:70, 50:90].all()
     assert np.array_equal(result.provenance.source_region[filled], target[filled])
@@ -118,7 +119,7 @@ def test_a_hole_larger_than_its_regions_source():
     labels[:, :6] = 1  # a thin strip of region 1
     target = labels.copy()
     target[10:70, 10:70] = 1  # region 1 now also claims a large square (from another region)
-    result = run(exemplar, labels, target, model="moments", provenance=True)
+    result = run(exemplar, Edit(labels, target), model="moments", provenance=True)
     grown = (target == 1) & (labels == 0)
     assert np.isfinite(result.pixels).all()
     assert (result.provenance.source_region[grown] == 1).all()
@@ -127,8 +128,8 @@ def test_a_hole_larger_than_its_regions_source():
 @pytest.mark.parametrize("model", MODELS)
 def test_the_result_is_deterministic(model):
     exemplar, labels, target = _move_scene()
-    first = run(exemplar, labels, target, model=model, provenance=True)
-    second = run(exemplar, labels, target, model=model, provenance=True)
+    first = run(exemplar, Edit(labels, target), model=model, provenance=True)
+    second = run(exemplar, Edit(labels, target), model=model, provenance=True)
     assert np.array_equal(first.pixels, second.pixels)
     assert np.array_equal(first.provenance.source_x, second.provenance.source_x)
 
@@ -139,7 +140,7 @@ def test_a_vacated_area_at_the_image_border():
     labels[:40, :30] = 1  # a figure in the corner
     target = np.zeros_like(labels)
     target[60:100, 100:130] = 1
-    result = run(exemplar, labels, target, model="moments", provenance=True)
+    result = run(exemplar, Edit(labels, target), model="moments", provenance=True)
     corner = (labels == 1) & (target == 0)
     assert (result.kind[corner] == FILLED).all()
     assert (result.provenance.source_region[corner] == 0).all()
@@ -160,7 +161,7 @@ def test_an_edit_with_nothing_vacated_does_not_run_the_fill(monkeypatch):
         return real(image, hole, *args)
 
     monkeypatch.setattr(compose, "fill_vacated", spy)
-    result = run(exemplar, labels, target, model="moments")
+    result = run(exemplar, Edit(labels, target), model="moments")
     assert holes == [0]
     assert not (result.kind == FILLED).any()
     assert (result.kind[target == 1] == WARPED).all()
@@ -169,14 +170,14 @@ def test_an_edit_with_nothing_vacated_does_not_run_the_fill(monkeypatch):
 def test_an_identity_edit_is_the_exemplar():
     exemplar, figure = figure_scene()
     labels = figure.astype(np.int32)
-    result = run(exemplar, labels, labels, model="moments", provenance=True)
+    result = run(exemplar, Edit(labels, labels), model="moments", provenance=True)
     assert np.array_equal(result.pixels, exemplar)
     assert not result.edit_zone.any() and (result.provenance.kind == UNCHANGED).all()
 
 
 def test_provenance_of_a_moved_figure_points_back_to_it():
     exemplar, labels, target = _move_scene()
-    result = run(exemplar, labels, target, model="moments", provenance=True)
+    result = run(exemplar, Edit(labels, target), model="moments", provenance=True)
     inner = square_mask(*labels.shape, 95, 45, 20)
     assert (result.provenance.kind[inner] == WARPED).all()
     assert np.allclose(result.provenance.source_x[inner] - np.nonzero(inner)[1], -70, atol=1.0)
@@ -196,7 +197,7 @@ def test_a_region_revealed_by_a_figure_that_moved_stays_and_is_filled(model):
     target[40:80, 50:90] = 0
     target[40:70, 50:70] = 2  # the patch's hidden corner, revealed
     target[60:100, 110:150] = 1  # the figure, moved right
-    result = run(exemplar, labels, target, model=model, provenance=True)
+    result = run(exemplar, Edit(labels, target), model=model, provenance=True)
     assert 2 not in result.moving and 1 in result.moving
     kept = (labels == 2) & ~_near((target != 2) | (labels != target), 4)  # away from the joins
     assert kept.sum() > 1000 and np.array_equal(result.pixels[kept], exemplar[kept])

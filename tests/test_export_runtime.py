@@ -11,12 +11,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxconverter_common")
 
-from engine import runtime
-from engine.cli import main
+from engine.app.cli import main
+from engine.edit import Edit
 from engine.errors import InputError
 from engine.models import load_model
 from engine.models.learned import LearnedModel
 from engine.pipeline import run
+from engine.runtime import sessions
 from engine.simnet.backend import TorchBackend
 from engine.simnet.train import TrainOptions, train
 from export.onnx_export import FP32_TOLERANCE, export_checkpoint
@@ -43,7 +44,7 @@ def exported(tmp_path_factory):
 def _copy(model: Path, tmp_path: Path) -> Path:
     target = tmp_path / "model"
     shutil.copytree(model, target)
-    runtime._sessions.clear()
+    sessions._sessions.clear()
     return target
 
 
@@ -65,7 +66,7 @@ def test_export_writes_graphs_card_and_parity(exported):
 
 def test_dynamic_batch(exported):
     _, model, _ = exported
-    graphs = runtime.load_graphs(model, "cpu")
+    graphs = sessions.load_graphs(model, "cpu")
     for batch in (1, 5):
         priors = np.tile(np.eye(2, 3, dtype=np.float32), (batch, 1, 1))
         kp, jac = graphs.keypoints.run(None, {"masks": np.random.rand(batch, 1, 32, 32).astype(np.float32), "priors": priors})
@@ -83,8 +84,8 @@ def test_engine_from_onnx_matches_engine_from_pytorch(exported):
     checkpoint, model, _ = exported
     exemplar, source, target = _scene()
     labels_src, labels_tgt = source.astype(np.int32), target.astype(np.int32)
-    onnx_result = run(exemplar, labels_src, labels_tgt, LearnedModel("m", model, "cpu")).pixels
-    torch_result = run(exemplar, labels_src, labels_tgt, LearnedModel("m", model, backend=TorchBackend(checkpoint))).pixels
+    onnx_result = run(exemplar, Edit(labels_src, labels_tgt), LearnedModel("m", model, "cpu")).pixels
+    torch_result = run(exemplar, Edit(labels_src, labels_tgt), LearnedModel("m", model, backend=TorchBackend(checkpoint))).pixels
     difference = np.abs(onnx_result - torch_result)
     assert difference.max() < ENGINE_MAX_DIFFERENCE and difference.mean() < ENGINE_MEAN_DIFFERENCE
 
@@ -92,25 +93,25 @@ def test_engine_from_onnx_matches_engine_from_pytorch(exported):
 def test_cuda_requested_without_a_gpu_falls_back_with_a_message(exported, tmp_path):
     _, model, _ = exported
     model = _copy(model, tmp_path)
-    cpu = runtime.load_graphs(model, "cpu")
-    asked = runtime.load_graphs(model, "cuda")
+    cpu = sessions.load_graphs(model, "cpu")
+    asked = sessions.load_graphs(model, "cuda")
     if asked.on_gpu:
         pytest.skip("this machine has a working CUDA provider")
     assert asked.provider == "CPUExecutionProvider" and asked.precision == "fp32"
     assert "CUDA was asked for but is not usable" in asked.note
     exemplar, source, target = _scene()
-    a = run(exemplar, source.astype(np.int32), target.astype(np.int32), LearnedModel("m", model, "cuda")).pixels
-    b = run(exemplar, source.astype(np.int32), target.astype(np.int32), LearnedModel("m", model, "cpu")).pixels
+    a = run(exemplar, Edit(source.astype(np.int32), target.astype(np.int32)), LearnedModel("m", model, "cuda")).pixels
+    b = run(exemplar, Edit(source.astype(np.int32), target.astype(np.int32)), LearnedModel("m", model, "cpu")).pixels
     assert np.array_equal(a, b) and cpu.provider == "CPUExecutionProvider"
 
 
 def test_provider_order():
     available = ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]
-    assert runtime.choose_providers("auto", available) == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert runtime.choose_providers("cpu", available) == ["CPUExecutionProvider"]
-    assert runtime.choose_providers("cuda", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert sessions.choose_providers("auto", available) == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert sessions.choose_providers("cpu", available) == ["CPUExecutionProvider"]
+    assert sessions.choose_providers("cuda", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     with pytest.raises(InputError, match="unknown device"):
-        runtime.choose_providers("tpu", available)
+        sessions.choose_providers("tpu", available)
 
 
 def test_corrupt_model_file_is_a_clear_error(exported, tmp_path):
@@ -120,10 +121,10 @@ def test_corrupt_model_file_is_a_clear_error(exported, tmp_path):
     data[len(data) // 2] ^= 0xFF
     (model / "transport.onnx").write_bytes(bytes(data))
     with pytest.raises(InputError, match="transport.onnx is damaged"):
-        runtime.load_graphs(model, "cpu")
+        sessions.load_graphs(model, "cpu")
     (model / "transport.onnx").write_bytes(bytes(data[:1000]))  # truncated
     with pytest.raises(InputError, match="damaged"):
-        runtime.load_graphs(model, "cpu")
+        sessions.load_graphs(model, "cpu")
 
 
 def test_card_whose_hash_does_not_match_is_refused(exported, tmp_path):
@@ -133,10 +134,10 @@ def test_card_whose_hash_does_not_match_is_refused(exported, tmp_path):
     card["sha256"]["keypoints.onnx"] = "0" * 64
     (model / "card.json").write_text(json.dumps(card))
     with pytest.raises(InputError, match="keypoints.onnx is damaged"):
-        runtime.load_graphs(model, "cpu")
+        sessions.load_graphs(model, "cpu")
     (model / "card.json").write_text("{ not json")
     with pytest.raises(InputError, match="card.json is damaged"):
-        runtime.read_card(model)
+        sessions.read_card(model)
 
 
 def test_a_model_of_an_earlier_format_is_refused_with_what_to_do(exported, tmp_path):
@@ -146,7 +147,7 @@ def test_a_model_of_an_earlier_format_is_refused_with_what_to_do(exported, tmp_p
     card["format"] = 1  # graphs without priors
     (model / "card.json").write_text(json.dumps(card))
     with pytest.raises(InputError, match="format 1.*export its checkpoint again"):
-        runtime.read_card(model)
+        sessions.read_card(model)
 
 
 def test_a_model_folder_can_be_named_by_path(exported, tmp_path):

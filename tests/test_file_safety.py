@@ -3,11 +3,11 @@ limit, empty files, EXIF orientation and ICC profiles."""
 
 import io
 import struct
-from contextlib import contextmanager
 import tracemalloc
 import warnings
 import zipfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, ImageOps
 
-from engine import imageio
-from engine.cli import main
+from engine.app.cli import main
 from engine.errors import InputError
-from engine.ora import Document, Layer, read_ora, write_ora
+from engine.io import imageio
+from engine.io.ora import Document, Layer, read_ora, write_ora
 
 from .conftest import square_mask, textured
 

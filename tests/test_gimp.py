@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from engine import manipulate_masks
-from engine.install import install_gimp
+from engine.app.install import install_gimp
 
 CHROOT = Path(os.environ.get("SIMNET_GIMP_CHROOT", "/var/cache/simnet/gimp-trixie"))
 HERE = Path(__file__).resolve().parent
@@ -122,8 +122,8 @@ def test_region_map_mode(cases):
 
 
 def test_an_ora_saved_by_gimp_goes_through_batch(cases, tmp_path):
-    from engine.cli import main
-    from engine.ora import read_ora
+    from engine.app.cli import main
+    from engine.io.ora import read_ora
 
     saved = cases["_folder"] / "saved_by_gimp.ora"
     assert cases["ora"]["exists"]

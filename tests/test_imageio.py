@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from engine import imageio
 from engine.errors import InputError
+from engine.io import imageio
 
 from .conftest import textured
 

@@ -1,4 +1,5 @@
 import os
+
 """`simnet install-plugin` and `simnet package` against temporary profiles."""
 
 import json
@@ -7,9 +8,9 @@ import zipfile
 
 import pytest
 
-from engine.cli import main
-from engine.client import worker_command
-from engine.install import installed_paths
+from engine.app.cli import main
+from engine.app.install import installed_paths
+from engine.link.client import worker_command
 
 from .conftest import REPO
 
@@ -31,7 +32,8 @@ def test_install_dry_run_uninstall(tmp_path, capsys):
     assert main(args) == 0
     desktop, package = installed_paths(profile)
     assert desktop.is_file() and (package / "__init__.py").is_file()
-    assert (package / "client.py").read_bytes() == (REPO / "engine" / "client.py").read_bytes()
+    for name in ("__init__.py", "protocol.py", "client.py"):
+        assert (package / "link" / name).read_bytes() == (REPO / "engine" / "link" / name).read_bytes()
     assert json.loads((package / "engine.json").read_text())["command"] == worker_command(sys.executable)
     kritarc = (config / "kritarc").read_text()
     assert "enable_simnet_manipulate=true" in kritarc and "foo=bar" in kritarc and "enable_other=true" in kritarc
@@ -51,7 +53,7 @@ def test_gimp_install_dry_run_and_uninstall(tmp_path, capsys, monkeypatch):
     assert main(["install-plugin", "gimp", "--profile", str(tmp_path / "profile"), "--dry-run"]) == 0
     assert "would copy the plug-in to" in capsys.readouterr().out and not folder.exists()
     assert main(["install-plugin", "gimp", "--profile", str(tmp_path / "profile")]) == 0
-    assert {p.name for p in folder.iterdir()} >= {"simnet_manipulate.py", "adapter.py", "gimp_host.py", "client.py", "engine.json"}
+    assert {p.name for p in folder.iterdir()} >= {"simnet_manipulate.py", "adapter.py", "gimp_host.py", "link", "engine.json"}
     assert os.access(folder / "simnet_manipulate.py", os.X_OK)  # GIMP skips plug-ins without the run bit
     assert json.loads((folder / "engine.json").read_text())["command"][1:] == ["-m", "engine", "worker"]
     assert main(["install-plugin", "gimp", "--profile", str(tmp_path / "profile"), "--uninstall"]) == 0
@@ -68,7 +70,8 @@ def test_package_for_krita_import(tmp_path):
     with zipfile.ZipFile(output) as archive:
         names = archive.namelist()
     assert "simnet_manipulate/" in names  # Krita's importer needs directory entries
-    assert {"simnet_manipulate.desktop", "simnet_manipulate/__init__.py", "simnet_manipulate/client.py",
+    assert {"simnet_manipulate.desktop", "simnet_manipulate/__init__.py", "simnet_manipulate/link/client.py",
+            "simnet_manipulate/link/protocol.py",
             "simnet_manipulate/engine.json"} <= set(names)
     assert main(["package", "krita", "-o", str(tmp_path / "plugin.tar")]) == 2
 

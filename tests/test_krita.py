@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from engine import manipulate, manipulate_masks
-from engine.install import install_krita, set_enabled
-from engine.worker import to_samples
+from engine.app.install import install_krita, set_enabled
+from engine.io.pixels import to_samples
 
 from .conftest import REPO, square_mask, textured
 
@@ -147,8 +147,8 @@ def _system_env(home, **extra):
 
 @pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="Xvfb is not installed")
 def test_an_ora_saved_by_krita_goes_through_batch(krita_run, tmp_path):
-    from engine.cli import main
-    from engine.ora import read_ora
+    from engine.app.cli import main
+    from engine.io.ora import read_ora
 
     work, outcome, pixels, source, soft_target = krita_run
     assert outcome["ora_saved"]

@@ -7,7 +7,8 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from engine import manipulate, manipulate_masks, run
-from engine.models import DEFAULT_MODEL, LEARNED_MODEL, shipped_models
+from engine.edit import Edit
+from engine.models import LEARNED_MODEL, default_model, shipped_models
 from engine.models.learned import CHUNK
 
 from .conftest import figure_scene, square_mask, textured
@@ -19,7 +20,7 @@ def test_it_is_the_default_and_the_baseline_stays_selectable():
     from engine.models import model_names
 
     assert {LEARNED_MODEL, "moments"} <= set(model_names())
-    assert DEFAULT_MODEL == LEARNED_MODEL  # onnxruntime is installed here (this module needs it)
+    assert default_model()[0] == LEARNED_MODEL  # onnxruntime is installed here (this module needs it)
 
 
 def test_without_onnx_runtime_the_default_is_the_baseline_with_a_note():
@@ -28,7 +29,7 @@ def test_without_onnx_runtime_the_default_is_the_baseline_with_a_note():
 
     code = ("import importlib.util, sys; real = importlib.util.find_spec; "
             "importlib.util.find_spec = lambda n, *a: None if n == 'onnxruntime' else real(n, *a); "
-            "from engine.models import DEFAULT_MODEL, DEFAULT_NOTE; print(DEFAULT_MODEL); print(DEFAULT_NOTE)")
+            "from engine.models import default_model; print(default_model()[0]); print(default_model()[1])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
     assert out[0] == "moments" and "pip install 'simnet-manipulate[cpu]'" in out[1]
 
@@ -68,7 +69,7 @@ def test_more_regions_than_one_graph_batch():
     exemplar = textured(96, 128)
     labels = (np.arange(128)[None, :] // (128 // (CHUNK + 4))).repeat(96, axis=0).astype(np.int32)
     shifted = np.roll(labels, 2, axis=1)  # every region changes: every one goes through the graphs
-    result = run(exemplar, labels, shifted, model=LEARNED_MODEL)
+    result = run(exemplar, Edit(labels, shifted), model=LEARNED_MODEL)
     assert len(result.motions) == labels.max() + 1 > CHUNK
     assert all(m.keypoints_src.shape[0] > 0 for m in result.motions.values())
     assert result.pixels.shape == exemplar.shape and np.isfinite(result.pixels).all()
@@ -77,5 +78,5 @@ def test_more_regions_than_one_graph_batch():
 def test_unchanged_regions_stay_without_the_networks():
     exemplar, figure = figure_scene()
     labels = figure.astype(np.int32)
-    result = run(exemplar, labels, labels, model=LEARNED_MODEL)
+    result = run(exemplar, Edit(labels, labels), model=LEARNED_MODEL)
     assert all(m.affines.shape == (1, 2, 3) for m in result.motions.values())

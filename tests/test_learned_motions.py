@@ -3,9 +3,9 @@ full-resolution motions. No ONNX Runtime needed."""
 
 import numpy as np
 
+from engine.blend import upsample_weights
+from engine.masks import region_grid
 from engine.models.learned import KEEP_WEIGHT, on_region_grid, sparse
-from engine.models.moments import region_grid
-from engine.transport import upsample_weights
 
 
 def test_region_grid_resampling_agrees_with_the_engines_upsampling():

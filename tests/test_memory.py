@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from engine.memory import _glibc
+from engine.app.memory import _glibc
 
 pytestmark = pytest.mark.skipif(_glibc() is None, reason="not glibc: the policy does nothing here")
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.skipif(_glibc() is None, reason="not glibc: the policy 
 SCRIPT = """
 import sys
 import numpy as np
-from engine.memory import keep_freed_memory, release_freed_memory
+from engine.app.memory import keep_freed_memory, release_freed_memory
 
 def resident_mb():
     with open("/proc/self/status") as f:

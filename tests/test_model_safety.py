@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from engine import runtime
-from engine.cli import main
+from engine.app.cli import main
 from engine.errors import InputError
 from engine.models import load_model, shipped_models
+from engine.runtime import sessions
 
 from .conftest import square_mask, textured
 
@@ -25,9 +25,9 @@ SHIPPED = shipped_models()["simnet-small"]
 def model(tmp_path) -> Path:
     folder = tmp_path / "model"
     shutil.copytree(SHIPPED, folder)
-    runtime._sessions.clear()
+    sessions._sessions.clear()
     yield folder
-    runtime._sessions.clear()
+    sessions._sessions.clear()
 
 
 def _card(folder: Path) -> dict:
@@ -69,7 +69,7 @@ CARD_DAMAGE = [
 def test_damaged_cards_are_refused_with_what_is_wrong(tmp_path, capsys, model, what, change, message):
     _write_card(model, _edit(_card(model), change))
     with pytest.raises(InputError, match=message.replace("(", r"\(")):
-        runtime.read_card(model)
+        sessions.read_card(model)
     assert main(_cli(tmp_path, model)) == 2
     assert message in capsys.readouterr().err
 
@@ -79,10 +79,10 @@ def test_a_card_pointing_out_of_its_folder_with_a_matching_hash_reads_nothing_th
     shutil.copy(model / "keypoints.onnx", outside)  # a real graph, and its real hash
     card = _card(model)
     card["graphs"]["keypoints"]["fp32"] = "../outside.onnx"
-    card["sha256"]["../outside.onnx"] = runtime.sha256(outside)
+    card["sha256"]["../outside.onnx"] = sessions.sha256(outside)
     _write_card(model, card)
     with pytest.raises(InputError, match="plain file name"):
-        runtime.load_graphs(model, "cpu")
+        sessions.load_graphs(model, "cpu")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -93,7 +93,7 @@ def test_a_card_pointing_out_of_its_folder_with_a_matching_hash_reads_nothing_th
 def test_cards_that_are_no_cards_are_refused(model, text, message):
     _write_card(model, text)
     with pytest.raises(InputError, match=message):
-        runtime.read_card(model)
+        sessions.read_card(model)
 
 
 def test_a_card_whose_sizes_disagree_with_its_graphs_is_refused(model):
@@ -101,7 +101,7 @@ def test_a_card_whose_sizes_disagree_with_its_graphs_is_refused(model):
     card["config"]["keypoints"] = card["config"]["keypoints"] + 1
     _write_card(model, card)
     with pytest.raises(InputError, match="keypoint.* graph of .* does not fit its card"):
-        runtime.load_graphs(model, "cpu")
+        sessions.load_graphs(model, "cpu")
 
 
 def test_a_graph_with_the_wrong_inputs_is_refused(model):
@@ -109,7 +109,7 @@ def test_a_graph_with_the_wrong_inputs_is_refused(model):
     card["graphs"]["keypoints"]["fp32"] = "transport.onnx"  # a real graph with a real hash, in the wrong role
     _write_card(model, card)
     with pytest.raises(InputError, match="keypoints graph of .* does not fit its card: its inputs are"):
-        runtime.load_graphs(model, "cpu")
+        sessions.load_graphs(model, "cpu")
 
 
 def test_a_graph_that_fails_while_it_runs_is_a_clear_error(tmp_path, capsys, model):
@@ -125,27 +125,27 @@ def test_graphs_with_external_data_are_refused_even_with_matching_hashes(model):
     onnx.save_model(graph, str(model / "keypoints.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
                     location="keypoints.data", size_threshold=0)
     card = _card(model)
-    card["sha256"]["keypoints.onnx"] = runtime.sha256(model / "keypoints.onnx")  # the graph file's own hash matches
+    card["sha256"]["keypoints.onnx"] = sessions.sha256(model / "keypoints.onnx")  # the graph file's own hash matches
     _write_card(model, card)
     with pytest.raises(InputError, match="external data"):
-        runtime.load_graphs(model, "cpu")
+        sessions.load_graphs(model, "cpu")
     data = bytearray((model / "keypoints.data").read_bytes())
     data[100] ^= 0xFF  # tampered weights that no hash covers would otherwise run
     (model / "keypoints.data").write_bytes(bytes(data))
     with pytest.raises(InputError, match="external data"):
-        runtime.load_graphs(model, "cpu")
+        sessions.load_graphs(model, "cpu")
 
 
 def test_the_shipped_graphs_load_and_hold_no_external_data():
-    card = runtime.read_card(SHIPPED)
+    card = sessions.read_card(SHIPPED)
     for files in card["graphs"].values():
-        for precision in runtime.PRECISIONS:
-            assert not runtime.uses_external_data((SHIPPED / files[precision]).read_bytes())
+        for precision in sessions.PRECISIONS:
+            assert not sessions.uses_external_data((SHIPPED / files[precision]).read_bytes())
 
 
 def test_bytes_that_are_no_protobuf_are_refused():
     with pytest.raises(InputError, match="not a well-formed ONNX graph"):
-        runtime.uses_external_data(b"\x0a\xff\xff\xff\xff\x0f")  # a field longer than the data
+        sessions.uses_external_data(b"\x0a\xff\xff\xff\xff\x0f")  # a field longer than the data
 
 
 @pytest.mark.parametrize("name, message", [("x" * 10_000, "1 to 1024 characters"), ("a\0b", "1 to 1024 characters"),

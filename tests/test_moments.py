@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 from engine import motion
+from engine.masks import mask_moments
 from engine.models import load_model
-from engine.models.moments import best_rotation, mask_moments, moments_motion
+from engine.models.alignment import best_rotation
+from engine.models.moments import moments_motion
 
 from .conftest import square_mask, textured
 

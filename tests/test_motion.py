@@ -4,6 +4,8 @@ from hypothesis import strategies as st
 
 from engine import motion
 
+from .conftest import normalised_grid, sampling_fields
+
 finite = st.floats(-3, 3, allow_nan=False)
 
 
@@ -46,7 +48,7 @@ def test_equal_keypoints_give_identity_motions():
 
 
 def test_normalised_grid_is_align_corners_false():
-    grid = motion.normalised_grid(2, 4)
+    grid = normalised_grid(2, 4)
     assert np.allclose(grid[0, :, 0], [-0.75, -0.25, 0.25, 0.75])
     assert np.allclose(grid[:, 0, 1], [-0.5, 0.5])
 
@@ -54,7 +56,7 @@ def test_normalised_grid_is_align_corners_false():
 def test_pixel_and_normalised_affines_agree_at_any_resolution():
     affines = motion.local_affines(*_random_keypoints(3, seed=2))
     for height, width in ((7, 11), (256, 256), (1080, 1920)):
-        fields = motion.sampling_fields(affines, height, width)  # (M, H, W, 2) normalised
+        fields = sampling_fields(affines, height, width)  # (M, H, W, 2) normalised
         pixel = motion.normalised_to_pixel_affines(affines, height, width)
         ys, xs = np.mgrid[0:height, 0:width]
         points = np.stack([xs, ys], -1).astype(np.float64)
@@ -66,8 +68,8 @@ def test_pixel_and_normalised_affines_agree_at_any_resolution():
 
 
 def test_identity_fields_are_the_grid():
-    fields = motion.sampling_fields(np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), 5, 3)
-    assert np.allclose(fields[0], motion.normalised_grid(5, 3))
+    fields = sampling_fields(np.array([[[1.0, 0, 0], [0, 1.0, 0]]]), 5, 3)
+    assert np.allclose(fields[0], normalised_grid(5, 3))
 
 
 def test_point_conversions_invert_each_other():

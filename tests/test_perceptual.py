@@ -6,7 +6,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("stlpips_pytorch")
 
-from engine.perceptual import PerceptualNet, gram_matrices, to_tensor  # noqa: E402
+from engine.simnet.perceptual import PerceptualNet, gram_matrices, to_tensor  # noqa: E402
 
 from .conftest import textured  # noqa: E402
 

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from engine import manipulate, manipulate_masks, run
+from engine.edit import Edit
 from engine.errors import InputError
 
 from .conftest import figure_scene, square_mask, textured
@@ -75,7 +76,7 @@ def test_region_that_vanishes_and_one_that_grows():
     target = labels.copy()
     target[target == 2] = 0  # region 2 vanishes: the background covers it
     target[30:80, 10:60] = 1  # region 1 grows
-    manipulation = run(exemplar, labels, target, provenance=True)
+    manipulation = run(exemplar, Edit(labels, target), provenance=True)
     assert sorted(manipulation.motions) == [0, 1]
     assert manipulation.provenance.kind.shape == labels.shape
     assert np.isfinite(manipulation.pixels).all()

@@ -67,15 +67,6 @@ def test_colour_pair_shares_ids_and_rejects_new_colours():
         regions.maps_from_colour_pair(exemplar, target)
 
 
-def test_labels_from_masks_later_masks_win():
-    a = np.zeros((4, 4)); a[:2] = 1
-    b = np.zeros((4, 4)); b[1:3] = 0.9
-    labels = regions.labels_from_masks([a, b])
-    assert labels[:, 0].tolist() == [1, 2, 2, 0]
-    with pytest.raises(InputError, match="mask 2 is 5x4"):
-        regions.labels_from_masks([a, np.zeros((4, 5))])
-
-
 def test_edit_maps_and_their_errors():
     source = np.zeros((8, 8)); source[1:3, 1:3] = 1
     target = np.zeros((8, 8)); target[4:7, 4:7] = 0.8

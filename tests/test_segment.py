@@ -55,7 +55,7 @@ def test_greyscale_and_large_images_use_a_small_copy():
 
 
 def test_paintings_give_a_handful_of_regions(shared_art):
-    from engine.imageio import read_image
+    from engine.io.imageio import read_image
 
     for name in ("monet_cliffs_etretat.jpg", "hokusai_great_wave.jpg"):
         labels = segment(read_image(shared_art / name).pixels)

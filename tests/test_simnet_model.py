@@ -1,6 +1,5 @@
 """The SIM-Net networks: shapes, sizes of both presets, and the properties the design relies on."""
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")

@@ -12,10 +12,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine.cli import main
+from engine.app.cli import main
 from engine.errors import InputError
 from engine.simnet.data import PairSampler, load_artworks
-from engine.simnet.train import TrainOptions, load_checkpoint, model_from_checkpoint, train
+from engine.simnet.train import (
+    TrainOptions,
+    load_checkpoint,
+    model_from_checkpoint,
+    train,
+)
 
 from .simnet_helpers import tiny_config, write_training_folder
 
@@ -95,7 +100,7 @@ def test_identity_edit_reproduces_the_exemplar_after_training(tmp_path):
 def test_detector_learns_equivariance_on_masks():
     """Trained on the equivariance loss alone, keypoints follow a known affine better than at
     initialisation."""
-    from engine.simnet.losses import RandomWarp, equivariance_losses
+    from engine.simnet.losses import equivariance_losses
     from engine.simnet.model import SimNet
     from export.onnx_export import random_blobs
 

@@ -4,6 +4,7 @@ import io
 import json
 import mmap
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -16,10 +17,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import client as protocol
 from engine import manipulate, manipulate_masks
-from engine.client import Buffer, Client, EngineError, Image, labels_buffer, mask_buffer, worker_command
-from engine.worker import to_samples
+from engine.io.pixels import to_samples
+from engine.link import protocol
+from engine.link.client import (
+    Buffer,
+    Client,
+    EngineError,
+    Image,
+    labels_buffer,
+    mask_buffer,
+    worker_command,
+)
 
 from .conftest import REPO, square_mask, textured
 
@@ -373,8 +382,8 @@ def _resident_mb(pid):
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc")
 def test_an_idle_worker_gives_its_job_memory_back():
-    from engine.memory import _glibc
-    from engine.worker import RELEASE_AFTER
+    from engine.app.memory import _glibc
+    from engine.app.worker import RELEASE_AFTER
 
     if _glibc() is None:
         pytest.skip("not glibc: freed memory is returned at once")
@@ -428,10 +437,11 @@ def test_missing_interpreter_is_an_engine_error():
     assert caught.value.code == "worker_missing"
 
 
-def test_client_module_needs_only_the_standard_library():
-    # as a plug-in vendors it: a lone client.py on the path, in a Python without site-packages
+def test_client_module_needs_only_the_standard_library(tmp_path):
+    # as the GIMP plug-in vendors it: a copy of the link folder on the path, in a Python without site-packages
+    shutil.copytree(REPO / "engine" / "link", tmp_path / "link")
     code = (
-        f"import sys; sys.path.insert(0, {str(REPO / 'engine')!r}); import client; "
+        f"import sys; sys.path.insert(0, {str(tmp_path)!r}); from link import client; "
         "client.Client(client.worker_command()); "
         "assert not {'numpy', 'cv2', 'engine'} & set(sys.modules), sorted(sys.modules)"
     )

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench import protocol_fuzz
-from engine import client as protocol
-from engine.client import Client, EngineError, Image, mask_buffer, worker_command
-from engine.worker import READER_FAILED_STATUS, Worker
+from engine.app.worker import READER_FAILED_STATUS, Worker
+from engine.link import protocol
+from engine.link.client import Client, EngineError, Image, mask_buffer, worker_command
 
 from .conftest import REPO, square_mask, textured
 

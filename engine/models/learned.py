@@ -1,7 +1,7 @@
 """The learned SIM-Net: exported graphs (ONNX Runtime) turn each region pair into motions.
 
 Per batch of regions (all of an edit's regions at once, in chunks):
-1. The baseline's alignment of each region pair (engine.models.moments.align, at full
+1. The baseline's alignment of each region pair (engine.models.alignment.align, at full
    resolution) is the prior that the networks refine; the exemplar and each region's masks are
    resized (area) to the working size S.
 2. G_KP gives keypoints and Jacobians of the exemplar mask pulled by the prior and of the target
@@ -20,14 +20,21 @@ motions at full resolution (engine.transport).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from ..motion import pixel_to_normalised_affines, refined_motions
-from ..transport import RegionMotion
-from .moments import IDENTITY, align, region_grid
+from ..masks import region_grid
+from ..motion import (
+    IDENTITY,
+    RegionMotion,
+    pixel_to_normalised_affines,
+    refined_motions,
+)
+from ..runtime.backend import Backend
+from .alignment import STAY_MARGIN, align
 
 # Regions per graph call: bounds the transport graph's memory (about 8 MB per region at S=128).
 CHUNK = 16
@@ -36,17 +43,21 @@ KEEP_WEIGHT = 0.05
 
 
 class LearnedModel:
-    def __init__(self, name: str, folder: Path, device: str = "auto", backend=None):
+    def __init__(self, name: str, folder: Path, device: str = "auto", backend: Backend | None = None):
         self.name = name
         self.folder = Path(folder)
         self.device = device
         self._backend = backend
-        self.description = f"learned SIM-Net ({folder.name})"
+        self.description = self.describe(self.folder)
+
+    @staticmethod
+    def describe(folder: Path) -> str:
+        return f"learned SIM-Net ({folder.name})"
 
     @property
-    def backend(self):
+    def backend(self) -> Backend:
         if self._backend is None:
-            from ..runtime import OnnxBackend
+            from ..runtime.sessions import OnnxBackend
 
             self._backend = OnnxBackend(self.folder, self.device)
         return self._backend
@@ -57,8 +68,14 @@ class LearnedModel:
             return _staying(source_mask.shape)
         return self._network_motions(exemplar, self._work_exemplar(exemplar), [(source_mask, target_mask)])[0]
 
-    def region_motions(self, exemplar: np.ndarray, exemplar_labels: np.ndarray, target_labels: np.ndarray,
-                       ids) -> list[RegionMotion]:
+    def region_motions(
+        self,
+        exemplar: np.ndarray,
+        exemplar_labels: np.ndarray,
+        target_labels: np.ndarray,
+        ids: Sequence[int],
+        progress: Callable[[float], None] | None = None,
+    ) -> list[RegionMotion]:
         """The motion of every region id in `ids` (label maps (H, W)), with batched graph calls;
         the full-resolution masks are made one chunk at a time, not all at once.
 
@@ -76,6 +93,8 @@ class LearnedModel:
             chunk = changed[start : start + CHUNK]
             pairs = [(exemplar_labels == region, target_labels == region) for region in chunk]
             motions.update(zip(chunk, self._network_motions(exemplar, small, pairs)))
+            if progress is not None:
+                progress((start + len(chunk)) / len(changed))
         return [motions[region] for region in ids]
 
     def _work_exemplar(self, exemplar: np.ndarray) -> np.ndarray:
@@ -109,10 +128,6 @@ class LearnedModel:
             )
         return motions
 
-
-# The region stays when leaving it in place fits the target within this IoU of the network's own
-# predicted mask (as the baseline's STAY_MARGIN).
-STAY_MARGIN = 0.02
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -162,7 +177,7 @@ def _work_mask(mask: np.ndarray, size: int) -> np.ndarray:
 
 def on_region_grid(maps: np.ndarray, grid_box, shape, height: int, width: int) -> np.ndarray:
     """Maps (M, S, S) over the whole image (height x width) resampled bilinearly at the cells of
-    a region's grid (engine.models.moments.region_grid: extent `grid_box`, `shape` (h, w))
+    a region's grid (engine.masks.region_grid: extent `grid_box`, `shape` (h, w))
     -> (M, h, w) float32."""
     s, (h, w) = maps.shape[-1], shape
     gx0, gy0, gx1, gy1 = grid_box

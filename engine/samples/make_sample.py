@@ -18,7 +18,8 @@ from scipy import ndimage
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from engine import imageio, regions  # noqa: E402
+from engine import regions  # noqa: E402
+from engine.io import imageio  # noqa: E402
 
 NEEDLE = np.array([255, 200, 0], np.uint8)
 

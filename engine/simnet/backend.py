@@ -13,12 +13,11 @@ from .train import model_from_checkpoint
 
 
 class TorchBackend:
-    """engine.runtime.OnnxBackend's interface on a training checkpoint (CPU, fp32)."""
+    """engine.runtime.backend.Backend on a training checkpoint (CPU, fp32)."""
 
     def __init__(self, checkpoint: Path):
         model = model_from_checkpoint(checkpoint)
         self.work_size = model.config.work_size
-        self.keypoint_count = model.config.keypoints
         self._keypoints = KeypointGraph(model).eval()
         self._transport = TransportGraph(model).eval()
 

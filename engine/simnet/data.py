@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..imageio import READ_SUFFIXES, read_image, read_rgb8
+from ..io.imageio import READ_SUFFIXES, read_image, read_rgb8
 from ..models.moments import align
 from ..motion import pixel_to_normalised_affines
 from ..regions import dominant_colours, labels_from_colours, resize_labels

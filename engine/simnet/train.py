@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from ..errors import InputError
-from ..files import write_atomically
+from ..io.files import write_atomically
 from .config import SimNetConfig, preset
 from .data import PAIR_KINDS, PairSampler, load_artworks
 from .model import SimNet
@@ -109,7 +109,7 @@ def train(options: TrainOptions) -> dict:
         model.load_state_dict(initial["model"])
     features = None
     if options.perceptual and (config.losses.perceptual or config.losses.gram):
-        from ..perceptual import PerceptualNet
+        from .perceptual import PerceptualNet
 
         features = PerceptualNet()
     objective = Objective(model, features).to(device)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gimp_host as host
-from client import Client, EngineError, Image, mask_buffer
+from link.client import Client, EngineError, Image, mask_buffer
 
 CONFIG = Path(__file__).resolve().parent / "engine.json"
 

@@ -19,10 +19,9 @@ import gi  # noqa: E402
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
-from gi.repository import GLib, GObject, Gimp, GimpUi  # noqa: E402
-
 import adapter  # noqa: E402
 import gimp_host as host  # noqa: E402
+from gi.repository import Gimp, GimpUi, GLib, GObject  # noqa: E402
 
 MANIPULATE = "plug-in-simnet-manipulate"
 SEGMENT = "plug-in-simnet-segment"

@@ -6,7 +6,7 @@ real Krita without any window."""
 from dataclasses import dataclass
 
 from . import krita_host as host
-from .client import EngineError, Image, mask_buffer
+from .link.client import EngineError, Image, mask_buffer
 
 PREVIEW_SIDE = 384
 

@@ -6,8 +6,23 @@ import os
 from . import adapter
 from . import krita_host as host
 from .background import Job
-from .qt import (CANCEL, KEEP_ASPECT, OK, RGBA8888, QButtonGroup, QComboBox, QDialog, QDialogButtonBox,
-                 QFormLayout, QImage, QLabel, QPixmap, QRadioButton, QTimer, QVBoxLayout)
+from .qt import (
+    CANCEL,
+    KEEP_ASPECT,
+    OK,
+    RGBA8888,
+    QButtonGroup,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QImage,
+    QLabel,
+    QPixmap,
+    QRadioButton,
+    QTimer,
+    QVBoxLayout,
+)
 
 PREVIEW_DELAY_MS = 300
 

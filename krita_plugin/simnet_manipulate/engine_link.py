@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from .client import Client
+from .link.client import Client
 
 CONFIG = Path(__file__).resolve().parent / "engine.json"
 _client = None

@@ -6,8 +6,8 @@ from krita import Extension
 
 from . import adapter, engine_link, krita_host
 from .background import run_and_wait
-from .client import EngineError
 from .dialog import ManipulateDialog
+from .link.client import EngineError
 from .qt import WINDOW_MODAL, QMessageBox, QProgressDialog
 
 TITLE = "SIM-Net Manipulate"

@@ -1,20 +1,42 @@
 """The Qt names this plug-in uses, from PyQt5 (Krita 5) or PyQt6 (Krita 6)."""
 
 try:
-    from PyQt6.QtCore import QEventLoop, QThread, QTimer, Qt, pyqtSignal
+    from PyQt6.QtCore import QEventLoop, Qt, QThread, QTimer, pyqtSignal
     from PyQt6.QtGui import QImage, QPixmap
-    from PyQt6.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
-                                 QLabel, QMessageBox, QProgressDialog, QRadioButton, QVBoxLayout)
+    from PyQt6.QtWidgets import (
+        QApplication,
+        QButtonGroup,
+        QComboBox,
+        QDialog,
+        QDialogButtonBox,
+        QFormLayout,
+        QLabel,
+        QMessageBox,
+        QProgressDialog,
+        QRadioButton,
+        QVBoxLayout,
+    )
 
     WINDOW_MODAL = Qt.WindowModality.WindowModal
     RGBA8888 = QImage.Format.Format_RGBA8888
     KEEP_ASPECT = Qt.AspectRatioMode.KeepAspectRatio
     OK, CANCEL = QDialogButtonBox.StandardButton.Ok, QDialogButtonBox.StandardButton.Cancel
 except ImportError:
-    from PyQt5.QtCore import QEventLoop, QThread, QTimer, Qt, pyqtSignal
+    from PyQt5.QtCore import QEventLoop, Qt, QThread, QTimer, pyqtSignal
     from PyQt5.QtGui import QImage, QPixmap
-    from PyQt5.QtWidgets import (QApplication, QButtonGroup, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
-                                 QLabel, QMessageBox, QProgressDialog, QRadioButton, QVBoxLayout)
+    from PyQt5.QtWidgets import (
+        QApplication,
+        QButtonGroup,
+        QComboBox,
+        QDialog,
+        QDialogButtonBox,
+        QFormLayout,
+        QLabel,
+        QMessageBox,
+        QProgressDialog,
+        QRadioButton,
+        QVBoxLayout,
+    )
 
     WINDOW_MODAL = Qt.WindowModal
     RGBA8888 = QImage.Format_RGBA8888

@@ -16,9 +16,8 @@ def main(args):
     outcome = {}
     try:
         from krita import Krita, Selection
-
         from simnet_manipulate import adapter, engine_link
-        from simnet_manipulate.client import Client
+        from simnet_manipulate.link.client import Client
 
         working = engine_link.engine_client()
         missing = Client(["/nonexistent/python3", "-m", "engine", "worker"])  # an uninstalled engine

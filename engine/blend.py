@@ -29,8 +29,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .motion import normalised_to_pixel_affines
-from .runtime import thread_count
+from .masks import bounding_box, feathered_mask, region_interior
+from .motion import RegionMotion, normalised_to_pixel_affines
+from .runtime.threads import thread_count
 
 # Weight of a motion whose sample falls outside its region, relative to one inside (see above).
 OUTSIDE_REGION_WEIGHT = 1e-3
@@ -38,36 +39,10 @@ OUTSIDE_REGION_WEIGHT = 1e-3
 EDGE_FEATHER = 0.7
 # Motions whose weight stays below this everywhere in a region's box are skipped.
 NEGLIGIBLE_WEIGHT = 1e-3
-# A region's outermost pixels (this many) mix in its neighbours' colours, and hand-drawn maps
-# are rarely exact there: motions are not rewarded for sampling them.
-RIM_WIDTH = 2
 # A region is blended, guided and laid in one band of this many rows at a time: no accumulator
 # the size of the image is ever held (a background region spans all of it), and each motion is
 # warped only over its support in the band (often a diagonal strip of its bounding box).
 BAND_ROWS = 128
-
-
-@dataclass(frozen=True)
-class RegionMotion:
-    """What a model says about one region.
-
-    affines: (M, 2, 3) normalised pulling motions (see engine.motion); motion 0 is the identity.
-    weights: (M, h, w) float32 per-pixel weights at a working resolution, summing to 1 over M.
-    box: (x0, y0, x1, y1) in full-resolution pixel edges: the part of the image that the weight
-        grid spans (the whole image for SIM-Net's 256x256 grid).
-    keypoints_src, keypoints_tgt: (K, 2) normalised, for display only.
-    colour_matrix: optional (3, 4) RGB affine applied to the blended region (texture guidance's
-        statistics alignment); luma_offset: optional (h, w) luminance offset on the weight grid
-        (its seam correction). With either, the region is clamped to its exemplar pixels' range.
-    """
-
-    affines: np.ndarray
-    weights: np.ndarray
-    box: tuple[float, float, float, float]
-    keypoints_src: np.ndarray
-    keypoints_tgt: np.ndarray
-    colour_matrix: np.ndarray | None = None
-    luma_offset: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -77,22 +52,6 @@ class Composite:
 
     pixels: np.ndarray
     dominant_motion: np.ndarray | None
-
-
-def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1), end-exclusive, of the True pixels of `mask` (H, W), grown by `margin`
-    and clipped to the image; None when the mask is empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    height, width = mask.shape
-    return (
-        max(0, int(cols[0]) - margin),
-        max(0, int(rows[0]) - margin),
-        min(width, int(cols[-1]) + 1 + margin),
-        min(height, int(rows[-1]) + 1 + margin),
-    )
 
 
 def warp_into_box(
@@ -174,36 +133,6 @@ def band_support(
     if r0 >= r1:
         return None
     return weight_support(weights[r0:r1], (gx0, gy0 + r0 * cell_h, gx1, gy0 + r1 * cell_h), band)
-
-
-def feathered_mask(mask: np.ndarray, box: tuple[int, int, int, int], sigma: float) -> np.ndarray:
-    """The region indicator `mask` (H, W) bool, Gaussian-blurred, inside `box`. Blurring the
-    indicators of a partition keeps their sum at one, so feathered regions tile exactly."""
-    if sigma <= 0:
-        x0, y0, x1, y1 = box
-        return mask[y0:y1, x0:x1].astype(np.float32)
-    pad = int(np.ceil(4 * sigma)) + 1
-    height, width = mask.shape
-    x0, y0 = max(0, box[0] - pad), max(0, box[1] - pad)
-    x1, y1 = min(width, box[2] + pad), min(height, box[3] + pad)
-    blurred = cv2.GaussianBlur(
-        mask[y0:y1, x0:x1].astype(np.float32), (0, 0), sigma, borderType=cv2.BORDER_REFLECT
-    )
-    blurred = blurred.reshape(y1 - y0, x1 - x0)
-    return blurred[box[1] - y0 : box[3] - y0, box[0] - x0 : box[2] - x0]
-
-
-def interior_mask(mask: np.ndarray, rim: int = RIM_WIDTH) -> np.ndarray:
-    """mask (H, W) bool without its outer `rim` pixels, (H, W) bool; the whole mask when
-    nothing would remain (thin regions)."""
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rim + 1, 2 * rim + 1))
-    inner = cv2.erode(np.asarray(mask, bool).view(np.uint8), kernel, borderType=cv2.BORDER_REPLICATE)
-    return inner.view(bool) if inner.any() else np.asarray(mask, bool)
-
-
-def region_interior(mask: np.ndarray, rim: int = RIM_WIDTH) -> np.ndarray:
-    """`interior_mask` as float32 (H, W), for sampling bilinearly."""
-    return interior_mask(mask, rim).astype(np.float32)
 
 
 @dataclass(frozen=True)

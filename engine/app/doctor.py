@@ -9,25 +9,27 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 
 def report(device: str = "auto") -> tuple[list[str], bool]:
     """Lines to print and whether everything needed for the default model works."""
-    from . import runtime
-    from .models import DEFAULT_MODEL, DEFAULT_NOTE, shipped_models
+    from ..models import default_model, shipped_models
+    from ..runtime import sessions
+
+    default, note = default_model()
 
     lines = [f"python {platform.python_version()} on {platform.system()} {platform.machine()}"]
     ok = True
     try:
-        ort = runtime.onnxruntime()
+        ort = sessions.onnxruntime()
     except InputError as error:
         lines.append(f"onnxruntime: MISSING ({error})")
         return lines + [_verdict(False, "install ONNX Runtime")], False
     lines.append(f"onnxruntime {ort.__version__} ({_package_name()})")
     available = ort.get_available_providers()
     lines.append(f"providers this build has: {', '.join(available)}")
-    lines.append(f"threads per session: {runtime.thread_count()} (SIMNET_THREADS overrides)")
+    lines.append(f"threads per session: {sessions.thread_count()} (SIMNET_THREADS overrides)")
     gpu = _gpu_description()
     lines.append(f"GPU: {gpu or 'none found'}")
     models = shipped_models()
@@ -36,8 +38,8 @@ def report(device: str = "auto") -> tuple[list[str], bool]:
     verdict_note = ""
     for name, folder in models.items():
         try:
-            card = runtime.read_card(folder)
-            graphs = runtime.load_graphs(folder, device)
+            card = sessions.read_card(folder)
+            graphs = sessions.load_graphs(folder, device)
             files = [card["graphs"][g][graphs.precision] for g in ("keypoints", "transport")]
             seconds = _smoke_test(folder, device)
             lines.append(
@@ -47,18 +49,18 @@ def report(device: str = "auto") -> tuple[list[str], bool]:
             if graphs.note:
                 lines.append(f"  note: {graphs.note}")
                 verdict_note = graphs.note
-            if name == DEFAULT_MODEL:
+            if name == default:
                 lines.append(_blend_line(graphs))
         except InputError as error:
             lines.append(f"model {name}: FAILED: {error}")
             ok = False
-    lines.append(f"default model: {DEFAULT_MODEL}" + (f" ({DEFAULT_NOTE})" if DEFAULT_NOTE else ""))
+    lines.append(f"default model: {default}" + (f" ({note})" if note else ""))
     return lines + [_verdict(ok, verdict_note)], ok
 
 
 def _blend_line(graphs) -> str:
     """How the full-resolution blend runs beside the default model, and the timing behind it."""
-    from .graph_blend import beside, faster_beside, measure
+    from ..runtime.blend_graph import beside, faster_beside, measure
 
     timing = measure(beside(graphs))
     used = "OpenCV" if faster_beside(graphs) is None else "the ONNX graph"
@@ -104,7 +106,7 @@ def _gpu_description() -> str | None:
 
 def _smoke_test(folder: Path, device: str) -> float:
     """Run both graphs once on a synthetic region pair; returns the seconds it took."""
-    from .models.learned import LearnedModel
+    from ..models.learned import LearnedModel
 
     model = LearnedModel(folder.name, folder, device)
     exemplar = np.random.default_rng(0).random((256, 256, 3), dtype=np.float32)

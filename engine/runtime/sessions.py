@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -27,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
+from .threads import thread_count
 
 CARD = "card.json"
 CARD_LIMIT = 1 << 20  # bytes; a real card is under 10 KB
@@ -239,16 +239,6 @@ def choose_providers(device: str, available: list[str]) -> list[str]:
     return chosen or ["CPUExecutionProvider"]
 
 
-def thread_count() -> int:
-    """Threads for one session: the cores this process may use (SIMNET_THREADS overrides)."""
-    if os.environ.get("SIMNET_THREADS", "").isdigit():
-        return max(1, int(os.environ["SIMNET_THREADS"]))
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 @dataclass
 class Graphs:
     """The two sessions of one model on one device, and what actually runs them."""
@@ -341,7 +331,7 @@ def run_graph(session, feeds: dict, what: str) -> list:
 
 
 class OnnxBackend:
-    """SIM-Net's two graphs behind plain numpy calls (the engine's learned model uses this).
+    """SIM-Net's two graphs behind plain numpy calls: engine.runtime.backend.Backend.
     On a GPU the transport graph runs through IO binding: its eight inputs are copied to the
     device in one go and its outputs fetched once."""
 
@@ -350,20 +340,14 @@ class OnnxBackend:
         self.card = read_card(self.folder)
         self.graphs = load_graphs(self.folder, device)
         self.work_size = int(self.card["config"]["work_size"])
-        self.keypoint_count = int(self.card["config"]["keypoints"])
 
-    def keypoints(self, masks: np.ndarray, priors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """masks (B, 1, S, S) float32, each pulled by its prior (B, 2, 3) -> keypoints (B, K, 2),
-        jacobians (B, K, 2, 2)."""
-        return tuple(run_graph(self.graphs.keypoints, {"masks": masks, "priors": priors}, "keypoint"))
+    def keypoints(self, masks: np.ndarray, priors: np.ndarray) -> tuple[np.ndarray, ...]:
+        """See engine.runtime.backend.Backend."""
+        return tuple(run_graph(self.graphs.keypoints, dict(zip(KEYPOINT_INPUTS, (masks, priors))), "keypoint"))
 
-    def transport(self, exemplar, source_masks, target_masks, priors, kp_aligned, jac_aligned, kp_tgt, jac_tgt):
-        """-> weights (B, M, S, S), mask (B, 1, S, S), colour matrices (B, 3, 4), seam
-        offsets (B, 1, S, S)."""
-        feeds = {
-            "exemplar": exemplar, "source_mask": source_masks, "target_mask": target_masks, "prior": priors,
-            "keypoints_aligned": kp_aligned, "jacobians_aligned": jac_aligned, "keypoints_tgt": kp_tgt, "jacobians_tgt": jac_tgt,
-        }
+    def transport(self, *inputs: np.ndarray) -> tuple[np.ndarray, ...]:
+        """See engine.runtime.backend.Backend."""
+        feeds = dict(zip(TRANSPORT_INPUTS, inputs, strict=True))
         if not self.graphs.on_gpu:
             return tuple(run_graph(self.graphs.transport, feeds, "transport"))
         return self._run_bound(feeds)

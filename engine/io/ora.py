@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from ..errors import InputError
 from .files import write_atomically
-from .imageio import DEFAULT_MAX_PIXELS, check_pixel_limit, pillow_open, quantise
+from .imageio import DEFAULT_MAX_PIXELS, check_pixel_limit, pillow_open
+from .pixels import quantise
 
 MIMETYPE = b"image/openraster"
 THUMBNAIL_SIDE = 256

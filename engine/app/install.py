@@ -1,10 +1,10 @@
 """Put the host plug-ins where the hosts look for them, wired to this environment's engine.
 
 `simnet install-plugin krita` copies krita_plugin/ into Krita's pykrita folder, adds the engine
-client (engine/client.py, the one module the plug-ins vendor) and an engine.json that records
+link (engine/link/: the protocol and the client, the one folder the plug-ins vendor) and an engine.json that records
 the command starting this environment's worker, and enables the plug-in in kritarc.
 `simnet package krita` builds the zip that Krita's "Import Python Plugin from File" takes.
-`simnet install-plugin gimp` copies gimp_plugin/simnet_manipulate/ with the client and the
+`simnet install-plugin gimp` copies gimp_plugin/simnet_manipulate/ with the link and the
 engine.json into the plug-ins folder of GIMP's 3.0 and 3.2 profiles (or --profile), with the run
 bit GIMP requires on the main file.
 """
@@ -18,10 +18,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .client import worker_command
-from .errors import InputError
+from ..errors import InputError
+from ..link.client import worker_command
 
-ENGINE = Path(__file__).resolve().parent
+LINK = Path(__file__).resolve().parents[1] / "link"
 PLUGIN_NAME = "simnet_manipulate"
 
 
@@ -36,8 +36,8 @@ def _source(host: str) -> Path:
 
 
 def _engine_files(folder: Path, command: list[str] | None = None) -> None:
-    """The vendored client and the worker command, into the plug-in's own folder."""
-    shutil.copy2(ENGINE / "client.py", folder / "client.py")
+    """The vendored link (protocol and client) and the worker command, into the plug-in's own folder."""
+    shutil.copytree(LINK, folder / "link", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
     settings = {"command": command or worker_command(sys.executable)}
     (folder / "engine.json").write_text(json.dumps(settings, indent=1) + "\n")
 

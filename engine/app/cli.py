@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import imageio, regions
-from .errors import InputError
-from .files import write_bytes_atomically
-from .models import DEFAULT_MODEL, DEFAULT_NOTE, load_model, model_names
-from .pipeline import DEFAULT_MAX_REGIONS, edit_labels, run
+from .. import regions
+from ..edit import Edit, from_colour_maps, from_masks
+from ..errors import InputError
+from ..io import imageio
+from ..io.files import write_bytes_atomically
+from ..models import MotionModel, default_model, load_model, model_descriptions
+from ..pipeline import DEFAULT_MAX_REGIONS, run
 
-SAMPLES = Path(__file__).resolve().parent / "samples"
 PROGRESS_AFTER = 1.0  # seconds
 
 
@@ -53,9 +54,9 @@ class ProgressLine:
 
 
 def _model_help() -> str:
-    described = [f"{name} ({load_model(name).description})" for name in model_names()]
-    note = f" ({DEFAULT_NOTE})" if DEFAULT_NOTE else ""
-    return f"motion model (default: {DEFAULT_MODEL}{note}); available: " + "; ".join(described)
+    described = [f"{name} ({description})" for name, description in model_descriptions().items()]
+    name, note = default_model()
+    return f"motion model (default: {name}{f' ({note})' if note else ''}); available: " + "; ".join(described)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_common(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--model", default=DEFAULT_MODEL, help=_model_help())
+    command.add_argument("--model", default=None, help=_model_help())
     command.add_argument(
         "--max-pixels",
         type=int,
@@ -198,32 +199,30 @@ def _add_common(command: argparse.ArgumentParser) -> None:
 
 
 def _manipulate(
-    exemplar_maps: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    picture: imageio.Picture,
+    edit: Edit,
+    model: MotionModel,
     output: Path,
     explain: Path | None,
     args: argparse.Namespace,
-    picture: imageio.Picture,
-    soft_target: np.ndarray | None = None,
 ) -> None:
-    exemplar_labels, target_labels, palette = exemplar_maps
     provenance_path = getattr(args, "provenance", None)
     if provenance_path is not None and provenance_path.suffix.lower() != ".npz":
         raise InputError(f"{provenance_path}: the provenance is written as .npz")
     for path in filter(None, (output, explain, provenance_path)):
         if not path.parent.is_dir():
             raise InputError(f"{path}: the folder {path.parent} does not exist")
-    if args.model == DEFAULT_MODEL and DEFAULT_NOTE and not args.quiet:
-        print(f"simnet: note: using the baseline '{DEFAULT_MODEL}': {DEFAULT_NOTE}", file=sys.stderr)
+    default, note = default_model()
+    if args.model is None and note and not args.quiet:
+        print(f"simnet: note: using the baseline '{default}': {note}", file=sys.stderr)
     progress = ProgressLine(args.quiet)
     result = run(
         picture.pixels,
-        exemplar_labels,
-        target_labels,
-        model=args.model,
+        edit,
+        model=model,
         progress=progress,
         max_regions=args.max_regions,
         provenance=explain is not None or provenance_path is not None,
-        soft_target=soft_target,
     )
     progress("writing", 0.0)
     imageio.write_image(output, result.pixels, picture.bit_depth, picture.icc_profile)
@@ -232,7 +231,7 @@ def _manipulate(
     if explain is not None:
         from .explain import explain_sheet
 
-        imageio.write_image(explain, explain_sheet(picture.pixels, result, palette) / 255.0)
+        imageio.write_image(explain, explain_sheet(picture.pixels, result, edit.palette) / 255.0)
     progress.done()
     if not args.quiet:
         print(f"wrote {output}" + (f" and {explain}" if explain else ""), file=sys.stderr)
@@ -256,27 +255,25 @@ def command_manipulate(args: argparse.Namespace) -> None:
     by_masks = args.source_mask is not None or args.target_mask is not None
     if by_maps == by_masks:
         raise InputError("give either --regions and --target, or --source-mask and --target-mask")
-    load_model(args.model)  # an unknown model fails before any file is read
+    model = load_model(args.model)  # an unknown model fails before any file is read
     picture = imageio.read_image(args.exemplar, args.max_pixels)
     if by_maps:
         if args.regions is None or args.target is None:
             raise InputError("--regions and --target go together: give both region maps")
-        exemplar_labels, target_labels, palette = regions.maps_from_colour_pair(
+        edit = from_colour_maps(
             imageio.read_rgb8(args.regions, args.max_pixels), imageio.read_rgb8(args.target, args.max_pixels)
         )
-        soft_target = None
     else:
         if args.source_mask is None or args.target_mask is None:
             raise InputError("--source-mask and --target-mask go together: give both masks")
         source = imageio.read_mask(args.source_mask, args.max_pixels)
         target = imageio.read_mask(args.target_mask, args.max_pixels)
-        exemplar_labels, target_labels = edit_labels(picture.pixels.shape[:2], source, target)
-        palette, soft_target = None, target
-    _manipulate((exemplar_labels, target_labels, palette), args.output, args.explain, args, picture, soft_target)
+        edit = from_masks(picture.pixels.shape[:2], source, target)
+    _manipulate(picture, edit, model, args.output, args.explain, args)
 
 
 def command_segment(args: argparse.Namespace) -> None:
-    from .segment import segment
+    from ..segment import segment
 
     if args.output.suffix.lower() != ".png":
         raise InputError(f"{args.output}: write region maps as .png (lossy formats blur the colours)")
@@ -288,14 +285,13 @@ def command_segment(args: argparse.Namespace) -> None:
 
 
 def command_demo(args: argparse.Namespace) -> None:
+    from ..samples import load_sample
+
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    picture = imageio.read_image(SAMPLES / "etretat.jpg", args.max_pixels)
-    maps = regions.maps_from_colour_pair(
-        imageio.read_rgb8(SAMPLES / "etretat.regions.png", args.max_pixels),
-        imageio.read_rgb8(SAMPLES / "etretat.edited.png", args.max_pixels),
-    )
+    model = load_model(args.model)
+    sample = load_sample(args.max_pixels)
     output = args.output_dir / "etretat.result.png"
-    _manipulate(maps, output, args.output_dir / "etretat.explain.png", args, picture)
+    _manipulate(sample.picture, sample.edit, model, output, args.output_dir / "etretat.explain.png", args)
 
 
 def command_train(args: argparse.Namespace) -> None:
@@ -303,8 +299,8 @@ def command_train(args: argparse.Namespace) -> None:
         import torch
     except ImportError:
         raise InputError("training needs PyTorch: pip install 'simnet-manipulate[train]'") from None
-    from .simnet.config import PRESETS
-    from .simnet.train import TrainOptions, train
+    from ..simnet.config import PRESETS
+    from ..simnet.train import TrainOptions, train
 
     if args.preset not in PRESETS:
         raise InputError(f"unknown preset '{args.preset}'; choose one of: {', '.join(sorted(PRESETS))}")

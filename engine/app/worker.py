@@ -32,17 +32,34 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .client import (
-    MAX_HEADER, PROTOCOL, SHARED_DIR_VARIABLE, SHARED_MIN_BYTES, Buffer, FrameError, PipeReader, SharedFolder,
-    place_in_shared, read_frame, resync, write_frame,
+from ..edit import Edit, from_colour_maps, from_masks
+from ..errors import InputError
+from ..io.imageio import DEFAULT_MAX_PIXELS, to_rgb8
+from ..io.pixels import (
+    FULL_SCALE,
+    SAMPLE_TYPES,
+    from_samples,
+    swap_red_blue,
+    to_samples,
 )
-from .errors import InputError
-from .imageio import DEFAULT_MAX_PIXELS
+from ..link.protocol import (
+    MAX_HEADER,
+    PROTOCOL,
+    SHARED_DIR_VARIABLE,
+    SHARED_MIN_BYTES,
+    Buffer,
+    FrameError,
+    PipeReader,
+    SharedFolder,
+    place_in_shared,
+    read_frame,
+    resync,
+    write_frame,
+)
+from ..models import default_model, model_names
+from ..pipeline import run
+from ..regions import colour_map
 from .memory import keep_freed_memory, release_freed_memory
-from .models import DEFAULT_MODEL, model_names
-from .pipeline import edit_labels, run
-from .imageio import quantise, swap_red_blue, to_rgb8
-from .regions import colour_map, maps_from_colour_pair, resize_labels
 
 DEFAULT_IDLE_TIMEOUT = 600.0
 # Seconds the rest of a frame may take once its first bytes are in. A client writes a frame in one
@@ -59,8 +76,6 @@ MAX_MESSAGE, MAX_DETAILS = 2000, 16000
 # quick succession, like a dialog's previews, reuse it instead).
 RELEASE_AFTER = 2.0
 PROGRESS_INTERVAL = 0.1  # seconds between progress replies of one stage
-DTYPES = {"uint8": np.uint8, "uint16": np.uint16, "int32": np.int32, "float16": np.float16, "float32": np.float32}
-SCALE = {"uint8": 255.0, "uint16": 65535.0, "float16": 1.0, "float32": 1.0}
 
 
 class Cancelled(Exception):
@@ -141,13 +156,13 @@ class Worker:
     def result_buffer(self, request_id, name: str, shape: tuple, dtype: str) -> tuple[np.ndarray, Buffer]:
         """An array to write a reply buffer into, and the Buffer that sends it: straight into a
         shared-memory file when this request's reply goes that way (no copy), else memory."""
-        nbytes = int(np.prod(shape)) * np.dtype(DTYPES[dtype]).itemsize
+        nbytes = int(np.prod(shape)) * np.dtype(SAMPLE_TYPES[dtype]).itemsize
         if request_id in self.shared_replies and nbytes >= SHARED_MIN_BYTES:
             file = f"r{request_id}-{name}.buf"
             mapping = self.shared.create_mapped(file, nbytes)
             if mapping is not None:
-                return np.frombuffer(mapping, DTYPES[dtype]).reshape(shape), Buffer(mapping, shape, dtype, file)
-        array = np.empty(shape, DTYPES[dtype])
+                return np.frombuffer(mapping, SAMPLE_TYPES[dtype]).reshape(shape), Buffer(mapping, shape, dtype, file)
+        array = np.empty(shape, SAMPLE_TYPES[dtype])
         return array, Buffer(array, shape, dtype)
 
     def error(self, request_id, code: str, message: str, details: str = "") -> None:
@@ -289,16 +304,16 @@ class Worker:
     # -- operations
 
     def hello(self, request_id, params, buffers) -> None:
-        from . import __version__
+        from .. import __version__
 
         self.reply(request_id, "result", params={
-            "protocol": PROTOCOL, "engine": __version__, "models": model_names(), "default_model": DEFAULT_MODEL,
+            "protocol": PROTOCOL, "engine": __version__, "models": model_names(), "default_model": default_model()[0],
             "provider": _providers(), "max_pixels": self.max_pixels,
             "python": sys.version.split()[0], "pid": os.getpid(), "shared_memory": self.shared is not None,
         })
 
     def segment(self, request_id, params, buffers) -> None:
-        from .segment import segment
+        from ..segment import segment
 
         pixels, dtype = self.image(buffers, "image", params)
         max_regions = params.get("max_regions")
@@ -321,17 +336,15 @@ class Worker:
         })
 
     def manipulate(self, request_id, params, buffers, max_side: int | None = None) -> None:
-        model = params.get("model", DEFAULT_MODEL)
+        model = params.get("model", default_model()[0])
         if not isinstance(model, str) or not 0 < len(model) <= MAX_MODEL_NAME or "\0" in model:
             raise BadRequest(f"the model must be a name or folder of 1 to {MAX_MODEL_NAME} characters")
         pixels, dtype = self.image(buffers, "exemplar", params)
-        exemplar_labels, target_labels, soft_target = self.edit(buffers, params, pixels.shape[:2])
+        edit = self.edit(buffers, params, pixels.shape[:2])
         if max_side is not None:
-            pixels, exemplar_labels, target_labels, soft_target = shrink(
-                pixels, exemplar_labels, target_labels, soft_target, max_side)
+            pixels, edit = shrink(pixels, edit, max_side)
         start = time.perf_counter()
-        result = run(pixels, exemplar_labels, target_labels, model=model, progress=self.progress_for(request_id),
-                     soft_target=soft_target).pixels
+        result = run(pixels, edit, model=model, progress=self.progress_for(request_id)).pixels
         seconds = time.perf_counter() - start
         order = params.get("channel_order", "rgba")
         if params.get("for_display"):  # straight 8-bit RGBA whatever the document's depth, for previews
@@ -357,15 +370,15 @@ class Worker:
         buffer = buffers[name]
         if len(buffer.shape) != 3 or buffer.shape[2] not in (1, 3, 4):
             raise InputError(f"the image must be height x width x 1, 3 or 4 channels, not {list(buffer.shape)}")
-        if buffer.dtype not in SCALE:
+        if buffer.dtype not in FULL_SCALE:
             raise InputError(f"image samples must be uint8, uint16, float16 or float32, not {buffer.dtype}")
         height, width = buffer.shape[:2]
         if height < 1 or width < 1:
             raise InputError("the image is empty")
         if width * height > self.max_pixels:
             raise InputError(f"the image is {width}x{height}, over the engine's limit of {self.max_pixels / 1e6:.0f} MP")
-        samples = np.frombuffer(buffer.data, DTYPES[buffer.dtype]).reshape(buffer.shape)
-        pixels = np.divide(samples, np.float32(SCALE[buffer.dtype]), dtype=np.float32)  # one pass
+        samples = np.frombuffer(buffer.data, SAMPLE_TYPES[buffer.dtype]).reshape(buffer.shape)
+        pixels = from_samples(samples)
         if buffer.dtype.startswith("float") and not np.isfinite(pixels).all():
             raise InputError("the image holds NaN or infinite values")
         order = params.get("channel_order", "rgba")
@@ -375,9 +388,9 @@ class Worker:
             pixels = swap_red_blue(pixels)
         return pixels, buffer.dtype
 
-    def edit(self, buffers, params, shape) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Label maps from two masks, two region-id maps, or two painted colour maps (images in
-        the exemplar's layout), checked against `shape`; and the soft target mask, if any."""
+    def edit(self, buffers, params, shape) -> Edit:
+        """The edit from two masks (checked against the exemplar's `shape`), two region-id maps,
+        or two painted colour maps (images in the exemplar's layout)."""
         kinds = [
             {"source_mask", "target_mask"} & buffers.keys(),
             {"exemplar_regions", "target_regions"} & buffers.keys(),
@@ -389,34 +402,24 @@ class Worker:
         masks, _, painted = kinds
         if masks:
             source, target = (self.mask(buffers[n], n) for n in ("source_mask", "target_mask"))
-            return (*edit_labels(shape, source, target), target)
+            return from_masks(shape, source, target)
         if painted:
-            pictures = []
-            for name in ("exemplar_map", "target_map"):
-                pixels, _ = self.image(buffers, name, params)
-                if pixels.shape[:2] != tuple(shape):
-                    raise InputError(f"the {name.replace('_', ' ')} is {pixels.shape[1]}x{pixels.shape[0]} "
-                                     f"but the exemplar is {shape[1]}x{shape[0]}")
-                pictures.append(to_rgb8(pixels))
-            exemplar_labels, target_labels, _ = maps_from_colour_pair(*pictures)
-            return exemplar_labels, target_labels, None
+            pictures = [to_rgb8(self.image(buffers, name, params)[0]) for name in ("exemplar_map", "target_map")]
+            return from_colour_maps(*pictures)
         labels = []
         for name in ("exemplar_regions", "target_regions"):
             buffer = buffers[name]
             if buffer.dtype not in ("uint8", "uint16", "int32") or len(buffer.shape) != 2:
                 raise InputError(f"{name.replace('_', ' ')} must be a height x width map of integer ids")
-            if tuple(buffer.shape) != tuple(shape):
-                raise InputError(f"the {name.replace('_', ' ')} map is {buffer.shape[1]}x{buffer.shape[0]} but "
-                                 f"the exemplar is {shape[1]}x{shape[0]}")
-            labels.append(np.frombuffer(buffer.data, DTYPES[buffer.dtype]).reshape(buffer.shape))  # as sent: any integer type
-        return labels[0], labels[1], None
+            labels.append(np.frombuffer(buffer.data, SAMPLE_TYPES[buffer.dtype]).reshape(buffer.shape))  # as sent: any integer type
+        return Edit(labels[0], labels[1])
 
     @staticmethod
     def mask(buffer: Buffer, name: str) -> np.ndarray:
         what = name.replace("_", " ")
         if len(buffer.shape) != 2 or buffer.dtype not in ("uint8", "float32"):
             raise InputError(f"the {what} must be a height x width uint8 or float32 mask")
-        mask = np.frombuffer(buffer.data, DTYPES[buffer.dtype]).reshape(buffer.shape)
+        mask = np.frombuffer(buffer.data, SAMPLE_TYPES[buffer.dtype]).reshape(buffer.shape)
         if buffer.dtype == "uint8":
             return mask.astype(np.float32) / 255.0
         if not np.isfinite(mask).all():
@@ -433,31 +436,15 @@ def _providers() -> str:
     return f"ONNX Runtime {onnxruntime.__version__}: {', '.join(onnxruntime.get_available_providers())}"
 
 
-def shrink(pixels, exemplar_labels, target_labels, soft_target, max_side: int):
-    """A copy at most `max_side` on its long side (area-averaged pixels and soft mask, nearest
-    labels)."""
+def shrink(pixels: np.ndarray, edit: Edit, max_side: int) -> tuple[np.ndarray, Edit]:
+    """A copy of the exemplar (area-averaged) and the edit at most `max_side` on the long side."""
     height, width = pixels.shape[:2]
     scale = max_side / max(height, width)
     if scale >= 1.0:
-        return pixels, exemplar_labels, target_labels, soft_target
+        return pixels, edit
     h, w = max(1, round(height * scale)), max(1, round(width * scale))
-    area = lambda a: cv2.resize(a, (w, h), interpolation=cv2.INTER_AREA).reshape((h, w) + a.shape[2:])  # noqa: E731
-    small_target = resize_labels(target_labels, h, w)
-    soft = None if soft_target is None else area(soft_target)
-    return area(pixels), resize_labels(exemplar_labels, h, w), small_target, soft
-
-
-def to_samples(pixels: np.ndarray, dtype: str, order: str, out: np.ndarray | None = None) -> np.ndarray:
-    """Engine pixels (H, W, C) -> C-contiguous samples of `dtype` in the caller's channel
-    order, written into `out` (H, W, C) when given."""
-    if order == "bgra":
-        pixels = swap_red_blue(pixels)
-    if out is None:
-        out = np.empty(pixels.shape, DTYPES[dtype])
-    if dtype.startswith("float"):
-        np.copyto(out, pixels, casting="same_kind")
-        return out
-    return quantise(pixels, DTYPES[dtype], out)
+    small = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA).reshape((h, w) + pixels.shape[2:])
+    return small, edit.fitted(height, width).resized(h, w)
 
 
 def main(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_pixels: int = DEFAULT_MAX_PIXELS,

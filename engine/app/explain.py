@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .imageio import to_rgb8
-from .motion import points_to_pixels
-from .pipeline import Manipulation
-from .regions import colour_map, distinct_palette
+from ..io.imageio import to_rgb8
+from ..motion import points_to_pixels
+from ..pipeline import Manipulation
+from ..regions import colour_map, distinct_palette
 
 PANEL_SIZE = 640
 MAX_PANEL = 1024
@@ -78,7 +78,7 @@ def _keypoint_panel(exemplar_rgb: np.ndarray, manipulation: Manipulation, palett
 def _kind_panel(manipulation: Manipulation, palette: np.ndarray) -> np.ndarray:
     """Grey where unchanged, the region's colour where warped, pale where filled; with a
     provenance, lines from some filled pixels (rings) to their sources (dots)."""
-    from .compose import FILLED, WARPED
+    from ..compose import FILLED, WARPED
 
     kind, labels = manipulation.kind, manipulation.target_labels
     region_colour = palette[labels].astype(np.float32)

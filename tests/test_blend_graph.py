@@ -6,12 +6,13 @@ import shutil
 import numpy as np
 import pytest
 
-from engine import graph_blend, transport
+from engine import blend, masks
 from engine.errors import InputError
 from engine.models import MomentsModel, load_model
+from engine.runtime import blend_graph
 
 from .conftest import textured
-from .test_transport import IDENTITY, moved_region_scene
+from .test_blend import IDENTITY, moved_region_scene
 
 pytest.importorskip("onnxruntime")
 
@@ -21,7 +22,7 @@ SHIFTED = [[1.0, 0, 7.3], [0, 1.0, -3.6]]
 
 @pytest.fixture
 def graph():
-    return graph_blend.blend_graph(["CPUExecutionProvider"])
+    return blend_graph.blend_graph(["CPUExecutionProvider"])
 
 
 @pytest.fixture(autouse=True)
@@ -31,16 +32,16 @@ def no_override(monkeypatch):
 
 def test_shipped_graph_is_what_the_builder_writes(tmp_path):
     pytest.importorskip("onnx")
-    from export import blend_graph
+    from export import blend_graph as builder
 
-    written = blend_graph.write(tmp_path)
-    assert written.read_bytes() == (graph_blend.FOLDER / graph_blend.FILE).read_bytes()
-    assert (tmp_path / "card.json").read_text() == (graph_blend.FOLDER / "card.json").read_text()
+    written = builder.write(tmp_path)
+    assert written.read_bytes() == (blend_graph.FOLDER / blend_graph.FILE).read_bytes()
+    assert (tmp_path / "card.json").read_text() == (blend_graph.FOLDER / "card.json").read_text()
 
 
 def test_sampling_thetas_map_pixel_centres_to_grid_sample_coordinates():
     height, width = 30, 40
-    thetas = graph_blend.sampling_thetas(np.array([IDENTITY, SHIFTED]), height, width)
+    thetas = blend_graph.sampling_thetas(np.array([IDENTITY, SHIFTED]), height, width)
     corners = np.array([[0, 0, 1], [width - 1, height - 1, 1]], float)
     identity = corners @ thetas[0].T
     assert np.allclose(identity, [[-1 + 1 / width, -1 + 1 / height], [1 - 1 / width, 1 - 1 / height]], atol=1e-6)
@@ -53,7 +54,7 @@ def test_grid_theta_samples_weights_where_upsample_weights_does(grid_box, graph)
     height, width = 30, 40
     weights = np.random.default_rng(2).random((1, 6, 9)).astype(np.float32)
     band = (3, 4, 37, 20)
-    expected = transport.upsample_weights(weights[0], grid_box, band)
+    expected = blend.upsample_weights(weights[0], grid_box, band)
     # Motion 0 samples a pixel of value 1 everywhere, motion 1 a pixel of value 0, with the
     # weights w and 1 - w: the blend is the upsampled w.
     halves = np.zeros((height, width, 1), np.float32)
@@ -75,12 +76,12 @@ def test_graph_blend_matches_opencv(affines, whole_mask, graph):
     if not whole_mask:
         mask[:] = False
         mask[40:260, 60:350] = True
-    source = transport.region_interior(mask)
+    source = masks.region_interior(mask)
     affines = np.array(affines, float)
     weights = np.random.default_rng(1).random((len(affines), 32, 32)).astype(np.float32)
     weights /= weights.sum(0)
     grid_box, band = (20.0, 10.0, 380.0, 290.0), (30, 50, 390, 178)
-    expected, _ = transport.blend_band(exemplar, source, affines, weights, list(range(len(affines))), grid_box, band, False)
+    expected, _ = blend.blend_band(exemplar, source, affines, weights, list(range(len(affines))), grid_box, band, False)
     placed = graph.region(graph.place_exemplar(exemplar), source)
     got = placed.blend(affines, weights, grid_box, band)
     assert got.shape == expected.shape == (128, 360, 4)
@@ -103,41 +104,41 @@ def test_motions_without_support_in_the_band_are_left_out(graph):
 
 def test_composite_on_the_graph_matches_opencv(graph):
     exemplar, labels, target, motions = moved_region_scene(260, 150)
-    expected = transport.composite(exemplar, labels, target, motions).pixels
-    got = transport.composite(exemplar, labels, target, motions, graph=graph).pixels
+    expected = blend.composite(exemplar, labels, target, motions).pixels
+    got = blend.composite(exemplar, labels, target, motions, graph=graph).pixels
     assert np.abs(got - expected).max() < 5e-4
-    explained = transport.composite(exemplar, labels, target, motions, want_dominant=True, graph=graph)
+    explained = blend.composite(exemplar, labels, target, motions, want_dominant=True, graph=graph)
     assert explained.dominant_motion is not None  # explaining needs OpenCV's dominant motion
 
 
 def test_cpu_sessions_blend_with_opencv_unless_told(monkeypatch):
-    assert graph_blend.choose_blend(MomentsModel()) is None
+    assert blend_graph.choose_blend(MomentsModel()) is None
     learned = load_model("simnet-small", "cpu")
-    assert graph_blend.choose_blend(learned) is None
+    assert blend_graph.choose_blend(learned) is None
     monkeypatch.setenv("SIMNET_BLEND", "graph")
-    chosen = graph_blend.choose_blend(learned)
-    assert isinstance(chosen, graph_blend.BlendGraph) and chosen.provider == "CPUExecutionProvider"
+    chosen = blend_graph.choose_blend(learned)
+    assert isinstance(chosen, blend_graph.BlendGraph) and chosen.provider == "CPUExecutionProvider"
     monkeypatch.setenv("SIMNET_BLEND", "opencv")
-    assert graph_blend.choose_blend(learned) is None
+    assert blend_graph.choose_blend(learned) is None
     monkeypatch.setenv("SIMNET_BLEND", "gpu")
     with pytest.raises(InputError, match="SIMNET_BLEND is 'gpu'"):
-        graph_blend.choose_blend(learned)
+        blend_graph.choose_blend(learned)
 
 
 def test_measure_times_both_once_per_provider(graph):
-    first = graph_blend.measure(graph, width=256, band_count=1, repeats=1)
+    first = blend_graph.measure(graph, width=256, band_count=1, repeats=1)
     assert first.opencv > 0 and first.graph > 0 and first.provider == "CPUExecutionProvider"
-    assert graph_blend.measure(graph) is first
+    assert blend_graph.measure(graph) is first
 
 
 def test_a_damaged_blend_graph_is_refused(tmp_path, monkeypatch):
     folder = tmp_path / "graphs"
-    shutil.copytree(graph_blend.FOLDER, folder)
-    monkeypatch.setattr(graph_blend, "FOLDER", folder)
-    path = folder / graph_blend.FILE
+    shutil.copytree(blend_graph.FOLDER, folder)
+    monkeypatch.setattr(blend_graph, "FOLDER", folder)
+    path = folder / blend_graph.FILE
     path.write_bytes(path.read_bytes()[:-10])
     with pytest.raises(InputError, match="damaged"):
-        graph_blend.BlendGraph(["CPUExecutionProvider"])
+        blend_graph.BlendGraph(["CPUExecutionProvider"])
     (folder / "card.json").write_text("{")
     with pytest.raises(InputError, match="card"):
-        graph_blend.BlendGraph(["CPUExecutionProvider"])
+        blend_graph.BlendGraph(["CPUExecutionProvider"])

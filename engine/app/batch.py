@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import imageio
-from .errors import InputError
-from .files import remove_stale_temporaries, write_bytes_atomically
+from ..errors import InputError
+from ..io import imageio
+from ..io.files import remove_stale_temporaries, write_bytes_atomically
 from .memory import keep_freed_memory
 
 MAP_SUFFIXES = (".regions.png", ".target.png")
@@ -259,8 +259,8 @@ def parts_folder(out: Path) -> Path:
 def run_job(job: Job, reports: Path | None = None) -> dict:
     """Run one job; never raises. Writes its report into `reports` (right after its output, from
     this process, so a kill never leaves a finished output unreported) and returns it."""
-    from .pipeline import edit_labels, run
-    from .regions import maps_from_colour_pair
+    from ..edit import from_colour_maps, from_masks
+    from ..pipeline import run
 
     started = time.perf_counter()
     timings = {}
@@ -277,16 +277,14 @@ def run_job(job: Job, reports: Path | None = None) -> dict:
             picture = imageio.read_image(job.exemplar)
             pixels, bit_depth, icc_profile = picture.pixels, picture.bit_depth, picture.icc_profile
         timings["read"] = time.perf_counter() - started
-        soft = None
         if job.regions and job.target:
-            labels, target, _ = maps_from_colour_pair(imageio.read_rgb8(job.regions), imageio.read_rgb8(job.target))
+            edit = from_colour_maps(imageio.read_rgb8(job.regions), imageio.read_rgb8(job.target))
         elif job.source_mask and job.target_mask:
-            source, soft = imageio.read_mask(job.source_mask), imageio.read_mask(job.target_mask)
-            labels, target = edit_labels(pixels.shape[:2], source, soft)
+            edit = from_masks(pixels.shape[:2], imageio.read_mask(job.source_mask), imageio.read_mask(job.target_mask))
         else:
             raise InputError("the job has no edit (regions + target, or source_mask + target_mask)")
         mark = time.perf_counter()
-        result = run(pixels, labels, target, model=job.model or _default_model(), soft_target=soft).pixels
+        result = run(pixels, edit, model=job.model or None).pixels
         timings["manipulate"] = time.perf_counter() - mark
         mark = time.perf_counter()
         output = Path(job.output)
@@ -313,7 +311,7 @@ _documents: dict[tuple, object] = {}
 def ora_document(path: Path):
     """The .ora's document, parsed once per process while the file stays the same (planning,
     every job and the assembly share it; layers are decoded only when used)."""
-    from .ora import read_ora
+    from ..io.ora import read_ora
 
     try:
         info = path.stat()
@@ -324,12 +322,6 @@ def ora_document(path: Path):
         _documents.clear()
         _documents[key] = read_ora(path)
     return _documents[key]
-
-
-def _default_model() -> str:
-    from .models import DEFAULT_MODEL
-
-    return DEFAULT_MODEL
 
 
 def write_report(folder: Path, report: dict) -> None:
@@ -449,7 +441,7 @@ def assemble_ora(source: Path, out: Path, jobs: list[Job], reports: list[dict], 
     """The output .ora: the input's layers with each finished result above its source (or in
     its place). Returns how many results went in. Results are decoded one at a time as they are
     written; the input's own layers are copied as they are."""
-    from .ora import Document, Layer, write_ora
+    from ..io.ora import Document, Layer, write_ora
 
     document = ora_document(source)
     results = {job.layer: job.output for job, report in zip(jobs, reports) if report["status"] == "done"}

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runtime
-from .errors import InputError
-from .transport import BAND_ROWS, band_support, blend_band
+from ..blend import BAND_ROWS, band_support, blend_band
+from ..errors import InputError
+from . import sessions
 
-FOLDER = Path(__file__).resolve().parent / "graphs"
+FOLDER = Path(__file__).resolve().parents[1] / "graphs"
 FILE = "blend.onnx"
 CHOICES = ("auto", "opencv", "graph")
 # The providers the blend graph runs on, and where its inputs are placed. Not TensorRT: it builds
@@ -58,7 +58,7 @@ class BlendGraph:
     """The blend graph in one ONNX Runtime session on the first usable provider of `providers`."""
 
     def __init__(self, providers: list[str]):
-        ort = runtime.onnxruntime()
+        ort = sessions.onnxruntime()
         card_path = FOLDER / "card.json"
         try:
             card = json.loads(card_path.read_text())
@@ -68,7 +68,7 @@ class BlendGraph:
         if not isinstance(expected, str):
             raise InputError(f"the blend graph's card {card_path} lists no checksum for {FILE}; reinstall the engine")
         providers = [p for p in providers if p in DEVICE_OF_PROVIDER] or ["CPUExecutionProvider"]
-        self.session = runtime.verified_session(ort, FOLDER, FILE, expected, providers)
+        self.session = sessions.verified_session(ort, FOLDER, FILE, expected, providers)
         self.provider = self.session.get_providers()[0]
         self.device = DEVICE_OF_PROVIDER.get(self.provider, "cpu")
         self._ort = ort
@@ -159,18 +159,18 @@ def choose_blend(model) -> BlendGraph | None:
     if choice == "opencv":
         return None
     if choice == "graph":
-        ort = runtime.onnxruntime()
-        return blend_graph(runtime.choose_providers(getattr(model, "device", "auto"), ort.get_available_providers()))
+        ort = sessions.onnxruntime()
+        return blend_graph(sessions.choose_providers(getattr(model, "device", "auto"), ort.get_available_providers()))
     graphs = getattr(getattr(model, "backend", None), "graphs", None)  # a learned model's sessions
     return None if graphs is None else faster_beside(graphs)
 
 
-def beside(graphs: runtime.Graphs) -> BlendGraph:
+def beside(graphs: sessions.Graphs) -> BlendGraph:
     """The blend graph on the provider that runs a model's sessions `graphs` (or the CPU)."""
     return blend_graph([graphs.provider, "CPUExecutionProvider"])
 
 
-def faster_beside(graphs: runtime.Graphs) -> BlendGraph | None:
+def faster_beside(graphs: sessions.Graphs) -> BlendGraph | None:
     """The blend graph on the device of a model's sessions `graphs` if it is measured faster
     than OpenCV there; None (OpenCV) on the CPU, where it is not (the module docstring)."""
     if not graphs.on_gpu:

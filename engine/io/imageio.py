@@ -27,8 +27,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import InputError
+from ..errors import InputError
 from .files import write_bytes_atomically
+from .pixels import from_samples, quantise, swap_red_blue
 
 # 8192 x 8192. Peak memory of a manipulation is a few float32 copies of the image.
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -55,10 +56,6 @@ class Picture:
     pixels: np.ndarray
     bit_depth: int
     icc_profile: bytes | None = None
-
-    @property
-    def has_alpha(self) -> bool:
-        return self.pixels.shape[2] == 4
 
 
 def check_pixel_limit(width: int, height: int, max_pixels: int, what: str) -> None:
@@ -189,41 +186,14 @@ def _to_engine(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
     if channels not in (1, 3, 4):
         raise InputError(f"{path}: images with {channels} channels are not supported")
     decoded = swap_red_blue(decoded)
-    if decoded.dtype == np.uint8:
-        pixels, depth = np.divide(decoded, np.float32(255), dtype=np.float32), 8  # one pass
-    elif decoded.dtype == np.uint16:
-        pixels, depth = np.divide(decoded, np.float32(65535), dtype=np.float32), 16
-    elif decoded.dtype in (np.float16, np.float32, np.float64):
-        pixels, depth = decoded.astype(np.float32), 32
-        if not np.isfinite(pixels).all():
-            raise InputError(f"{path}: the image holds NaN or infinite values")
-    else:
+    depths = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float16): 32, np.dtype(np.float32): 32,
+              np.dtype(np.float64): 32}
+    if decoded.dtype not in depths:
         raise InputError(f"{path}: unsupported sample type {decoded.dtype}")
+    pixels, depth = from_samples(decoded), depths[decoded.dtype]
+    if depth == 32 and not np.isfinite(pixels).all():
+        raise InputError(f"{path}: the image holds NaN or infinite values")
     return np.ascontiguousarray(pixels), depth
-
-
-def quantise(pixels: np.ndarray, dtype, out: np.ndarray | None = None) -> np.ndarray:
-    """Pixels (H, W, C) in [0, 1] -> uint8 or uint16 samples (H, W, C), rounded, out-of-range
-    values clipped, in one pass (OpenCV's saturating multiply; numpy's clip and cast took three
-    full-size temporaries), written into `out` when given."""
-    dtype = np.dtype(dtype)
-    if out is None:
-        out = np.empty(pixels.shape, dtype)
-    rows = np.ascontiguousarray(pixels, np.float32).reshape(pixels.shape[0], -1)  # one channel: the scalar applies to all
-    top, depth = (255.0, cv2.CV_8U) if dtype == np.uint8 else (65535.0, cv2.CV_16U)
-    cv2.multiply(rows, top, dst=out.reshape(rows.shape), dtype=depth)
-    return out
-
-
-def swap_red_blue(samples: np.ndarray) -> np.ndarray:
-    """RGB(A) <-> BGR(A) (OpenCV's order), (H, W, C) -> a new (H, W, C); grey unchanged."""
-    channels = samples.shape[2]
-    if channels not in (3, 4):
-        return samples
-    if samples.dtype in (np.uint8, np.uint16, np.float32):
-        code = cv2.COLOR_BGR2RGB if channels == 3 else cv2.COLOR_BGRA2RGBA
-        return cv2.cvtColor(np.ascontiguousarray(samples), code).reshape(samples.shape)
-    return np.ascontiguousarray(samples[:, :, [2, 1, 0, 3][:channels]])
 
 
 def encode_image(pixels: np.ndarray, suffix: str, bit_depth: int = 8, icc_profile: bytes | None = None) -> bytes:
