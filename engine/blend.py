@@ -31,7 +31,7 @@ import numpy as np
 
 from .masks import bounding_box, feathered_mask, region_interior
 from .motion import RegionMotion, normalised_to_pixel_affines
-from .runtime.threads import thread_count
+from .threads import thread_count
 
 # Weight of a motion whose sample falls outside its region, relative to one inside (see above).
 OUTSIDE_REGION_WEIGHT = 1e-3

@@ -33,20 +33,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .blend import (
-    BAND_ROWS,
-    EDGE_FEATHER,
-    RegionMotion,
-    bounding_box,
-    feathered_mask,
-    prepare_motion,
-    region_interior,
-    transport_band,
-    upsample_weights,
-)
+from .blend import BAND_ROWS, EDGE_FEATHER, prepare_motion, transport_band, upsample_weights
 from .fill import fill_vacated, nearest_pixel
-from .motion import normalised_to_pixel_affines
-from .runtime.threads import thread_count
+from .masks import bounding_box, feathered_mask, region_box, region_interior
+from .motion import RegionMotion, normalised_to_pixel_affines
+from .threads import thread_count
 
 UNCHANGED, WARPED, FILLED = 0, 1, 2
 # A moving region's pixel is warped when its motions' weights land this much inside the region.
@@ -129,7 +120,6 @@ def moving_regions(
     background behind a figure is not stretched over the gap), or, having gained
     nothing, when most of what it lost went to regions that explain their own gains (it is only
     covered). (H, W) int label maps; one motion per target id."""
-    height, width = target_labels.shape
     changed_rows, changed_cols = np.nonzero(exemplar_labels != target_labels)
     gained_by = target_labels[changed_rows, changed_cols]
     lost_by = exemplar_labels[changed_rows, changed_cols]
@@ -193,8 +183,7 @@ def moving_regions(
 
 def _target_points(target_labels: np.ndarray, region: int) -> np.ndarray:
     """About MAX_GAIN_SAMPLES pixel points (N, 2) x, y of a target region, on a regular grid."""
-    box = bounding_box(target_labels == region)
-    x0, y0, x1, y1 = box
+    x0, y0, x1, y1 = region_box(target_labels == region)
     step = max(1, int(np.sqrt((x1 - x0) * (y1 - y0) / MAX_GAIN_SAMPLES)))
     rows, cols = np.nonzero(target_labels[y0:y1:step, x0:x1:step] == region)
     return np.stack([x0 + cols * step, y0 + rows * step], axis=1).astype(np.float64)
@@ -348,10 +337,9 @@ class _MovingLayers:
 def _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, moving, growing, alphas, graph, on_progress):
     """Transport each moving region band by band and add it to `layers`; a growing region only
     over what it gained, with no feather (its own pixels beside it stay as they are)."""
-    height, width = target_labels.shape
     margin = int(np.ceil(4 * EDGE_FEATHER)) + 1
     placed_exemplar = graph.place_exemplar(exemplar) if graph is not None and (moving or growing) else None
-    bx0, by0, bx1, by1 = layers.box
+    bx0, by0 = layers.box[:2]
 
     def lay_band(region, target_mask, region_mask, source_mask, prepared, band, placed):
         motion = motions[region]

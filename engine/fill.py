@@ -262,6 +262,7 @@ def _search(levels: list[Level]) -> np.ndarray:
             radius = max(level.hole.shape) / 4 if depth == len(levels) - 1 else FINE_RADIUS
             field, cost = _improve(level, patches, around, field, cost, rng, radius)
             image[level.hole] = _vote(level, field, _vote_strength(patches, cost))
+    assert field is not None  # there is always a level
     return field
 
 
@@ -372,9 +373,13 @@ def _vote(level: Level, field: np.ndarray, strength: np.ndarray | None = None) -
             flat = np.clip(source_rows, 0, h - 1) * w + np.clip(source_cols, 0, w - 1)
             fits &= labels[flat] == own[has]
             voters = np.flatnonzero(has)[fits]
-            weight = 1.0 if strength is None else strength[centre[has][fits]][:, None]
-            total[voters] += weight * exemplar[flat[fits]]
-            count[voters] += weight if strength is None else weight[:, 0]
+            if strength is None:
+                total[voters] += exemplar[flat[fits]]
+                count[voters] += 1.0
+            else:
+                weight = strength[centre[has][fits]]
+                total[voters] += weight[:, None] * exemplar[flat[fits]]
+                count[voters] += weight
     return (total / np.maximum(count, 1e-12)[:, None]).astype(np.float32)
 
 
@@ -480,7 +485,7 @@ def _nearest_of_region(rows, cols, labels, exemplar_labels) -> np.ndarray:
     for label in np.unique(labels):
         pick = np.flatnonzero(labels == label)
         region = (exemplar_labels == label).view(np.uint8)
-        edge_rows, edge_cols = np.nonzero(region & ~cv2.erode(region, np.ones((3, 3), np.uint8)))
+        edge_rows, edge_cols = np.nonzero((region > 0) & (cv2.erode(region, np.ones((3, 3), np.uint8)) == 0))
         for start in range(0, pick.size, 256):
             part = pick[start : start + 256]
             distance = (rows[part, None] - edge_rows) ** 2 + (cols[part, None] - edge_cols) ** 2

@@ -61,12 +61,20 @@ def region_interior(mask: np.ndarray, rim: int = RIM_WIDTH) -> np.ndarray:
 GRID_SIDE = 256
 
 
+def region_box(mask: np.ndarray, margin: int = 0) -> tuple[int, int, int, int]:
+    """`bounding_box` of a mask that must not be empty (a region present in its map)."""
+    box = bounding_box(mask, margin)
+    if box is None:
+        raise ValueError("the region's mask is empty")
+    return box
+
+
 def mask_moments(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centroid (2,) and covariance (2, 2), in pixels, of a non-empty mask (H, W) bool.
 
     The covariance includes each pixel's own spread (1/12 per axis), so one pixel is not a point.
     """
-    x0, y0, x1, y1 = bounding_box(mask)
+    x0, y0, x1, y1 = region_box(mask)
     # The 0/1 bytes as grey levels: OpenCV's binary-image path is several times slower.
     m = cv2.moments(np.asarray(mask, bool)[y0:y1, x0:x1].view(np.uint8))
     centroid = np.array([m["m10"] / m["m00"] + x0, m["m01"] / m["m00"] + y0])
@@ -76,7 +84,7 @@ def mask_moments(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def contour_points(mask: np.ndarray) -> np.ndarray:
     """Pixel coordinates (N, 2) of the outer contours of a non-empty mask (H, W) bool."""
-    x0, y0, x1, y1 = bounding_box(mask, margin=1)
+    x0, y0, x1, y1 = region_box(mask, margin=1)
     contours, _ = cv2.findContours(
         mask[y0:y1, x0:x1].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
     )
@@ -98,7 +106,7 @@ def region_grid(target_mask: np.ndarray):
     """The working grid over a non-empty target region's box, at most GRID_SIDE cells on its
     long side. Returns its extent (x0, y0, x1, y1) in full-resolution pixel edges, the cell
     centres (N, 2) in pixels, row by row, its shape (h, w), and a cell's side in pixels."""
-    box = bounding_box(target_mask)
+    box = region_box(target_mask)
     scale = min(1.0, GRID_SIDE / max(box[2] - box[0], box[3] - box[1]))
     grid_w = max(1, int(np.ceil((box[2] - box[0]) * scale)))
     grid_h = max(1, int(np.ceil((box[3] - box[1]) * scale)))

@@ -69,7 +69,7 @@ def run(
     report = progress or (lambda stage, fraction: None)
     report("motion", 0.0)
     found = chosen.region_motions(
-        exemplar, edit.exemplar_labels, edit.target_labels, ids, lambda fraction: report("motion", fraction)
+        exemplar, edit.exemplar_labels, edit.target_labels, ids.tolist(), lambda fraction: report("motion", fraction)
     )
     motions = {int(region): motion for region, motion in zip(ids, found)}
     report("motion", 1.0)

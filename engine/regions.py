@@ -141,7 +141,7 @@ def id_counts(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The values present in an array of integers (a label map, packed colours), ascending, and
     how often each occurs. Larger values go to np.unique's counting path, which (unlike plain
     np.unique) does not sort the whole array."""
-    if labels.dtype.kind in "ui" and labels.size and 0 <= labels.min() and labels.max() < COUNTED_IDS:
+    if labels.dtype.kind in "ui" and labels.size and labels.min() >= 0 and labels.max() < COUNTED_IDS:
         counts = np.bincount(labels.ravel())
         ids = np.flatnonzero(counts)
         return ids, counts[ids]
@@ -218,7 +218,7 @@ def _unpack(packed: np.ndarray) -> np.ndarray:
 
 
 def _hex(colour: np.ndarray) -> str:
-    return "#" + "".join(f"{int(round(c)):02x}" for c in colour)
+    return "#" + "".join(f"{int(np.rint(c)):02x}" for c in colour)
 
 
 def _size(array: np.ndarray) -> str:

@@ -75,7 +75,7 @@ def merge_small_regions(labels: np.ndarray, min_pixels: int, max_regions: int | 
         alive.discard(smallest)
     roots = np.array([_root(parent, r) for r in range(count)])
     merged = roots[labels]
-    survivors, merged = np.unique(merged, return_inverse=True)
+    _, merged = np.unique(merged, return_inverse=True)
     order = np.argsort(-np.bincount(merged.ravel()), kind="stable")
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
@@ -83,12 +83,11 @@ def merge_small_regions(labels: np.ndarray, min_pixels: int, max_regions: int | 
 
 
 def _border_lengths(labels: np.ndarray, count: int) -> dict[int, dict[int, int]]:
-    pairs = []
+    sides = []
     for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
         differ = a != b
-        pairs.append(np.stack([a[differ], b[differ]], axis=1))
-    pairs = np.concatenate(pairs)
-    pairs = np.sort(pairs, axis=1)
+        sides.append(np.stack([a[differ], b[differ]], axis=1))
+    pairs = np.sort(np.concatenate(sides), axis=1)
     unique, counts = np.unique(pairs, axis=0, return_counts=True)
     border: dict[int, dict[int, int]] = {}
     for (a, b), n in zip(unique.tolist(), counts.tolist()):

@@ -228,7 +228,7 @@ def model_card(model, config, state, checkpoint, folder: Path, parity, name, tra
     return {
         "name": name or f"simnet-{config.preset}",
         "format": MODEL_FORMAT,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "preset": config.preset,
         "config": config.to_dict(),
         "checkpoint": {"file": checkpoint.name, "step": int(state.get("step", 0))},

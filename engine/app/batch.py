@@ -34,6 +34,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
@@ -121,7 +122,7 @@ def _identity(path: str | os.PathLike) -> tuple[str, tuple[int, int] | None]:
     return real, (info.st_dev, info.st_ino)
 
 
-def check_plan(jobs: list[Job], reports: Path, inputs: list[Path] = (), outputs: list[Path] = ()) -> None:
+def check_plan(jobs: list[Job], reports: Path, inputs: Sequence[Path] = (), outputs: Sequence[Path] = ()) -> None:
     """Refuse a batch that would write over something it reads, or write one file twice, before
     anything runs. `inputs` and `outputs`: files the batch reads or writes besides the jobs' own
     (the JSONL file, the assembled .ora)."""
@@ -132,11 +133,11 @@ def check_plan(jobs: list[Job], reports: Path, inputs: list[Path] = (), outputs:
             read.setdefault(real, (job, path))
             if inode:
                 read.setdefault(inode, (job, path))
-    for path in inputs:
-        real, inode = _identity(path)
-        read.setdefault(real, (None, str(path)))
+    for given in inputs:
+        real, inode = _identity(given)
+        read.setdefault(real, (None, str(given)))
         if inode:
-            read.setdefault(inode, (None, str(path)))
+            read.setdefault(inode, (None, str(given)))
     written: dict = {}
 
     def claim(path, job: Job | None, what: str) -> None:
@@ -156,8 +157,8 @@ def check_plan(jobs: list[Job], reports: Path, inputs: list[Path] = (), outputs:
 
     for job in jobs:
         claim(job.output, job, "its output")
-    for path in outputs:
-        claim(path, None, "the output")
+    for output in outputs:
+        claim(output, None, "the output")
     names: dict[str, Job] = {}
     for job in jobs:
         name = report_name(job.id)
@@ -231,7 +232,7 @@ def plan_jsonl(path: Path) -> list[Job]:
             raise InputError(f"{path.name}: lines {lines[resolved['id']]} and {number} have the same id "
                              f"{resolved['id'][:100]!r}: job ids must be unique")
         lines[resolved["id"]] = number
-        jobs.append(Job(**resolved))
+        jobs.append(Job(**resolved))  # type: ignore[arg-type]  # _check_job_types checked each field
     if not jobs:
         raise InputError(f"{path.name} holds no jobs")
     return jobs
@@ -248,7 +249,7 @@ def _check_job_types(values: dict, where: str) -> None:
             raise InputError(f"{where}: {key} must be text, not {type(value).__name__}")
         elif key in ("exemplar", "output") and not value:
             raise InputError(f"{where}: {key} is empty")
-        elif key == "id" and not 1 <= len(value) <= 1000:
+        elif key == "id" and not 1 <= len(str(value)) <= 1000:
             raise InputError(f"{where}: id must be 1 to 1000 characters")
 
 
@@ -366,7 +367,7 @@ class Progress:
 
 
 def execute(jobs: list[Job], reports: Path, workers: int = 1, ray_address: str | None = None,
-            resume: bool = False, quiet: bool = False, also_written: list[Path] = ()) -> list[dict]:
+            resume: bool = False, quiet: bool = False, also_written: Sequence[Path] = ()) -> list[dict]:
     """Run the jobs (skipping finished ones with `resume`, after removing what a killed run
     left half-written: of the jobs' outputs, their reports and `also_written`); returns every
     job's report."""

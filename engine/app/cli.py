@@ -326,7 +326,9 @@ def command_batch(args: argparse.Namespace) -> None:
     keep_freed_memory()  # many jobs in one process (engine/memory.py)
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
-    absolute = lambda path: path.resolve() if path is not None else None  # jobs may run elsewhere
+    def absolute(path: Path | None) -> Path | None:  # jobs may run in another folder
+        return path.resolve() if path is not None else None
+
     edit = batch.EditFiles(*(absolute(p) for p in (args.regions, args.target, args.source_mask, args.target_mask, args.maps_dir)))
     source = args.input.resolve()
     args.output = absolute(args.output)
@@ -349,7 +351,7 @@ def command_batch(args: argparse.Namespace) -> None:
         else:
             raise InputError(f"{source} is not an .ora file, a folder or a .jsonl job file")
         reports = args.report or args.output.with_name(args.output.name + ".report")
-    reports = absolute(reports)
+    reports = reports.resolve()
     batch.check_plan(jobs, reports, inputs=[source] if not source.is_dir() else [], outputs=assembled)
     results = batch.execute(jobs, reports, args.jobs, args.ray, args.resume, args.quiet, also_written=assembled)
     failed = [r for r in results if r["status"] != "done"]

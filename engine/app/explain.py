@@ -40,7 +40,7 @@ def explain_sheet(exemplar: np.ndarray, manipulation: Manipulation, palette: np.
         ("result", to_rgb8(manipulation.pixels)),
     ]
     height, width = exemplar.shape[:2]
-    scale = min(max(PANEL_SIZE, max(height, width)), MAX_PANEL) / max(height, width)
+    scale = min(max(PANEL_SIZE, height, width), MAX_PANEL) / max(height, width)
     panel_w, panel_h = max(1, round(width * scale)), max(1, round(height * scale))
     columns = 3
     rows = (len(panels) + columns - 1) // columns
@@ -49,7 +49,7 @@ def explain_sheet(exemplar: np.ndarray, manipulation: Manipulation, palette: np.
     for index, (label, picture) in enumerate(panels):
         x = (index % columns) * panel_w
         y = (index // columns) * (panel_h + LABEL_HEIGHT)
-        resample = Image.NEAREST if "regions" in label else Image.LANCZOS
+        resample = Image.Resampling.NEAREST if "regions" in label else Image.Resampling.LANCZOS
         sheet.paste(Image.fromarray(picture).resize((panel_w, panel_h), resample), (x, y + LABEL_HEIGHT))
         draw.text((x + 4, y + 5), label, fill=(0, 0, 0))
     return np.asarray(sheet)
@@ -61,7 +61,7 @@ def _keypoint_panel(exemplar_rgb: np.ndarray, manipulation: Manipulation, palett
     base = (0.55 * exemplar_rgb + 0.45 * target).astype(np.uint8)
     # Draw on an enlarged copy so that small images still show legible marks.
     zoom = max(1.0, PANEL_SIZE / max(height, width))
-    picture = Image.fromarray(base).resize((round(width * zoom), round(height * zoom)), Image.LANCZOS)
+    picture = Image.fromarray(base).resize((round(width * zoom), round(height * zoom)), Image.Resampling.LANCZOS)
     draw = ImageDraw.Draw(picture)
     radius = max(2.0, 0.012 * PANEL_SIZE)
     for region, motion in manipulation.motions.items():
@@ -93,7 +93,7 @@ def _kind_panel(manipulation: Manipulation, palette: np.ndarray) -> np.ndarray:
         return np.asarray(picture)
     height, width = labels.shape
     zoom = max(1.0, PANEL_SIZE / max(height, width))
-    picture = picture.resize((round(width * zoom), round(height * zoom)), Image.NEAREST)
+    picture = picture.resize((round(width * zoom), round(height * zoom)), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(picture)
     pick = np.linspace(0, rows.size - 1, min(SOURCE_LINES, rows.size)).astype(np.int64)
     radius = max(2.0, 0.008 * PANEL_SIZE)

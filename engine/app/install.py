@@ -11,6 +11,7 @@ bit GIMP requires on the main file.
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import sys
@@ -26,13 +27,10 @@ PLUGIN_NAME = "simnet_manipulate"
 
 
 def _source(host: str) -> Path:
-    if host == "krita":
-        import krita_plugin as package
-    elif host == "gimp":
-        import gimp_plugin as package
-    else:
+    if host not in ("krita", "gimp"):
         raise InputError(f"no plug-in for '{host}'; available: krita, gimp")
-    return Path(package.__file__).resolve().parent
+    package = importlib.import_module(f"{host}_plugin")
+    return Path(str(package.__file__)).resolve().parent
 
 
 def _engine_files(folder: Path, command: list[str] | None = None) -> None:

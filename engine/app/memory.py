@@ -25,10 +25,10 @@ KEEP_BYTES = 1 << 30
 def _glibc():
     try:
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # only glibc has it, and its mallopt codes are the ones above
-        return libc
-    except (OSError, AttributeError):
+    except OSError:
         return None
+    # only glibc has it, and its mallopt codes are the ones above
+    return libc if hasattr(libc, "gnu_get_libc_version") else None
 
 
 def keep_freed_memory() -> bool:

@@ -19,7 +19,6 @@ the client starts a new one.
 
 from __future__ import annotations
 
-import io
 import os
 import queue
 import sys
@@ -28,6 +27,7 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -159,7 +159,7 @@ class Worker:
         nbytes = int(np.prod(shape)) * np.dtype(SAMPLE_TYPES[dtype]).itemsize
         if request_id in self.shared_replies and nbytes >= SHARED_MIN_BYTES:
             file = f"r{request_id}-{name}.buf"
-            mapping = self.shared.create_mapped(file, nbytes)
+            mapping = self.shared.create_mapped(file, nbytes) if self.shared is not None else None
             if mapping is not None:
                 return np.frombuffer(mapping, SAMPLE_TYPES[dtype]).reshape(shape), Buffer(mapping, shape, dtype, file)
         array = np.empty(shape, SAMPLE_TYPES[dtype])
@@ -454,7 +454,7 @@ def main(idle_timeout: float = DEFAULT_IDLE_TIMEOUT, max_pixels: int = DEFAULT_M
     frames_out = os.fdopen(os.dup(1), "wb", buffering=1 << 20)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    frames_in: PipeReader | io.BufferedReader
+    frames_in: PipeReader | BinaryIO
     if os.name == "posix":  # select() waits on pipes here: a frame that stops coming times out
         frames_in = PipeReader(os.dup(0), frame_timeout)
     else:

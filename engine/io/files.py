@@ -44,7 +44,10 @@ def write_atomically(path: str | os.PathLike, write: Callable[[BinaryIO], None],
 
 
 def write_bytes_atomically(path: str | os.PathLike, data: bytes) -> None:
-    write_atomically(path, lambda out: out.write(data))
+    def write(out: BinaryIO) -> None:
+        out.write(data)
+
+    write_atomically(path, write)
 
 
 def temporary_target(name: str) -> str | None:

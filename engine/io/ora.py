@@ -22,7 +22,7 @@ import re
 import struct
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +63,10 @@ class Layer:
 
     @property
     def pixels(self) -> np.ndarray:
-        return self._pixels if self._pixels is not None else self._decode()
+        if self._pixels is not None:
+            return self._pixels
+        assert self._decode is not None  # __init__ takes one or the other
+        return self._decode()
 
     def png(self) -> bytes:
         return self._encoded() if self._encoded is not None else _encode_png(self.pixels)
@@ -100,7 +103,7 @@ def read_ora(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> D
         stack = root.find("stack")
         if stack is None:
             raise InputError(f"{path} has no layer stack")
-        layers = []
+        layers: list[Layer] = []
         for element, stacks in _walk(stack, path):
             name = element.get("name", "")
             what = f"{path}: layer '{name[:80]}'"
@@ -157,7 +160,7 @@ def _parse_stack(path: Path, data: bytes) -> ET.Element:
 
 def _walk(stack: ET.Element, path: Path):
     """(layer element, names of its stacks) for every layer, top first; nesting is bounded."""
-    pending = [(iter(stack), ())]
+    pending: list[tuple[Iterator[ET.Element], tuple[str, ...]]] = [(iter(stack), ())]
     while pending:
         children, stacks = pending[-1]
         child = next(children, None)

@@ -52,7 +52,7 @@ class Image:
         return Buffer(self.data, (self.height, self.width, self.channels), self.dtype)
 
     @classmethod
-    def from_buffer(cls, buffer: Buffer) -> "Image":
+    def from_buffer(cls, buffer: Buffer) -> Image:
         height, width, channels = buffer.shape
         return cls(buffer.data, width, height, channels, buffer.dtype)
 
@@ -105,9 +105,9 @@ class Client:
         with self._state_lock:
             if self._process is not None and self._process.poll() is None:
                 return self._process
-            self._log = tempfile.TemporaryFile()
+            self._log = tempfile.TemporaryFile()  # noqa: SIM115 (the worker's stderr, kept for crash reports)
             if self._shared_offer is None:
-                self._shared_offer = self.shared_memory and SharedFolder.create() or False
+                self._shared_offer = (self.shared_memory and SharedFolder.create()) or False
             elif self._shared_offer:
                 self._shared_offer.clear()  # what a stopped worker left
             self._shared = None  # until this worker says it accepts the folder
@@ -153,9 +153,10 @@ class Client:
             while True:
                 frame = read_frame(stream, max_buffer_bytes=1 << 40, shared=shared)
                 for buffer in frame.buffers.values():
-                    if buffer.file:  # mapped: the name is no longer needed
+                    if buffer.file and shared is not None:  # mapped: the name is no longer needed
                         shared.remove(buffer.file)
-                waiting = self._pending.get(frame.header.get("id"))
+                request_id = frame.header.get("id")
+                waiting = self._pending.get(request_id) if isinstance(request_id, int) else None
                 if waiting is not None and waiting[0] is process:
                     waiting[1].put(frame)
         except (EOFError, FrameError, OSError, ValueError):
@@ -292,8 +293,8 @@ class Client:
         masks, both region-id maps, or both painted colour maps (Images in the exemplar's
         layout). `progress(stage, fraction)` is called from this thread; `on_id(request_id)`
         tells the id to pass to `cancel` from another thread."""
-        edit = dict(source_mask=source_mask, target_mask=target_mask, exemplar_regions=exemplar_regions,
-                    target_regions=target_regions, exemplar_map=exemplar_map, target_map=target_map)
+        edit = {"source_mask": source_mask, "target_mask": target_mask, "exemplar_regions": exemplar_regions,
+                "target_regions": target_regions, "exemplar_map": exemplar_map, "target_map": target_map}
         return self._manipulate("manipulate", {}, exemplar, edit, model, channel_order, progress, on_id)
 
     def preview(self, exemplar: Image, max_side: int = 512, for_display: bool = False, *, model: str | None = None,

@@ -45,6 +45,7 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 PROTOCOL = 1
 MAGIC = b"\x89SIMNET\n"
@@ -132,7 +133,7 @@ class Buffer:
     """Raw C-order array data: `data` bytes-like, `shape` a tuple, `dtype` a key of ITEM_SIZES.
     `file`: the name it has (or had) in the shared folder, when it travels that way."""
 
-    data: bytes
+    data: Any  # bytes, bytearray, memoryview, mmap or a C-contiguous numpy array
     shape: tuple
     dtype: str
     file: str | None = None
@@ -151,9 +152,10 @@ class SharedFolder:
         self.copy_in = copy_in  # read files by copying them (the worker), not by mapping them
         self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         self._closer = weakref.finalize(self, os.close, self._fd)
+        self._remover: weakref.finalize | None = None  # set on the folder this side created
 
     @classmethod
-    def create(cls) -> "SharedFolder | None":
+    def create(cls) -> SharedFolder | None:
         """A new private folder in SIMNET_SHARED_PARENT (default /dev/shm), or None where there
         is none (not Linux, full, not writable)."""
         parent = os.environ.get(SHARED_PARENT_VARIABLE) or DEFAULT_SHARED_PARENT
@@ -167,7 +169,7 @@ class SharedFolder:
         return folder
 
     @classmethod
-    def attach(cls, path: str | None) -> "SharedFolder | None":
+    def attach(cls, path: str | None) -> SharedFolder | None:
         """The folder a client made for us, if it is one: a directory of our own user that
         nobody else may enter."""
         if not path:
@@ -382,8 +384,8 @@ def _read_rest(stream, max_buffer_bytes: int, shared: SharedFolder | None) -> Fr
                                  request_id=request_id)
             try:
                 data = shared.load(spec["file"], spec["nbytes"])
-            except FrameError as problem:
-                problem.request_id = request_id
+            except FrameError as error:
+                error.request_id = request_id
                 raise
             buffers[spec["name"]] = Buffer(data, tuple(spec["shape"]), spec["dtype"], spec["file"])
     return Frame(header, {spec["name"]: buffers[spec["name"]] for spec in specs})
@@ -410,7 +412,7 @@ def _no_constant(text: str):
     raise ValueError(f"{text} is not allowed")
 
 
-def parse_header(body: bytes) -> dict:
+def parse_header(body: bytes | bytearray) -> dict:
     """A frame header: a JSON object within the bounds of the module docstring, or FrameError."""
     brackets = _STRING.sub(b"", bytes(body)).translate(None, _NOT_BRACKETS)
     depth = deepest = 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..masks import bounding_box, contour_points, mask_moments, sample_mask
+from ..masks import contour_points, mask_moments, region_box, sample_mask
 from ..motion import IDENTITY
 
 PROFILE_ANGLES = 128
@@ -137,7 +137,7 @@ def _pulled_iou(affine, source_mask, areas, target_points) -> float:
 def _target_samples(target_mask: np.ndarray) -> np.ndarray:
     """Pixel positions (N, 2) of a target region: all of them up to MAX_SAMPLES, else those
     on a regular grid of about MAX_SAMPLES (found in the region's box, not the whole image)."""
-    x0, y0, x1, y1 = bounding_box(target_mask)
+    x0, y0, x1, y1 = region_box(target_mask)
     step = max(1, int(np.ceil(np.sqrt(np.count_nonzero(target_mask) / MAX_SAMPLES))))
     rows, cols = np.nonzero(target_mask[y0:y1:step, x0:x1:step])
     return np.stack([x0 + cols * step, y0 + rows * step], axis=1).astype(np.float64)

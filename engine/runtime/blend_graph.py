@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,8 +38,8 @@ CHOICES = ("auto", "opencv", "graph")
 DEVICE_OF_PROVIDER = {"CUDAExecutionProvider": "cuda", "CPUExecutionProvider": "cpu"}
 
 _lock = threading.Lock()
-_graphs: dict[tuple, "BlendGraph"] = {}
-_measured: dict[str, "Timing"] = {}
+_graphs: dict[tuple, BlendGraph] = {}
+_measured: dict[str, Timing] = {}
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ class BlendGraph:
         """exemplar (H, W, C) -> on the device as planes (1, C, H, W)."""
         return self.place(np.moveaxis(exemplar, 2, 0)[None])
 
-    def region(self, placed_exemplar, source_mask: np.ndarray) -> "PlacedRegion":
+    def region(self, placed_exemplar, source_mask: np.ndarray) -> PlacedRegion:
         """One region ready to blend band by band: source_mask (H, W) float32 (see
         transport.region_interior) goes to the device once, beside the placed exemplar."""
         return PlacedRegion(self, placed_exemplar, self.place(source_mask[None, None]))
@@ -102,8 +103,8 @@ class PlacedRegion:
     """A region's exemplar (1, C, H, W) and mask (1, 1, H, W) on the graph's device."""
 
     graph: BlendGraph
-    exemplar: object
-    mask: object
+    exemplar: Any  # OrtValue
+    mask: Any
 
     def blend(self, affines: np.ndarray, weight_grids: np.ndarray, grid_box, band) -> np.ndarray:
         """As transport.blend_band: affines (M, 2, 3) pulling, in pixels; weight_grids (M, h, w)

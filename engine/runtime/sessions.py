@@ -23,11 +23,12 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
 from ..errors import InputError
-from .threads import thread_count
+from ..threads import thread_count
 
 CARD = "card.json"
 CARD_LIMIT = 1 << 20  # bytes; a real card is under 10 KB
@@ -53,7 +54,7 @@ GPU_PROVIDERS = {"TensorrtExecutionProvider", "CUDAExecutionProvider", "DmlExecu
 DEVICES = ("auto", "cpu", "cuda")
 
 _lock = threading.Lock()
-_sessions: dict[tuple, "Graphs"] = {}
+_sessions: dict[tuple, Graphs] = {}
 
 
 def onnxruntime():
@@ -90,7 +91,7 @@ def check_card(card, folder: Path) -> None:
     """The card's schema: what the engine reads from it, each of its type and in range."""
     path = folder / CARD
 
-    def refuse(problem: str):
+    def refuse(problem: str) -> NoReturn:
         raise InputError(f"{path} is not a usable SIM-Net model card: {problem}")
 
     if not isinstance(card, dict) or "graphs" not in card or "sha256" not in card:

@@ -35,7 +35,7 @@ def main(art: Path) -> None:
     labels = regions.labels_from_colours(drawn, palette)
     # The Needle is the second-largest piece of the cliff colour.
     cliff = _nearest(palette, [255, 51, 31])
-    count, pieces, stats, _ = cv2.connectedComponentsWithStats((labels == cliff).astype(np.uint8), connectivity=8)
+    _, pieces, stats, _ = cv2.connectedComponentsWithStats((labels == cliff).astype(np.uint8), connectivity=8)
     needle_piece = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[1]
     palette = np.vstack([palette, NEEDLE])
     needle_id = len(palette) - 1

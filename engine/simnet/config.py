@@ -71,7 +71,7 @@ class SimNetConfig:
         return dataclasses.asdict(self)
 
     @staticmethod
-    def from_dict(values: dict) -> "SimNetConfig":
+    def from_dict(values: dict) -> SimNetConfig:
         values = dict(values)
         for key in ("keypoint_net", "transport_net", "dense_motion_net"):
             values[key] = HourglassConfig(**values[key])

@@ -57,7 +57,7 @@ def artwork_files(folder: Path) -> list[Path]:
     )
 
 
-def load_artworks(folder: Path, exclude: set[str] = frozenset(), log=print) -> list[Artwork]:
+def load_artworks(folder: Path, exclude: frozenset[str] | set[str] = frozenset(), log=print) -> list[Artwork]:
     """Read every artwork of `folder` (except the names in `exclude`) with its region map,
     segmenting those that have none. Unreadable images and maps that do not fit their image are
     errors naming every such file: nothing is trained on a half-read folder."""

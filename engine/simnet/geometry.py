@@ -125,7 +125,7 @@ def gaussian_heatmaps(keypoints: torch.Tensor, height: int, width: int, variance
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:
     """A normalised 1-D Gaussian (n,), n = 2 round(4 sigma) + 1."""
-    radius = max(1, int(round(4 * sigma)))
+    radius = max(1, round(4 * sigma))
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     return kernel / kernel.sum()
@@ -135,6 +135,9 @@ class AntialiasedResize(nn.Module):
     """(B, channels, from_size, from_size) -> (B, channels, size, size): a Gaussian blur matched
     to the scale (sigma 1.5 for SIM-Net's 4x reduction of G_KP's masks), then bilinear. The
     kernels are buffers of fixed shape, so the exported graph has constant convolutions."""
+
+    kernel_x: torch.Tensor
+    kernel_y: torch.Tensor
 
     def __init__(self, channels: int, size: int, from_size: int):
         super().__init__()

@@ -37,6 +37,7 @@ class KeypointDetector(nn.Module):
         # One shared 4-channel map pooled by each heatmap; starts as the identity.
         self.jacobian_head = nn.Conv2d(self.hourglass.out_channels, 4, config.head_kernel, padding=pad)
         nn.init.zeros_(self.jacobian_head.weight)
+        assert self.jacobian_head.bias is not None  # Conv2d has one by default
         with torch.no_grad():
             self.jacobian_head.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]))
 

@@ -60,11 +60,11 @@ def gram_loss(features_a: list[torch.Tensor], features_b: list[torch.Tensor], ma
     """Style distance: squared difference of Gram matrices of masked feature maps (each
     normalised by its mask's area at that scale), relative to the second's magnitude, summed
     over layers (so every layer counts whatever its activation scale)."""
-    total = 0.0
+    total: torch.Tensor | float = 0.0
     for fa, fb in zip(features_a, features_b):
         ga, gb = _masked_gram(fa, mask_a), _masked_gram(fb, mask_b)
         total = total + ((ga - gb) ** 2).mean() / ((gb**2).mean() + 1e-12)
-    return total
+    return torch.as_tensor(total)
 
 
 def _masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,7 +76,7 @@ def _masked_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def perceptual_loss(features_a: list[torch.Tensor], features_b: list[torch.Tensor]) -> torch.Tensor:
     """L1 between feature maps, layer by layer."""
-    return sum(F.l1_loss(fa, fb) for fa, fb in zip(features_a, features_b))
+    return torch.as_tensor(sum(F.l1_loss(fa, fb) for fa, fb in zip(features_a, features_b)))
 
 
 class RandomWarp:

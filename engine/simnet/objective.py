@@ -62,7 +62,6 @@ class Objective(nn.Module):
         """G_C carries the source mask onto the target and back: IoU with the target on the way,
         L1 with the source on return (trains G_KP through G_C's blended flows)."""
         forward, backward = self.model.dense_flows(exemplar, source_mask, target_mask, out)
-        s = forward.shape[1]
         small_src, small_tgt = self.model.keypoint_detector.resize(torch.cat([source_mask, target_mask])).split(source_mask.shape[0])
         small_src = F.interpolate(small_src, size=forward.shape[1:3], mode="bilinear", align_corners=False)
         small_tgt = F.interpolate(small_tgt, size=forward.shape[1:3], mode="bilinear", align_corners=False)

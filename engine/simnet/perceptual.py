@@ -32,6 +32,9 @@ def weight_file() -> Path:
 class PerceptualNet(torch.nn.Module):
     """Images (B, 3, H, W) in [0, 1] -> five feature maps, relu1_2 .. relu5_3."""
 
+    shift: torch.Tensor  # buffers: the input normalisation
+    scale: torch.Tensor
+
     def __init__(self):
         super().__init__()
         state = torch.load(weight_file(), map_location="cpu", weights_only=True)
@@ -69,12 +72,12 @@ class PerceptualNet(torch.nn.Module):
 
     def distance(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         """LPIPS-style distance per image pair: (B, 3, H, W) x2 -> (B,)."""
-        total = 0.0
+        total: torch.Tensor | float = 0.0
         for head, a, b in zip(self.heads, self(first), self(second)):
             a = a / (a.norm(dim=1, keepdim=True) + 1e-10)
             b = b / (b.norm(dim=1, keepdim=True) + 1e-10)
             total = total + F.conv2d((a - b) ** 2, head).mean(dim=(1, 2, 3))
-        return total
+        return torch.as_tensor(total)
 
 
 def gram_matrices(features: list[torch.Tensor]) -> list[torch.Tensor]:

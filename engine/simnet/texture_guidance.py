@@ -77,8 +77,10 @@ class TextureGuidance(nn.Module):
             nn.ReLU(),
             nn.Conv2d(width, 1, 3, padding=1),
         )
-        nn.init.zeros_(self.residual[-1].weight)
-        nn.init.zeros_(self.residual[-1].bias)
+        offset = self.residual[-1]
+        assert isinstance(offset, nn.Conv2d) and offset.bias is not None
+        nn.init.zeros_(offset.weight)  # no seam correction at first
+        nn.init.zeros_(offset.bias)
         self.register_buffer("to_ycc", torch.tensor(RGB_TO_YCC))
         self.register_buffer("to_rgb", torch.linalg.inv(torch.tensor(RGB_TO_YCC)))
         self.register_buffer("ycc_offset", torch.tensor(YCC_OFFSET))

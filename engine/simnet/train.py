@@ -91,7 +91,7 @@ def train(options: TrainOptions) -> dict:
         config = SimNetConfig.from_dict(initial["config"])
     else:
         config = options.config or preset(options.preset)
-    overrides = {}
+    overrides: dict[str, int | float] = {}
     if options.batch_size:
         overrides["batch_size"] = options.batch_size
     if options.learning_rate:
@@ -123,7 +123,7 @@ def train(options: TrainOptions) -> dict:
             rng.bit_generator.state = resumed["rng"][rank]["numpy"]
             torch.set_rng_state(resumed["rng"][rank]["torch"])
         log(f"resumed from {checkpoint_path} at step {step}")
-    wrapped = objective
+    wrapped: torch.nn.Module = objective
     if world > 1:
         wrapped = torch.nn.parallel.DistributedDataParallel(objective, device_ids=[device.index] if device.type == "cuda" else None)
 
@@ -221,7 +221,7 @@ def _gather_rng_states(rng, world: int) -> list[dict]:
     own = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
     if world == 1:
         return [own]
-    gathered = [None] * world
+    gathered: list = [None] * world
     dist.all_gather_object(gathered, own)
     return gathered
 
@@ -241,7 +241,7 @@ def _save(path: Path, config, step, model, optimiser, rng_states, artworks, opti
 def write_sample_grid(path: Path, tensors, prediction: torch.Tensor) -> None:
     """Rows of exemplar | target mask over the exemplar | prediction in the target mask |
     ground truth (grey where there is none)."""
-    exemplar, source, target, truth, weight = (t[:SAMPLE_ROWS].float().cpu().numpy() for t in tensors)
+    exemplar, _, target, truth, weight = (t[:SAMPLE_ROWS].float().cpu().numpy() for t in tensors)
     predicted = prediction[:SAMPLE_ROWS].float().cpu().numpy()
     rows = []
     for i in range(exemplar.shape[0]):

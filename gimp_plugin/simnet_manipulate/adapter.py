@@ -41,7 +41,7 @@ def exemplar_image(image, drawable):
 class Request:
     image: Image
     buffers: dict
-    model: str = None
+    model: str | None = None
 
 
 def _selected(data):

@@ -4,6 +4,8 @@ Pixels cross as bytes in babl formats: "R'G'B'A u8", "R'G'B'A u16" or "R'G'B'A f
 image's own values, perceptual encoding, straight alpha), masks as "Y u8" or "Y float".
 """
 
+from __future__ import annotations
+
 import gi
 
 gi.require_version("Gimp", "3.0")
@@ -15,17 +17,17 @@ FORMATS = {"uint8": "R'G'B'A u8", "uint16": "R'G'B'A u16", "float32": "R'G'B'A f
 MASK_FORMAT = "Y u8"
 
 
-def canvas_size(image):
+def canvas_size(image: Gimp.Image) -> tuple[int, int]:
     return image.get_width(), image.get_height()
 
 
-def base_type(image):
+def base_type(image: Gimp.Image) -> str:
     """"RGB", "GRAY" or "INDEXED"."""
     base = image.get_base_type()
     return {Gimp.ImageBaseType.RGB: "RGB", Gimp.ImageBaseType.GRAY: "GRAY"}.get(base, "INDEXED")
 
 
-def sample_type(image):
+def sample_type(image: Gimp.Image) -> str:
     """The engine dtype that holds this image's precision without loss (float for the rest)."""
     name = image.get_precision().value_name
     if "_U8_" in name:
@@ -35,15 +37,15 @@ def sample_type(image):
     return "float32"
 
 
-def item_name(item):
+def item_name(item: Gimp.Item) -> str:
     return item.get_name()
 
 
-def is_layer(drawable):
+def is_layer(drawable: Gimp.Drawable) -> bool:
     return isinstance(drawable, Gimp.Layer) and not isinstance(drawable, Gimp.LayerMask)
 
 
-def read_on_canvas(image, drawable, dtype):
+def read_on_canvas(image: Gimp.Image, drawable: Gimp.Drawable, dtype: str) -> bytes:
     """The drawable's pixels over the whole canvas (transparent where it does not reach), as
     RGBA bytes of `dtype`: layers may be smaller than the canvas and offset."""
     width, height = canvas_size(image)
@@ -53,18 +55,18 @@ def read_on_canvas(image, drawable, dtype):
     return bytes(data)
 
 
-def read_channel(image, channel):
+def read_channel(image: Gimp.Image, channel: Gimp.Channel) -> bytes:
     """A channel (a saved selection, or the selection itself) as one byte per canvas pixel."""
     width, height = canvas_size(image)
     buffer = channel.get_buffer()
     return bytes(buffer.get(Gegl.Rectangle.new(0, 0, width, height), 1.0, MASK_FORMAT, Gegl.AbyssPolicy.NONE))
 
 
-def selection(image):
+def selection(image: Gimp.Image) -> Gimp.Selection:
     return image.get_selection()
 
 
-def add_layer_above(image, anchor, name, data, dtype):
+def add_layer_above(image: Gimp.Image, anchor: Gimp.Drawable, name: str, data: bytes, dtype: str) -> Gimp.Layer:
     """A new canvas-sized layer right above `anchor`, holding `data` (RGBA bytes of dtype)."""
     width, height = canvas_size(image)
     kind = Gimp.ImageType.RGBA_IMAGE if base_type(image) == "RGB" else Gimp.ImageType.GRAYA_IMAGE
@@ -77,21 +79,24 @@ def add_layer_above(image, anchor, name, data, dtype):
     return layer
 
 
-def undo_group(image, start):
-    image.undo_group_start() if start else image.undo_group_end()
+def undo_group(image: Gimp.Image, start: bool) -> None:
+    if start:
+        image.undo_group_start()
+    else:
+        image.undo_group_end()
 
 
-def progress_start(text):
+def progress_start(text: str) -> None:
     Gimp.progress_init(text)
 
 
-def progress_update(fraction):
+def progress_update(fraction: float) -> None:
     Gimp.progress_update(max(0.0, min(1.0, fraction)))
 
 
-def progress_end():
+def progress_end() -> None:
     Gimp.progress_end()
 
 
-def flush_displays():
+def flush_displays() -> None:
     Gimp.displays_flush()

@@ -45,7 +45,7 @@ class Edit:
     source: object = None
     exemplar_map: object = None
     target_map: object = None
-    model: str = None
+    model: str | None = None
 
     @property
     def uses_maps(self):
@@ -65,7 +65,7 @@ class Request:
     image: Image
     order: str
     buffers: dict
-    model: str = None
+    model: str | None = None
 
 
 def request_for(document, edit):

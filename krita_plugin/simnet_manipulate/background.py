@@ -15,7 +15,7 @@ class Job(QThread):
 
     def run(self):
         try:
-            self.succeeded.emit(self.work(lambda stage, fraction: self.progressed.emit(stage, fraction)))
+            self.succeeded.emit(self.work(self.progressed.emit))
         except Exception as error:  # handed to the UI thread, which shows it
             self.failed.emit(error)
 

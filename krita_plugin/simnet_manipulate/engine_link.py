@@ -11,7 +11,7 @@ _client = None
 
 def engine_client():
     """One worker per Krita session, started on first use (and again after a crash)."""
-    global _client
+    global _client  # noqa: PLW0603 (one worker per Krita session)
     if _client is None:
         settings = json.loads(CONFIG.read_text())
         _client = Client(settings["command"])

@@ -4,50 +4,58 @@ Pixel layouts (Node.pixelData): RGBA U8 and U16 are B, G, R, A; F16 and F32 are 
 straight alpha. Selections and selection masks are one byte per pixel, 0..255, soft.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from krita import Krita
+
+if TYPE_CHECKING:  # Krita's classes, for the annotations only
+    from krita import Document, Node
 
 # Krita depth -> (protocol dtype, channel order)
 LAYOUTS = {"U8": ("uint8", "bgra"), "U16": ("uint16", "bgra"), "F16": ("float16", "rgba"), "F32": ("float32", "rgba")}
 
 
-def active_document_and_node():
+def active_document_and_node() -> tuple[Document | None, Node | None]:
     document = Krita.instance().activeDocument()
     return document, (document.activeNode() if document is not None else None)
 
 
-def document_size(document):
+def document_size(document: Document) -> tuple[int, int]:
     return document.width(), document.height()
 
 
-def colour_space(node):
+def colour_space(node: Node) -> tuple[str, str]:
     return node.colorModel(), node.colorDepth()
 
 
-def node_name(node):
+def node_name(node: Node) -> str:
     return node.name()
 
 
-def node_type(node):
+def node_type(node: Node) -> str:
     return node.type()
 
 
-def read_pixels(document, node):
+def read_pixels(document: Document, node: Node) -> bytes:
     """The node's pixels over the whole canvas, in Krita's own layout."""
     width, height = document_size(document)
     return bytes(node.pixelData(0, 0, width, height))
 
 
-def selection_masks(node):
+def selection_masks(node: Node) -> list[Node]:
     """Local selection masks on `node`, topmost first."""
     return [child for child in reversed(node.childNodes()) if child.type() == "selectionmask"]
 
 
-def read_mask(document, mask_node):
+def read_mask(document: Document, mask_node: Node) -> bytes:
     width, height = document_size(document)
     return bytes(mask_node.pixelData(0, 0, width, height))
 
 
-def read_global_selection(document):
+def read_global_selection(document: Document) -> bytes | None:
     """The document's global selection over the whole canvas, or None when nothing is selected."""
     selection = document.selection()
     if selection is None or selection.width() == 0 or selection.height() == 0:
@@ -56,7 +64,7 @@ def read_global_selection(document):
     return bytes(selection.pixelData(0, 0, width, height))
 
 
-def add_layer_above(document, node, name, data):
+def add_layer_above(document: Document, node: Node, name: str, data: bytes) -> Node:
     """A new paint layer with `data` (the canvas in the document's layout), inserted just above
     `node` in one undoable step: filled first, so no pixel of an existing layer is touched."""
     width, height = document_size(document)
@@ -67,18 +75,18 @@ def add_layer_above(document, node, name, data):
     return layer
 
 
-def _walk(node):
+def _walk(node: Node) -> Iterator[Node]:
     for child in node.childNodes():
         yield child
         yield from _walk(child)
 
 
-def paint_layers(document):
+def paint_layers(document: Document) -> list[Node]:
     """Every paint layer of the document, top of the stack first."""
     return [n for n in reversed(list(_walk(document.rootNode()))) if n.type() == "paintlayer"]
 
 
-def all_selection_masks(document):
+def all_selection_masks(document: Document) -> list[Node]:
     """Every selection mask on a layer (local selections, saved selections), top first; the
     phantom global "Selection Mask" at the top level is not one."""
     return [n for n in reversed(list(_walk(document.rootNode())))
