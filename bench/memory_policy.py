@@ -1,4 +1,4 @@
-"""The freed-memory policy (engine/memory.py): repeated 4096x4096 manipulations in one fresh
+"""The freed-memory policy (engine/app/memory.py): repeated 4096x4096 manipulations in one fresh
 process, with and without it.
 
     python bench/memory_policy.py [--size 4096] [--runs 7]

@@ -4,7 +4,7 @@
 
 Both sides get the same RGBA uint8 exemplar and region maps (one region moved; sent as uint8
 ids, as a plug-in does when a map has under 256 regions), and both convert samples the same
-way (engine.worker's one-pass conversions), so the difference is the cost of the protocol:
+way (engine.app.worker's one-pass conversions), so the difference is the cost of the protocol:
 framing, moving the buffers both ways, and validation. The worker path runs twice: with large
 buffers in shared memory (what the client does where /dev/shm exists) and with everything in
 the pipes (the fallback, and the baseline of the same run). Each path runs in its own phase
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    keep_freed_memory()  # the in-process path gets the worker's memory policy (engine.memory)
+    keep_freed_memory()  # the in-process path gets the worker's memory policy (engine.app.memory)
     pixels, labels, moved = inputs(args.size)
     size = args.size
 

@@ -2,7 +2,7 @@
 OpenCV remap on a materialised field, numpy bilinear gathering, or an ONNX graph (AffineGrid
 and GridSample on ONNX Runtime's best provider here, layout changes included; skipped without
 the onnx package). Then the engine's whole transport of one region, blended by OpenCV or by
-its blend graph (engine/graph_blend.py) on that provider.
+its blend graph (engine/runtime/blend_graph.py) on that provider.
 
     python bench/warp.py [--sizes 1024 2048 4096] [--repeats 5]
 

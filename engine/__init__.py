@@ -3,7 +3,7 @@
     from engine import manipulate, manipulate_masks, segment
     result = manipulate(exemplar, exemplar_regions, target_regions)
 
-Pixel and coordinate conventions: engine.imageio and engine.motion. Inference never imports torch.
+Pixel and coordinate conventions: engine.io.pixels and engine.motion. Inference never imports torch.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -17,7 +17,7 @@ Everything is done at the exemplar's native size, inside each region's bounding 
 BAND_ROWS rows at a time (bands on as many threads as there are cores). Motions are affine, so
 OpenCV's warpAffine evaluates them exactly at every output pixel (no field is materialised or
 upsampled); bench/warp.py measures it against remap, numpy and an ONNX graph. On a GPU the
-blend can run as an ONNX graph instead (engine/graph_blend.py), where measured faster.
+blend can run as an ONNX graph instead (engine/runtime/blend_graph.py), where measured faster.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def transport_band(
 
     exemplar: (H, W, C) float32. source_mask: (H, W) float32, where the region's pixels may be
     sampled in the exemplar (see `region_interior`). prepared: from `prepare_motion`. placed:
-    the region on a blend graph's device (engine.graph_blend), which then blends instead of
+    the region on a blend graph's device (engine.runtime.blend_graph), which then blends instead of
     OpenCV (it reports no dominant motion).
     Returns (band h, band w, C) float32 and, if asked, the index of the dominant motion per pixel.
     """
@@ -301,7 +301,7 @@ def composite(
     of the target map. Returns a `Composite` with pixels (H, W, C) float32. `on_progress(fraction)`
     is called after each band of rows of each region. `alphas` may give regions their own coverage
     (H, W) in [0, 1] instead of their feathered target mask (a soft selection); together the
-    coverages must still sum to one. `graph`: an engine.graph_blend.BlendGraph to blend on
+    coverages must still sum to one. `graph`: an engine.runtime.blend_graph.BlendGraph to blend on
     (not used when the dominant motion is wanted), or None for OpenCV.
     """
     result = np.zeros_like(exemplar, dtype=np.float32)

@@ -8,7 +8,7 @@ Given each target region's motion (from any model), the result is built in layer
    own exemplar pixel, that pixel is copied as it is.
    A staying region that gained area without being revealed *grows*: its own pixels stay, and
    its motion is laid over what it gained (a neighbour giving way as a layout changes).
-2. Moving regions are transported (engine.transport: their motions, warped and blended at full
+2. Moving regions are transported (engine.blend: their motions, warped and blended at full
    resolution) and laid over, with their edges anti-aliased outward by EDGE_FEATHER. Their
    pixels are warped where their motions land inside their own exemplar region.
 3. Vacated pixels, and only those, are synthesised (engine.fill): target pixels of a staying
@@ -245,7 +245,7 @@ def compose(
 
     exemplar: (H, W, C) float32; exemplar_labels, target_labels: (H, W) int; motions: one per id
     of the target map. `alphas` may give a region its own coverage (H, W) in [0, 1] instead of
-    its feathered target mask (a soft selection). `graph`: an engine.graph_blend.BlendGraph to
+    its feathered target mask (a soft selection). `graph`: an engine.runtime.blend_graph.BlendGraph to
     blend moving regions on, or None for OpenCV. `on_progress(fraction)` after each band.
     """
     height, width = target_labels.shape

@@ -14,6 +14,7 @@ import numpy as np
 from skimage.segmentation import felzenszwalb
 
 from .errors import InputError
+from .io.pixels import rgb_channels
 from .regions import resize_labels
 
 WORK_SIZE = 512
@@ -37,7 +38,7 @@ def segment(
     height, width = pixels.shape[:2]
     factor = min(1.0, work_size / max(height, width))
     small_h, small_w = max(1, round(height * factor)), max(1, round(width * factor))
-    rgb = pixels[:, :, :3] if pixels.shape[2] >= 3 else np.repeat(pixels[:, :, :1], 3, axis=2)
+    rgb = rgb_channels(pixels)
     small = cv2.resize(np.clip(rgb, 0, 1), (small_w, small_h), interpolation=cv2.INTER_AREA)
     small = small.reshape(small_h, small_w, 3)
     area_scale = small_h * small_w / float(work_size * work_size)

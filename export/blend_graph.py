@@ -1,11 +1,11 @@
-"""The full-resolution blend graph (engine/graphs/blend.onnx): what engine.transport.blend_band
-computes with OpenCV, as one ONNX graph that a GPU provider can run (engine/graph_blend.py).
+"""The full-resolution blend graph (engine/graphs/blend.onnx): what engine.blend.blend_band
+computes with OpenCV, as one ONNX graph that a GPU provider can run (engine/runtime/blend_graph.py).
 
     python -m export.blend_graph [-o engine/graphs]
 
 Inputs (float32):
     exemplar      (1, C, H, W)   the exemplar in planes
-    source_mask   (1, 1, H, W)   where the region may be sampled (transport.region_interior)
+    source_mask   (1, 1, H, W)   where the region may be sampled (engine.masks.region_interior)
     weights       (1, M, h, w)   the M motions' working-resolution weight grids
     motion_theta  (M, 2, 3)      pixel (x, y, 1) of the band -> GridSample coordinates in the exemplar
     weight_theta  (1, 2, 3)      pixel (x, y, 1) of the band -> GridSample coordinates in the grids
@@ -26,13 +26,11 @@ import json
 from pathlib import Path
 
 from engine.blend import OUTSIDE_REGION_WEIGHT
-from engine.runtime.sessions import sha256
+from engine.runtime.blend_graph import FILE, FOLDER
+from engine.runtime.sessions import CARD, sha256
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17: fixed so that the file's bytes do not depend on the onnx version
-FILE = "blend.onnx"
-CARD = "card.json"
-DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "engine" / "graphs"
 
 
 def build():
@@ -111,7 +109,7 @@ def build():
     return model
 
 
-def write(folder: Path = DEFAULT_FOLDER) -> Path:
+def write(folder: Path = FOLDER) -> Path:
     """Write the graph and its card (sha256) into `folder`; returns the graph's path."""
     import onnx
 
@@ -127,7 +125,7 @@ def write(folder: Path = DEFAULT_FOLDER) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-o", "--out", type=Path, default=DEFAULT_FOLDER)
+    parser.add_argument("-o", "--out", type=Path, default=FOLDER)
     print(write(parser.parse_args().out))
 
 

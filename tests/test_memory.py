@@ -1,4 +1,4 @@
-"""engine.memory: freed memory kept for reuse, and given back on request (glibc's malloc)."""
+"""engine.app.memory: freed memory kept for reuse, and given back on request (glibc's malloc)."""
 
 import subprocess
 import sys

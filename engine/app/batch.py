@@ -45,6 +45,7 @@ import numpy as np
 from ..errors import InputError
 from ..io import imageio
 from ..io.files import remove_stale_temporaries, write_bytes_atomically
+from ..io.pixels import rgb_channels
 from .memory import keep_freed_memory
 
 MAP_SUFFIXES = (".regions.png", ".target.png")
@@ -464,8 +465,7 @@ def _rgba_reader(path: str):
     def read() -> np.ndarray:
         pixels = imageio.read_image(path).pixels
         if pixels.shape[2] != 4:
-            rgb = pixels[:, :, :3] if pixels.shape[2] == 3 else np.repeat(pixels, 3, axis=2)
-            pixels = np.dstack([rgb, np.ones(pixels.shape[:2], np.float32)])
+            pixels = np.dstack([rgb_channels(pixels), np.ones(pixels.shape[:2], np.float32)])
         return pixels
 
     return read

@@ -39,6 +39,7 @@ from ..io.pixels import (
     FULL_SCALE,
     SAMPLE_TYPES,
     from_samples,
+    rgb_channels,
     swap_red_blue,
     to_samples,
 )
@@ -348,7 +349,7 @@ class Worker:
         seconds = time.perf_counter() - start
         order = params.get("channel_order", "rgba")
         if params.get("for_display"):  # straight 8-bit RGBA whatever the document's depth, for previews
-            rgb = result[:, :, :3] if result.shape[2] >= 3 else np.repeat(result, 3, axis=2)
+            rgb = rgb_channels(result)
             alpha = result[:, :, 3:] if result.shape[2] == 4 else np.ones(result.shape[:2] + (1,), np.float32)
             result, dtype, order = np.concatenate([rgb, alpha], axis=2), "uint8", "rgba"
         out, buffer = self.result_buffer(request_id, "image", result.shape, dtype)

@@ -29,7 +29,7 @@ from PIL import Image
 
 from ..errors import InputError
 from .files import write_bytes_atomically
-from .pixels import from_samples, quantise, swap_red_blue
+from .pixels import from_samples, quantise, rgb_channels, swap_red_blue
 
 # 8192 x 8192. Peak memory of a manipulation is a few float32 copies of the image.
 DEFAULT_MAX_PIXELS = 8192 * 8192
@@ -341,7 +341,7 @@ def mask_from_pixels(pixels: np.ndarray) -> np.ndarray:
 def to_rgb8(pixels: np.ndarray) -> np.ndarray:
     """Engine pixels -> (H, W, 3) uint8 for display (alpha composited over mid grey)."""
     pixels = _as_hwc(pixels)
-    rgb = pixels[:, :, :3] if pixels.shape[2] >= 3 else np.repeat(pixels[:, :, :1], 3, axis=2)
+    rgb = rgb_channels(pixels)
     if pixels.shape[2] == 4:
         alpha = pixels[:, :, 3:4]
         rgb = rgb * alpha + 0.5 * (1.0 - alpha)

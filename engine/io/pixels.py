@@ -56,3 +56,9 @@ def swap_red_blue(samples: np.ndarray) -> np.ndarray:
         code = cv2.COLOR_BGR2RGB if channels == 3 else cv2.COLOR_BGRA2RGBA
         return cv2.cvtColor(np.ascontiguousarray(samples), code).reshape(samples.shape)
     return np.ascontiguousarray(samples[:, :, [2, 1, 0, 3][:channels]])
+
+
+def rgb_channels(pixels: np.ndarray) -> np.ndarray:
+    """Pixels (H, W, C) -> their colour (H, W, 3): RGB(A)'s first three channels (a view), or
+    grey repeated; alpha is dropped."""
+    return pixels[:, :, :3] if pixels.shape[2] >= 3 else np.repeat(pixels[:, :, :1], 3, axis=2)

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .protocol import (
@@ -36,6 +38,21 @@ class EngineError(Exception):
         self.code = code
         self.message = message
         self.details = details
+
+
+class PluginError(Exception):
+    """A problem with the artist's request, which they can fix; the message says how. Nothing
+    was changed. Raised by the plug-ins for what they check, and by `job_errors`."""
+
+
+@contextmanager
+def job_errors() -> Iterator[None]:
+    """An EngineError while the engine works on a request, as a PluginError: its message is
+    written for the artist (an engine that cannot be started stays an EngineError)."""
+    try:
+        yield
+    except EngineError as error:
+        raise PluginError(error.message) from error
 
 
 @dataclass

@@ -15,7 +15,7 @@ Per batch of regions (all of an edit's regions at once, in chunks):
    large regions that barely changed).
 Vacated areas (where no weighted motion lands inside the exemplar region) are the composition's
 to fill (engine.compose, engine.fill), as for every model; the transport warps and blends the
-motions at full resolution (engine.transport).
+motions at full resolution (engine.blend).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..io.pixels import rgb_channels
 from ..masks import region_grid
 from ..motion import (
     IDENTITY,
@@ -161,10 +162,8 @@ def _staying(shape) -> RegionMotion:
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
-    """(S, S, C) -> (S, S, 3) float32: grey repeated, alpha dropped."""
-    if pixels.shape[2] >= 3:
-        return np.clip(pixels[:, :, :3], 0, 1).astype(np.float32)
-    return np.repeat(np.clip(pixels[:, :, :1], 0, 1), 3, axis=2).astype(np.float32)
+    """(S, S, C) -> (S, S, 3) float32 in [0, 1]: grey repeated, alpha dropped."""
+    return np.clip(rgb_channels(pixels), 0, 1).astype(np.float32)
 
 
 def _work_mask(mask: np.ndarray, size: int) -> np.ndarray:

@@ -13,7 +13,7 @@ into that target region?") from the two masks' geometry alone:
    higher IoU with the target wins (ties go to staying). This keeps a large background region in
    place when a small figure moves out of it, instead of shifting it by its centroid's drift.
 Motions are [identity, T], the winner holding all the weight, on a grid over the target region's
-box (at most WORK_SIZE on its long side). Target pixels that the winner pulls from outside the
+box (at most engine.masks.GRID_SIDE cells on its long side). Target pixels that the winner pulls from outside the
 exemplar region (the place a figure left, a part that grew) are the composition's to fill
 (engine.compose, engine.fill), as for every model.
 """

@@ -1,6 +1,6 @@
 """The full-resolution blend of a region's motions as an ONNX graph, for GPUs.
 
-engine/graphs/blend.onnx (built by export/blend_graph.py) computes what transport.blend_band
+engine/graphs/blend.onnx (built by export/blend_graph.py) computes what engine.blend.blend_band
 does with OpenCV, one band at a time. On a GPU the exemplar and the region's mask are copied to
 the device once (IO binding) and each band sends only its motions and fetches its pixels. It
 agrees with OpenCV to a few 1e-4 except where a motion samples outside the image: GridSample
@@ -60,7 +60,7 @@ class BlendGraph:
 
     def __init__(self, providers: list[str]):
         ort = sessions.onnxruntime()
-        card_path = FOLDER / "card.json"
+        card_path = FOLDER / sessions.CARD
         try:
             card = json.loads(card_path.read_text())
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -84,7 +84,7 @@ class BlendGraph:
 
     def region(self, placed_exemplar, source_mask: np.ndarray) -> PlacedRegion:
         """One region ready to blend band by band: source_mask (H, W) float32 (see
-        transport.region_interior) goes to the device once, beside the placed exemplar."""
+        engine.masks.region_interior) goes to the device once, beside the placed exemplar."""
         return PlacedRegion(self, placed_exemplar, self.place(source_mask[None, None]))
 
     def run(self, placed_exemplar, placed_mask, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -107,7 +107,7 @@ class PlacedRegion:
     mask: Any
 
     def blend(self, affines: np.ndarray, weight_grids: np.ndarray, grid_box, band) -> np.ndarray:
-        """As transport.blend_band: affines (M, 2, 3) pulling, in pixels; weight_grids (M, h, w)
+        """As engine.blend.blend_band: affines (M, 2, 3) pulling, in pixels; weight_grids (M, h, w)
         spanning grid_box; band (x0, y0, x1, y1) -> pixels (band h, band w, C) float32."""
         x0, y0, x1, y1 = band
         keep = [m for m in range(len(affines)) if band_support(weight_grids[m], grid_box, band) is not None]
@@ -136,7 +136,7 @@ def sampling_thetas(pixel_affines: np.ndarray, height: int, width: int) -> np.nd
 
 def grid_theta(grid_box) -> np.ndarray:
     """Output pixel (x, y, 1) -> GridSample coordinates in a weight grid spanning grid_box
-    (x0, y0, x1, y1) in pixel edges: the sampling of transport.upsample_weights. (2, 3)."""
+    (x0, y0, x1, y1) in pixel edges: the sampling of engine.blend.upsample_weights. (2, 3)."""
     gx0, gy0, gx1, gy1 = grid_box
     sx, sy = 2.0 / (gx1 - gx0), 2.0 / (gy1 - gy0)
     return np.array([[sx, 0.0, (0.5 - gx0) * sx - 1.0], [0.0, sy, (0.5 - gy0) * sy - 1.0]], np.float32)

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.imageio import READ_SUFFIXES, read_image, read_rgb8
+from ..io.pixels import rgb_channels
 from ..models.moments import align
 from ..motion import pixel_to_normalised_affines
 from ..regions import dominant_colours, labels_from_colours, resize_labels
@@ -80,7 +81,7 @@ def _load_one(path: Path, log) -> Artwork:
     height, width = pixels.shape[:2]
     if min(height, width) < 64:
         raise InputError(f"is {width}x{height}; training needs at least 64 pixels on each side")
-    rgb = pixels[:, :, :3] if pixels.shape[2] >= 3 else np.repeat(pixels[:, :, :1], 3, axis=2)
+    rgb = rgb_channels(pixels)
     if pixels.shape[2] == 4:  # composite transparent areas over white, as a host would show them
         rgb = rgb * pixels[:, :, 3:] + (1.0 - pixels[:, :, 3:])
     map_path = path.with_name(path.stem + MAP_SUFFIX)

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..io.pixels import rgb_channels
+
 # (convolutions per block, channels): VGG16's configuration "D".
 BLOCKS = ((2, 64), (2, 128), (3, 256), (3, 512), (3, 512))
 
@@ -92,5 +94,5 @@ def gram_matrices(features: list[torch.Tensor]) -> list[torch.Tensor]:
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """Engine pixels (H, W, C) -> (1, 3, H, W) float32 (grey repeated, alpha dropped)."""
-    rgb = pixels[:, :, :3] if pixels.shape[2] >= 3 else np.repeat(pixels[:, :, :1], 3, axis=2)
+    rgb = rgb_channels(pixels)
     return torch.from_numpy(np.ascontiguousarray(np.clip(rgb, 0, 1).transpose(2, 0, 1)))[None].float()

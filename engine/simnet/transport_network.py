@@ -6,7 +6,7 @@ the identity and the prior), the signed mismatch warp_m(source mask) - target ma
 in RGB; plus the target mask once. An hourglass and a 7x7 head give K + 1 logits per pixel,
 softmaxed over motions. The region's image is then the weighted blend of the warped copies,
 each motion's vote gated by whether its sample lands inside the source region (as the engine's
-full-resolution transport does, see engine.transport), so training and inference agree.
+full-resolution transport does, see engine.blend), so training and inference agree.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .blocks import Hourglass
 from .config import SimNetConfig
 from .geometry import gaussian_heatmaps, sampling_fields, warp
 
-# As engine.transport.OUTSIDE_REGION_WEIGHT.
+# As engine.blend.OUTSIDE_REGION_WEIGHT.
 OUTSIDE_REGION_WEIGHT = 1e-3
 
 

@@ -7,13 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gimp_host as host
-from link.client import Client, EngineError, Image, mask_buffer
+from link.client import Client, Image, PluginError, job_errors, mask_buffer
 
 CONFIG = Path(__file__).resolve().parent / "engine.json"
-
-
-class PluginError(Exception):
-    """A problem the artist can fix; the message says how. Nothing was changed."""
 
 
 def engine_client():
@@ -77,10 +73,8 @@ def request_from_maps(image, drawable, exemplar_map, target_map, model=None):
 
 
 def compute(client, request, progress=None):
-    try:
+    with job_errors():
         return client.manipulate(request.image, model=request.model, progress=progress, **request.buffers)
-    except EngineError as error:
-        raise PluginError(error.message) from error
 
 
 def insert_result(image, drawable, result):
@@ -94,10 +88,8 @@ def insert_result(image, drawable, result):
 
 def segment_layer(client, image, drawable, max_regions=None, progress=None):
     exemplar = exemplar_image(image, drawable)
-    try:
+    with job_errors():
         colours = client.segment(exemplar, max_regions=max_regions, progress=progress)[1]
-    except EngineError as error:
-        raise PluginError(error.message) from error
     host.undo_group(image, True)
     try:
         return host.add_layer_above(image, drawable, f"Regions of {host.item_name(drawable)}", bytes(colours.data), colours.dtype)

@@ -6,13 +6,9 @@ real Krita without any window."""
 from dataclasses import dataclass
 
 from . import krita_host as host
-from .link.client import EngineError, Image, mask_buffer
+from .link.client import Image, PluginError, job_errors, mask_buffer
 
 PREVIEW_SIDE = 384
-
-
-class PluginError(Exception):
-    """A problem the artist can fix; the message says how. Nothing was changed."""
 
 
 def exemplar_image(document, node):
@@ -100,20 +96,16 @@ def request_for(document, edit):
 
 def compute(client, request, progress=None, on_id=None):
     """The full-resolution result as an Image in the document's layout. Any thread."""
-    try:
+    with job_errors():
         return client.manipulate(request.image, channel_order=request.order, model=request.model,
                                  progress=progress, on_id=on_id, **request.buffers)
-    except EngineError as error:
-        raise PluginError(error.message) from error
 
 
 def preview(client, request, max_side=PREVIEW_SIDE):
     """A small 8-bit RGBA result for the dialog. Any thread."""
-    try:
+    with job_errors():
         return client.preview(request.image, max_side=max_side, for_display=True, channel_order=request.order,
                               model=request.model, **request.buffers)
-    except EngineError as error:
-        raise PluginError(error.message) from error
 
 
 def insert_result(document, edit, result):
@@ -131,10 +123,8 @@ def manipulate_with_selections(client, document, node, progress=None, model=None
 
 def segment_colours(client, image, order, progress=None, max_regions=None):
     """A colour region map of `image` (from `exemplar_image`), in its layout. Any thread."""
-    try:
+    with job_errors():
         return client.segment(image, max_regions=max_regions, channel_order=order, progress=progress)[1]
-    except EngineError as error:
-        raise PluginError(error.message) from error
 
 
 def insert_segmentation(document, node, colours):
