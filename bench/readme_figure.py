@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 from engine import samples
 from engine.app.cli import main
 from engine.io import imageio
-from engine.models import DEFAULT_MODEL
+from engine.models import default_model
 
 OUTPUT = Path(__file__).resolve().parent / "results" / "demo_before_after.jpg"
 
@@ -31,7 +31,7 @@ def figure() -> None:
     label = 20
     sheet = Image.new("RGB", (3 * width, height + label), "white")
     draw = ImageDraw.Draw(sheet)
-    captions = ("before (the exemplar)", "region maps: old and new layout overlaid", f"after ({DEFAULT_MODEL}, the default model)")
+    captions = ("before (the exemplar)", "region maps: old and new layout overlaid", f"after ({default_model()[0]}, the default model)")
     for index, (picture, caption) in enumerate(zip((exemplar, maps, result), captions)):
         sheet.paste(Image.fromarray(picture), (index * width, label))
         draw.text((index * width + 4, 4), caption, fill="black")

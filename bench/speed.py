@@ -209,7 +209,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.aspects, args.regions, args.repeats = [256, 512], ["1:1"], [1, 2], 1
-    from engine.models import DEFAULT_MODEL, model_names
+    from engine.models import default_model, model_names
 
     models = args.models or model_names()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -243,7 +243,7 @@ def main(argv=None) -> None:
         "",
         f"Command: `python bench/speed.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
-        f"{providers_line()}. Models measured: {', '.join(Path(m).name for m in models)} (default {DEFAULT_MODEL}); "
+        f"{providers_line()}. Models measured: {', '.join(Path(m).name for m in models)} (default {default_model()[0]}); "
         "`paper-random` is the paper preset with random weights (speed only). Motion is the model "
         "(G_KP and G_A for learned models); transport is the full-resolution warp, blend and texture guidance.",
         "",
