@@ -1,11 +1,13 @@
 """Vacated areas with exact ground truth: a figure pasted into a host painting, then moved or
 deleted (bench/edits.py `vacate_edit`), every method scored where the figure left.
 
-    python bench/vacate.py [--hosts NAME ...] [--size 512] [--edits 2] [--before-repo DIR] [--out DIR]
+    python bench/vacate.py [--hosts NAME ...] [--size 512] [--edits 2] [--by-masks] [--before-repo DIR] [--out DIR]
 
 Hosts are paintings from --data (default ../shared/data/art, else the bundled sample) with their
 automatic region maps; figures are cut from the painted region maps beside them (regions/*.png,
-or the bundled sample's). Each host gets, per figure, `--edits` moves and one deletion.
+or the bundled sample's). Each host gets, per figure, `--edits` moves and one deletion. With
+--by-masks the engine is given each move as a Krita or GIMP user gives it, two masks (the figure
+and its new place, so everything else is one background region), and there are no deletions.
 
 Metrics, per edit:
 - vacated_psnr, vacated_perceptual, vacated_gram: over the vacated pixels (PSNR) and their box
@@ -37,6 +39,7 @@ from bench import edits as edit_module  # noqa: E402
 from bench.methods import (  # noqa: E402
     MethodFailed,
     before_method,
+    run_before,
     gmic_available,
     inpaint_gmic,
     inpaint_opencv,
@@ -48,7 +51,7 @@ from engine import (  # noqa: E402
     run,
     samples,  # noqa: E402
 )
-from engine.edit import Edit  # noqa: E402
+from engine.edit import Edit, from_masks  # noqa: E402
 from engine.io import imageio  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -74,10 +77,15 @@ class FillTimer:
             self.seconds += time.perf_counter() - start
 
 
-def engine_method(model: str, timer: FillTimer):
+def engine_method(model: str, timer: FillTimer, by_masks: bool = False):
     def method(edit):
         timer.seconds = 0.0
-        result = run(edit.exemplar, Edit(edit.exemplar_labels, edit.target_labels), model=model, provenance=True)
+        if by_masks:
+            figure, placed = (edit.exemplar_labels == edit.figure).astype(np.float32), edit.placed.astype(np.float32)
+            solved = from_masks(figure.shape, figure, placed)
+        else:
+            solved = Edit(edit.exemplar_labels, edit.target_labels)
+        result = run(edit.exemplar, solved, model=model, provenance=True)
         deleted = edit.figure if edit.kind == "vacate-delete" else None
         from_deleted = int((result.provenance.source_region == deleted).sum()) if deleted is not None else 0
         return result.pixels, {"from_deleted": from_deleted, "fill_seconds": timer.seconds}
@@ -101,12 +109,16 @@ def peer_method(fill):
     return method
 
 
-def before_engine(repo: Path, model: str):
-    """The engine of another checkout (bench.methods.before_method) on a vacate edit."""
-    run_before = before_method(repo, model)
+def before_engine(repo: Path, model: str, by_masks: bool = False):
+    """The engine of another checkout (bench.methods.before_method, run_before) on a vacate edit."""
+    run_labels = before_method(repo, model)
 
     def method(edit):
-        return run_before(edit.exemplar, edit.exemplar_labels, edit.target_labels)[0], {}
+        if by_masks:
+            figure = (edit.exemplar_labels == edit.figure).astype(np.float32)
+            arrays = {"exemplar": edit.exemplar, "source_mask": figure, "target_mask": edit.placed.astype(np.float32)}
+            return run_before(repo, arrays, model), {}
+        return run_labels(edit.exemplar, edit.exemplar_labels, edit.target_labels)[0], {}
 
     return method
 
@@ -215,18 +227,19 @@ def main(argv=None) -> None:
     parser.add_argument("--before-repo", type=Path, help="also run the engine of this checkout (e.g. a worktree of an older commit)")
     parser.add_argument("--methods", nargs="+", help="only these methods")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "vacate")
+    parser.add_argument("--by-masks", action="store_true", help="give the engine each move as two masks (no deletions)")
     parser.add_argument("--quick", action="store_true", help="one host, one figure, one move and one deletion")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     timer = FillTimer()
     compose.fill_vacated = timer
-    methods = {name: engine_method(name, timer) for name in ENGINE_MODELS}
+    methods = {name: engine_method(name, timer, args.by_masks) for name in ENGINE_MODELS}
     methods["cut+paste+inpaint"] = peer_method(inpaint_opencv)
     if gmic_available():
         methods["cut+paste+gmic"] = peer_method(inpaint_gmic)
     if args.before_repo is not None:
         for model in ENGINE_MODELS:
-            methods[f"before {model}"] = before_engine(args.before_repo.resolve(), model)
+            methods[f"before {model}"] = before_engine(args.before_repo.resolve(), model, args.by_masks)
     if args.methods:
         methods = {name: methods[name] for name in args.methods}
     features = FeatureMetrics()
@@ -242,7 +255,7 @@ def main(argv=None) -> None:
         host, host_labels = load(path, args.size, 8)
         number = 0
         for figure_name, cut, mask in cutouts:
-            for kind in ["vacate-move"] * args.edits + ["vacate-delete"]:
+            for kind in ["vacate-move"] * args.edits + ([] if args.by_masks else ["vacate-delete"]):
                 edit = edit_module.vacate_edit(host, host_labels, cut, mask, kind, rng)
                 box = crop_box(edit.vacated | edit.placed, 24)
                 row_tiles = [imageio.to_rgb8(edit.exemplar[box]), imageio.to_rgb8(edit.ground_truth[box])]

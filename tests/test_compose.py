@@ -5,7 +5,7 @@ import pytest
 
 from engine import compose, run
 from engine.compose import FILLED, UNCHANGED, WARPED
-from engine.edit import Edit
+from engine.edit import Edit, from_masks
 
 from .conftest import figure_scene, square_mask, textured
 
@@ -203,3 +203,31 @@ def test_a_region_revealed_by_a_figure_that_moved_stays_and_is_filled(model):
     assert kept.sum() > 1000 and np.array_equal(result.pixels[kept], exemplar[kept])
     revealed = (target == 2) & (labels != 2)
     assert (result.kind[revealed] == FILLED).all() and (result.provenance.source_region[revealed] == 2).all()
+
+
+def _horizon_scene(height=120, width=200):
+    """Sky above row 60 and sea below, each its own texture, and a rock standing across the
+    horizon: the background of a mask edit is both."""
+    rng = np.random.default_rng(5)
+    exemplar = np.empty((height, width, 3), np.float32)
+    exemplar[:60] = [0.55, 0.7, 0.9]
+    exemplar[60:] = [0.1, 0.25, 0.35]
+    exemplar += rng.normal(0, 0.03, exemplar.shape).astype(np.float32)
+    rock = square_mask(height, width, 30, 35, 40)
+    exemplar[rock] = [0.35, 0.3, 0.25]
+    return np.clip(exemplar, 0, 1), rock
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_moved_selection_leaves_sky_where_sky_was_and_sea_where_sea_was(model):
+    # a mask edit: the background is one region, sky and sea alike, yet each filled pixel's
+    # source is of the kind of place it is in
+    exemplar, rock = _horizon_scene()
+    moved = np.roll(rock, 110, axis=1)
+    result = run(exemplar, from_masks(rock.shape, rock.astype(np.float32), moved.astype(np.float32)), model=model,
+                 provenance=True)
+    filled = (result.provenance.kind == FILLED) & rock & ~moved
+    rows = np.arange(rock.shape[0])[:, None] + np.zeros_like(rock, dtype=int)
+    above, below = filled & (rows < 55), filled & (rows >= 65)
+    assert above.sum() > 200 and below.sum() > 200
+    assert (result.provenance.source_y[above] < 60).all() and (result.provenance.source_y[below] >= 60).all()
