@@ -67,15 +67,13 @@ class Edit:
 
 
 def from_masks(shape: tuple[int, int], source_mask: np.ndarray, target_mask: np.ndarray) -> Edit:
-    """Move/reshape what `source_mask` selects into `target_mask` (both (H, W) in [0, 1], the
-    exemplar's `shape`). The region is what the source selects at 50% or more; the target mask
-    is also its soft coverage."""
-    for name, mask in (("source", source_mask), ("target", target_mask)):
-        if mask.shape != tuple(shape):
-            raise InputError(
-                f"the {name} mask is {mask.shape[1]}x{mask.shape[0]} but the exemplar is "
-                f"{shape[1]}x{shape[0]}: masks must have the exemplar's size"
-            )
+    """Move/reshape what `source_mask` selects into `target_mask` (both (H, W) in [0, 1]) in an
+    exemplar of `shape` (H, W). A mask drawn at another scale, in the exemplar's proportions, is
+    resized to it (bilinear), as region maps are. The region is what the source selects at 50%
+    or more; the target mask is also its soft coverage."""
+    height, width = shape
+    source_mask = _fit_mask(np.asarray(source_mask, np.float32), height, width, "source mask")
+    target_mask = _fit_mask(np.asarray(target_mask, np.float32), height, width, "target mask")
     exemplar_labels, target_labels = maps_from_edit(source_mask, target_mask)
     return Edit(exemplar_labels, target_labels, soft_target=np.asarray(target_mask, np.float32))
 
@@ -87,12 +85,23 @@ def from_colour_maps(exemplar_map: np.ndarray, target_map: np.ndarray) -> Edit:
 
 
 def _fit_labels(labels: np.ndarray, height: int, width: int, what: str) -> np.ndarray:
-    h, w = labels.shape
-    if (h, w) == (height, width):
+    if labels.shape == (height, width):
         return labels
-    if abs((w / h) / (width / height) - 1.0) > ASPECT_TOLERANCE:
+    _check_proportions(labels.shape, height, width, what)
+    return resize_labels(labels, height, width)
+
+
+def _fit_mask(mask: np.ndarray, height: int, width: int, what: str) -> np.ndarray:
+    if mask.shape == (height, width):
+        return mask
+    _check_proportions(mask.shape, height, width, what)
+    return cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR).reshape(height, width)
+
+
+def _check_proportions(shape: tuple[int, ...], height: int, width: int, what: str) -> None:
+    h, w = shape[:2]
+    if len(shape) != 2 or abs((w / h) / (width / height) - 1.0) > ASPECT_TOLERANCE:
         raise InputError(
             f"the {what} is {w}x{h} but the exemplar is {width}x{height}, a different shape: "
-            f"draw the map on a copy of the exemplar (same size, or the same proportions)"
+            f"draw it on a copy of the exemplar (same size, or the same proportions)"
         )
-    return resize_labels(labels, height, width)

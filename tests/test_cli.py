@@ -95,11 +95,14 @@ def test_bad_inputs_exit_2_with_one_line_and_no_output(tmp_path, capsys):
     imageio.write_image(tmp_path / "all.png", np.ones((90, 120)))
     case("source mask covers the whole image", (str(tmp_path / "source.png"), str(tmp_path / "all.png")))
     case("target mask covers the whole image", (str(tmp_path / "target.png"), str(tmp_path / "all.png")))
-    imageio.write_image(tmp_path / "small.png", np.ones((45, 60)))
-    case("target mask is 60x45 but the exemplar is 120x90", (str(tmp_path / "target.png"), str(tmp_path / "small.png")))
+    imageio.write_image(tmp_path / "narrow.png", np.ones((90, 60)))
+    case("target mask is 60x90 but the exemplar is 120x90, a different shape",
+         (str(tmp_path / "target.png"), str(tmp_path / "narrow.png")))
     case("over the limit", extra=["--max-pixels", "5000"])
     case("give either --regions and --target", extra=["--regions", str(tmp_path / "source.png")])
     case("unknown model", extra=["--model", "nope"])
+    case("is not a model folder: no card.json", extra=["--model", str(tmp_path)])
+    case("over the limit of 5000 pixels", extra=["--max-pixels", "5000"])
     case("folder", ("-o", "-o"), args=_masks_args(tmp_path, "missing/out.png"))
 
 
@@ -186,3 +189,54 @@ def test_provenance_must_be_npz(tmp_path, capsys):
     _files(tmp_path)
     assert main(_masks_args(tmp_path) + ["--provenance", str(tmp_path / "where.png")]) == 2
     assert "npz" in capsys.readouterr().err
+
+
+def test_a_mask_at_half_scale_is_resized_like_a_map(tmp_path):
+    _files(tmp_path)
+    half = imageio.read_image(tmp_path / "target.png").pixels[::2, ::2, 0]
+    imageio.write_image(tmp_path / "target_half.png", half)
+    assert main(_masks_args(tmp_path)) == 0
+    full = imageio.read_image(tmp_path / "out.png").pixels
+    args = _masks_args(tmp_path, "out_half.png")
+    args[args.index(str(tmp_path / "target.png"))] = str(tmp_path / "target_half.png")
+    assert main(args) == 0
+    scaled = imageio.read_image(tmp_path / "out_half.png").pixels
+    assert scaled.shape == full.shape
+    assert np.abs(scaled - full).mean() < 0.02  # the same edit, its edges a pixel apart at most
+
+
+def test_the_output_is_checked_before_any_work(tmp_path, capsys, monkeypatch):
+    from engine.app import cli
+
+    _files(tmp_path)
+    rgba = np.concatenate([textured(90, 120), np.full((90, 120, 1), 0.5, np.float32)], axis=2)
+    imageio.write_image(tmp_path / "rgba.png", rgba)
+    ran = []
+    monkeypatch.setattr(cli, "run", lambda *a, **k: ran.append(1))
+    cases = [
+        (_masks_args(tmp_path, "out.jpg", "rgba.png"), "transparency, which JPEG cannot store"),
+        (_masks_args(tmp_path, "exemplar.png"), "is one of the inputs"),
+        (_masks_args(tmp_path, "out.bmp"), "cannot write '.bmp' files"),
+        (_masks_args(tmp_path, ""), "is a folder"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2
+        assert message in capsys.readouterr().err
+    assert not ran  # refused before the manipulation started
+    assert imageio.read_image(tmp_path / "exemplar.png").pixels.shape == (90, 120, 3)  # the input kept
+
+
+def test_quiet_and_debug_are_accepted_after_the_command(tmp_path, capsys):
+    _files(tmp_path)
+    args = _masks_args(tmp_path)[1:] + ["--quiet", "--debug"]
+    assert main(args) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_manipulate_help_is_written_for_artists(capsys):
+    with pytest.raises(SystemExit):
+        main(["manipulate", "--help"])
+    text = capsys.readouterr().out
+    assert "the painting" in text and "--source-mask part.png --target-mask there.png" in text
+    assert "--regions painting.regions.png --target layout.png" in text
+    assert "(default 128)" in text and "simnet-small (learned SIM-Net (simnet-small))" not in text

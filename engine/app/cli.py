@@ -66,21 +66,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress output")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # The same two options after the command name too (`simnet manipulate ... --quiet`); SUPPRESS
+    # keeps a command's parser from resetting what was given before it.
+    anywhere = argparse.ArgumentParser(add_help=False)
+    anywhere.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress output")
+    anywhere.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    manipulate = commands.add_parser(
+    def command(name: str, **options) -> argparse.ArgumentParser:
+        return subparsers.add_parser(name, parents=[anywhere], **options)
+
+    manipulate = command(
         "manipulate",
-        help="transport regions of an exemplar into a new layout",
-        description="Give either two region maps (--regions and --target: painted flat-colour "
-        "maps, the same colour being the same region) or two masks (--source-mask and "
-        "--target-mask: white selects).",
+        help="move, reshape or rearrange parts of a painting",
+        description="Move, reshape or rearrange parts of a painting (the exemplar), with nothing but\n"
+        "the painting's own pixels. Say what changes in one of two ways: two masks (white selects:\n"
+        "the part, and where it goes), or two painted region maps (flat colours, the same colour\n"
+        "being the same region: the painting's regions, and the new layout). Maps and masks may be\n"
+        "drawn at another scale, in the painting's proportions.",
+        epilog="examples:\n"
+        "  # move or reshape one part: two masks\n"
+        "  simnet manipulate painting.jpg --source-mask part.png --target-mask there.png -o result.png\n"
+        "  # rearrange regions: the painting's map and the new layout (simnet segment makes a first map)\n"
+        "  simnet manipulate painting.jpg --regions painting.regions.png --target layout.png -o result.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    manipulate.add_argument("exemplar", type=Path, help="the artwork (PNG, JPEG, TIFF, WebP)")
-    manipulate.add_argument("--regions", type=Path, help="region map of the exemplar")
+    manipulate.add_argument("exemplar", type=Path, help="the painting (PNG, JPEG, TIFF, WebP)")
+    manipulate.add_argument("--regions", type=Path, help="region map of the painting")
     manipulate.add_argument("--target", type=Path, help="edited region map: the new layout")
-    manipulate.add_argument("--source-mask", type=Path, help="mask of the region to move or reshape")
+    manipulate.add_argument("--source-mask", type=Path, help="mask of the part to move or reshape")
     manipulate.add_argument("--target-mask", type=Path, help="mask of where it should go")
-    manipulate.add_argument("-o", "--output", type=Path, required=True, help="result file")
+    manipulate.add_argument("-o", "--output", type=Path, required=True, help="the result (a new file; inputs are never written)")
     manipulate.add_argument("--explain", type=Path, metavar="SHEET.png", help="also write an explain sheet")
     manipulate.add_argument(
         "--provenance",
@@ -91,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(manipulate)
 
-    segment = commands.add_parser(
+    segment = command(
         "segment", help="write an automatic colour region map that you can repaint"
     )
     segment.add_argument("image", type=Path)
@@ -102,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     segment.add_argument("--max-pixels", type=int, default=imageio.DEFAULT_MAX_PIXELS, help=argparse.SUPPRESS)
 
-    worker = commands.add_parser(
+    worker = command(
         "worker",
         help="serve the plug-ins over stdin/stdout (started by them; not for typing)",
         description="Speak the framed protocol of engine/client.py on stdin and stdout. No network port.",
@@ -112,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--frame-timeout", type=float, default=30.0,
                         help="give up a request whose bytes stop coming after this many seconds")
 
-    install = commands.add_parser("install-plugin", help="install the Krita or GIMP plug-in, wired to this environment")
+    install = command("install-plugin", help="install the Krita or GIMP plug-in, wired to this environment")
     install.add_argument("host", choices=["krita", "gimp"])
     install.add_argument("--uninstall", action="store_true", help="remove it instead")
     install.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
@@ -120,11 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "a GIMP profile folder (default: both ~/.config/GIMP/3.0 and 3.2)")
     install.add_argument("--config", type=Path, help="the folder holding kritarc (default ~/.config)")
 
-    package = commands.add_parser("package", help="build the zip for Krita's Import Python Plugin from File")
+    package = command("package", help="build the zip for Krita's Import Python Plugin from File")
     package.add_argument("host", choices=["krita"])
     package.add_argument("-o", "--output", type=Path, default=Path("simnet_manipulate_krita.zip"))
 
-    train = commands.add_parser(
+    train = command(
         "train",
         help="train SIM-Net on a folder of artworks, or fine-tune a checkpoint (needs the train extra)",
         description="Images of any size in DIR, with optional region maps beside them (NAME.regions.png); "
@@ -146,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-perceptual", action="store_true", help="skip the VGG perceptual and style losses (faster)")
     train.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
 
-    batch = commands.add_parser(
+    batch = command(
         "batch",
         help="apply one manipulation to every layer of an .ora, every image of a folder, or a JSONL job list",
         description="INPUT is an OpenRaster file (results go into a new .ora, each above its source), a "
@@ -170,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--report", type=Path, help="report folder (default: OUTPUT.report, or INPUT.report for JSONL)")
     batch.add_argument("--model", default=None, help="default: the engine's default model")
 
-    export = commands.add_parser(
+    export = command(
         "export", help="export a training checkpoint to ONNX graphs with a model card (needs the train extra)"
     )
     export.add_argument("checkpoint", type=Path)
@@ -178,10 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", help="the model's name in its card (default simnet-PRESET)")
     export.add_argument("--training-notes", type=Path, metavar="JSON", help="command, wall time, hardware: recorded in the card")
 
-    doctor = commands.add_parser("doctor", help="check ONNX Runtime, devices and model files")
+    doctor = command("doctor", help="check ONNX Runtime, devices and model files")
     doctor.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
-    demo = commands.add_parser("demo", help="run the bundled sample (Monet, Cliffs at Etretat)")
+    demo = command("demo", help="run the bundled sample (Monet, Cliffs at Etretat)")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("simnet-demo"), help="default: ./simnet-demo")
     _add_common(demo)
     return parser
@@ -195,7 +211,8 @@ def _add_common(command: argparse.ArgumentParser) -> None:
         default=imageio.DEFAULT_MAX_PIXELS,
         help=f"refuse larger images (default {imageio.DEFAULT_MAX_PIXELS}, 8192x8192)",
     )
-    command.add_argument("--max-regions", type=int, default=DEFAULT_MAX_REGIONS, help="refuse maps with more regions")
+    command.add_argument("--max-regions", type=int, default=DEFAULT_MAX_REGIONS,
+                         help=f"refuse maps with more regions (default {DEFAULT_MAX_REGIONS})")
 
 
 def _manipulate(
@@ -205,13 +222,17 @@ def _manipulate(
     output: Path,
     explain: Path | None,
     args: argparse.Namespace,
+    inputs: tuple[Path, ...] = (),
 ) -> None:
     provenance_path = getattr(args, "provenance", None)
     if provenance_path is not None and provenance_path.suffix.lower() != ".npz":
         raise InputError(f"{provenance_path}: the provenance is written as .npz")
-    for path in filter(None, (output, explain, provenance_path)):
-        if not path.parent.is_dir():
-            raise InputError(f"{path}: the folder {path.parent} does not exist")
+    # every output checked before the work, which takes minutes on a large painting
+    imageio.check_output(output, picture.pixels.shape[2], inputs)
+    if explain is not None:
+        imageio.check_output(explain, 3, inputs)
+    if provenance_path is not None and not provenance_path.parent.is_dir():
+        raise InputError(f"{provenance_path}: the folder {provenance_path.parent} does not exist")
     default, note = default_model()
     if args.model is None and note and not args.quiet:
         print(f"simnet: note: using the baseline '{default}': {note}", file=sys.stderr)
@@ -269,7 +290,8 @@ def command_manipulate(args: argparse.Namespace) -> None:
         source = imageio.read_mask(args.source_mask, args.max_pixels)
         target = imageio.read_mask(args.target_mask, args.max_pixels)
         edit = from_masks(picture.pixels.shape[:2], source, target)
-    _manipulate(picture, edit, model, args.output, args.explain, args)
+    given = (args.exemplar, args.regions, args.target, args.source_mask, args.target_mask)
+    _manipulate(picture, edit, model, args.output, args.explain, args, tuple(p for p in given if p is not None))
 
 
 def command_segment(args: argparse.Namespace) -> None:

@@ -377,7 +377,8 @@ class Worker:
         if height < 1 or width < 1:
             raise InputError("the image is empty")
         if width * height > self.max_pixels:
-            raise InputError(f"the image is {width}x{height}, over the engine's limit of {self.max_pixels / 1e6:.0f} MP")
+            raise InputError(f"the image is {width}x{height} ({width * height} pixels), over the engine's limit of "
+                             f"{self.max_pixels} pixels")
         samples = np.frombuffer(buffer.data, SAMPLE_TYPES[buffer.dtype]).reshape(buffer.shape)
         pixels = from_samples(samples)
         if buffer.dtype.startswith("float") and not np.isfinite(pixels).all():

@@ -45,7 +45,9 @@ _WRITE_DEPTHS = {
     ".webp": (8,),
 }
 
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # errors only: OpenCV's TIFF warnings are noise for the user.
+# Silent: every failure OpenCV could log reaches the user as one InputError, and its own lines
+# ("[ERROR:0@0.179] global grfmt_png.cpp ...") before that message only confuse.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 @dataclass(frozen=True)
@@ -222,6 +224,27 @@ def encode_image(pixels: np.ndarray, suffix: str, bit_depth: int = 8, icc_profil
         raise RuntimeError(f"OpenCV failed to encode a {samples.shape} {samples.dtype} image")
     data = buffer.tobytes()
     return _ICC_EMBEDDERS[suffix](data, icc_profile, pixels.shape) if icc_profile else data
+
+
+def check_output(path: str | os.PathLike, channels: int, inputs: tuple[str | os.PathLike, ...] = ()) -> None:
+    """Refuse, before any work is done, an output `write_image` would refuse or that would
+    replace one of `inputs`: an unknown suffix, transparency (`channels` 4) into JPEG, a folder
+    that does not exist or cannot be written to, a folder where the file should be."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder: give the name of the file to write")
+    suffix = path.suffix.lower()
+    if suffix not in _WRITE_DEPTHS:
+        raise InputError(f"{path}: cannot write '{suffix or 'no suffix'}' files; use .png, .jpg, .tif or .webp")
+    if channels == 4 and suffix in (".jpg", ".jpeg"):
+        raise InputError(f"{path}: the painting has transparency, which JPEG cannot store; write a .png, .tif or .webp file")
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: the folder {path.parent} does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: the folder {path.parent} is not writable")
+    for given in inputs:
+        if path.exists() and Path(given).exists() and os.path.samefile(path, given):
+            raise InputError(f"{path} is one of the inputs: write the result to a new file (inputs are never written)")
 
 
 def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int = 8, icc_profile: bytes | None = None) -> None:

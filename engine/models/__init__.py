@@ -98,4 +98,6 @@ def load_model(name: str | None = None, device: str = "auto") -> MotionModel:
         raise InputError(f"cannot look for a model at {name[:200]!r}: {error.strerror}") from None
     if is_model:
         return LearnedModel(folder.name, folder, device)
+    if folder.is_dir():
+        raise InputError(f"{name} is not a model folder: no {CARD} (a model is exported with `simnet export`)")
     raise InputError(f"unknown model '{name}'; choose one of: {', '.join(model_names())}, or give an exported model folder")

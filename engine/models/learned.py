@@ -53,7 +53,8 @@ class LearnedModel:
 
     @staticmethod
     def describe(folder: Path) -> str:
-        return f"learned SIM-Net ({folder.name})"
+        """One line for a model list that already names it (by its folder)."""
+        return "learned SIM-Net"
 
     @property
     def backend(self) -> Backend:
