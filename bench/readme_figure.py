@@ -1,8 +1,9 @@
 """The README's before/after picture: exemplar | edited region map | result, from `simnet demo`.
 
-    python bench/readme_figure.py            # writes bench/results/demo_before_after.jpg
+    python bench/readme_figure.py [--out FILE]    # default: bench/results/demo_before_after.jpg
 """
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from engine.models import default_model
 OUTPUT = Path(__file__).resolve().parent / "results" / "demo_before_after.jpg"
 
 
-def figure() -> None:
+def figure(output: Path = OUTPUT) -> None:
     with tempfile.TemporaryDirectory() as folder:
         if main(["--quiet", "demo", "-o", folder]) != 0:
             sys.exit("simnet demo failed")
@@ -35,10 +36,12 @@ def figure() -> None:
     for index, (picture, caption) in enumerate(zip((exemplar, maps, result), captions)):
         sheet.paste(Image.fromarray(picture), (index * width, label))
         draw.text((index * width + 4, 4), caption, fill="black")
-    OUTPUT.parent.mkdir(exist_ok=True)
-    sheet.save(OUTPUT, quality=88)
-    print(f"wrote {OUTPUT}")
+    output.parent.mkdir(exist_ok=True)
+    sheet.save(output, quality=88)
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":
-    figure()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=OUTPUT)
+    figure(parser.parse_args().out)

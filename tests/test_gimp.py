@@ -11,6 +11,7 @@ or when not run as root (mounting needs it).
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -186,24 +187,27 @@ def test_dialog_screenshot_under_xvfb(gimp):
     from PIL import ImageGrab
 
     if shutil.which("Xvfb") is None:
-        pytest.skip("no Xvfb")
-    display = ":96"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pytest.skip("GIMP is there but Xvfb is not (Debian's xvfb package)")
+    # A free display, which the server names once it is ready (no fixed number, no stale lock).
+    ready, told = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(told), "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(told,))
+    os.close(told)
     sockets = CHROOT / "tmp" / ".X11-unix"
     sockets.mkdir(parents=True, exist_ok=True)
     gimp_process = None
     try:
-        for _ in range(50):
-            if Path("/tmp/.X11-unix/X96").exists():
-                break
-            time.sleep(0.1)
+        with os.fdopen(ready) as answer:
+            number = answer.readline().strip()
+        assert number.isdigit(), "Xvfb did not start"
+        display = f":{number}"
         subprocess.run(["mount", "--bind", "/tmp/.X11-unix", str(sockets)], check=True)
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "DISPLAY": display, "LANG": "C.UTF-8",
                "GIMP3_DIRECTORY": "/" + str(gimp.relative_to(CHROOT))}
         gimp_process = subprocess.Popen(
             ["chroot", str(CHROOT), "gimp-3.0", "-df", "--no-splash", "--batch-interpreter=python-fu-eval", "-b", "-"],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, text=True,
+            start_new_session=True,  # its own process group: GIMP and its plug-ins, and nothing else
         )
         gimp_process.stdin.write(DIALOG_SCRIPT)
         gimp_process.stdin.close()
@@ -222,7 +226,14 @@ def test_dialog_screenshot_under_xvfb(gimp):
         assert np.asarray(shot).std() > 10, "nothing was drawn on the Xvfb screen"
     finally:
         if gimp_process is not None:
-            gimp_process.kill()
-            subprocess.run(["pkill", "-f", "gimp-3.0 -df --no-splash"], check=False)
+            try:
+                os.killpg(gimp_process.pid, signal.SIGKILL)  # the processes this test started, by their group
+            except ProcessLookupError:
+                pass
+            gimp_process.wait()
         subprocess.run(["umount", "-l", str(sockets)], check=False)
-        xvfb.kill()
+        xvfb.terminate()  # SIGTERM: the server removes its own lock and socket
+        try:
+            xvfb.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            xvfb.kill()
