@@ -129,6 +129,13 @@ def test_segment_adds_a_flat_colour_layer(krita_run):
     assert 1 <= len(np.unique(colours.reshape(-1, 4), axis=0)) <= 4
 
 
+def test_maps_mode_preselects_the_segment_result_and_its_edited_copy(krita_run):
+    _, outcome, *_ = krita_run
+    found = outcome["default_maps"]
+    assert found["segmented"] == [1, 0]  # "Regions of Exemplar" and, above it, its copy
+    assert found["plain"] == [1, 0] and found["one layer"] is None
+
+
 @pytest.mark.parametrize("case,message", [
     ("no_source_mask", "local selection mask"),
     ("no_target", "Select where the region should go"),

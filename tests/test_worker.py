@@ -492,3 +492,12 @@ def test_display_preview_keeps_straight_alpha(engine_client):
     samples = np.frombuffer(shown.data, np.uint8).reshape(shown.height, shown.width, 4)
     assert shown.channels == 4 and (samples[..., 3] == 255).all()
     assert (samples[..., 0] == samples[..., 1]).all() and (samples[..., 1] == samples[..., 2]).all()
+
+
+def test_the_plugins_name_models_in_plain_words():
+    from engine.link.client import model_choices
+
+    assert model_choices(["moments", "simnet-small"], "simnet-small") == [
+        ("simnet-small", "Learned (SIM-Net, default)"), ("moments", "Fast baseline")]
+    assert model_choices(["moments", "simnet-small", "mine"], "moments") == [
+        ("moments", "Fast baseline (default)"), ("mine", "Learned (mine)"), ("simnet-small", "Learned (simnet-small)")]

@@ -40,6 +40,22 @@ class EngineError(Exception):
         self.details = details
 
 
+BASELINE_MODEL = "moments"
+
+
+def model_choices(names: list[str], default: str | None) -> list[tuple[str, str]]:
+    """The engine's models as the plug-ins offer them: (name, what the artist reads), the
+    default first. "Learned (SIM-Net, default)" and "Fast baseline" rather than file names."""
+
+    def label(name: str) -> str:
+        if name == BASELINE_MODEL:
+            return "Fast baseline (default)" if name == default else "Fast baseline"
+        return "Learned (SIM-Net, default)" if name == default else f"Learned ({name})"
+
+    ordered = sorted(names, key=lambda name: (name != default, name == BASELINE_MODEL, name))
+    return [(name, label(name)) for name in ordered]
+
+
 class PluginError(Exception):
     """A problem with the artist's request, which they can fix; the message says how. Nothing
     was changed. Raised by the plug-ins for what they check, and by `job_errors`."""

@@ -127,6 +127,19 @@ def segment_colours(client, image, order, progress=None, max_regions=None):
         return client.segment(image, max_regions=max_regions, channel_order=order, progress=progress)[1]
 
 
+def default_maps(names: list[str]) -> tuple[int, int] | None:
+    """The maps-mode defaults among layer names (top of the stack first): the topmost "Regions
+    of ..." layer (a Segment result) as the painting's map and the layer right above it (its
+    repainted copy) as the edited one; else the two top layers. None with fewer than two."""
+    if len(names) < 2:
+        return None
+    # Krita names a duplicate "<name> copy": the copy is the edited map, not a Segment result
+    segmented = next((i for i, name in enumerate(names) if name.startswith("Regions of ") and " copy" not in name), None)
+    if segmented is None:
+        return 1, 0
+    return segmented, (segmented - 1 if segmented > 0 else segmented + 1)
+
+
 def insert_segmentation(document, node, colours):
     """The map as a new layer above `node`, for the artist to duplicate and repaint."""
     return host.add_layer_above(document, node, f"Regions of {host.node_name(node)}", bytes(colours.data))

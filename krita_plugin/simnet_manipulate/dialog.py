@@ -6,6 +6,7 @@ import os
 from . import adapter
 from . import krita_host as host
 from .background import Job
+from .link.client import model_choices
 from .qt import (
     CANCEL,
     KEEP_ASPECT,
@@ -37,27 +38,33 @@ class ManipulateDialog(QDialog):
         defaults = adapter.default_edit(document, node)
         self.exemplar = self._combo([host.node_name(n) for n in self.layers], self._index(self.layers, node))
         self.by_selection = QRadioButton("Move a selection: the region's selection mask into the current selection")
-        self.by_maps = QRadioButton("Re-lay-out with region maps: the exemplar's map and an edited copy")
+        self.by_maps = QRadioButton("Rearrange with region maps: the painting's map and an edited copy")
         modes = QButtonGroup(self)
         for button in (self.by_selection, self.by_maps):
             modes.addButton(button)
         self.by_selection.setChecked(True)
         self.source = self._combo([self._mask_label(m) for m in self.masks], self._index(self.masks, defaults.source))
-        self.exemplar_map = self._combo([host.node_name(n) for n in self.layers], 0)
-        self.target_map = self._combo([host.node_name(n) for n in self.layers], 0)
-        self.model = self._combo(models, models.index(default_model) if default_model in models else 0)
+        names = [host.node_name(n) for n in self.layers]
+        maps = adapter.default_maps(names)
+        self.exemplar_map = self._combo(names, maps[0] if maps else 0)
+        self.target_map = self._combo(names, maps[1] if maps else 0)
+        self.maps_note = QLabel("" if maps else "Region maps need two layers: the painting's map (Segment makes one) "
+                                "and an edited copy of it.")
+        self.models = model_choices(models, default_model)
+        self.model = self._combo([label for _, label in self.models], 0)
         self.preview_label = QLabel("Preview")
         self.preview_label.setMinimumSize(adapter.PREVIEW_SIDE, adapter.PREVIEW_SIDE * 2 // 3)
         buttons = QDialogButtonBox(OK | CANCEL)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         form = QFormLayout()
-        form.addRow("Exemplar layer", self.exemplar)
+        form.addRow("Painting layer", self.exemplar)
         form.addRow(self.by_selection)
         form.addRow("Region to move", self.source)
         form.addRow(self.by_maps)
-        form.addRow("Exemplar's region map", self.exemplar_map)
+        form.addRow("Painting's region map", self.exemplar_map)
         form.addRow("Edited region map", self.target_map)
+        form.addRow(self.maps_note)
         form.addRow("Model", self.model)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -91,7 +98,9 @@ class ManipulateDialog(QDialog):
     def edit(self):
         """The choices as an adapter.Edit."""
         pick = lambda nodes, box: nodes[box.currentIndex()] if nodes and box.currentIndex() >= 0 else None  # noqa: E731
-        edit = adapter.Edit(exemplar=pick(self.layers, self.exemplar), model=self.model.currentText() or None)
+        chosen = self.model.currentIndex()
+        model = self.models[chosen][0] if 0 <= chosen < len(self.models) else None
+        edit = adapter.Edit(exemplar=pick(self.layers, self.exemplar), model=model)
         if self.by_maps.isChecked():
             edit.exemplar_map, edit.target_map = pick(self.layers, self.exemplar_map), pick(self.layers, self.target_map)
         else:
@@ -103,6 +112,7 @@ class ManipulateDialog(QDialog):
         self.source.setEnabled(not maps)
         self.exemplar_map.setEnabled(maps)
         self.target_map.setEnabled(maps)
+        self.maps_note.setVisible(maps and bool(self.maps_note.text()))
         self.timer.start(PREVIEW_DELAY_MS)
 
     def _start_preview(self):

@@ -75,6 +75,12 @@ def main(args):
             document.refreshProjection()
             outcome["ora_saved"] = document.saveAs(str(work / "saved_by_krita.ora"))
             document.close()
+        # the maps-mode defaults over layer names, top of the stack first, as the dialog lists them
+        outcome["default_maps"] = {
+            "segmented": adapter.default_maps(["Regions of Exemplar copy", "Regions of Exemplar", "Exemplar", "Paper"]),
+            "plain": adapter.default_maps(["Top", "Exemplar"]),
+            "one layer": adapter.default_maps(["Exemplar"]),
+        }
         engine_link.close()
     except Exception:
         outcome["crash"] = traceback.format_exc()
