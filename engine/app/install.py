@@ -36,7 +36,11 @@ def _source(host: str) -> Path:
 def _engine_files(folder: Path, command: list[str] | None = None) -> None:
     """The vendored link (protocol and client) and the worker command, into the plug-in's own folder."""
     shutil.copytree(LINK, folder / "link", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True)
-    settings = {"command": command or worker_command(sys.executable)}
+    from ..models import default_model, model_names
+
+    # the models too, for the GIMP dialog's model choice (declared before any worker runs)
+    settings = {"command": command or worker_command(sys.executable), "models": model_names(),
+                "default_model": default_model()[0]}
     (folder / "engine.json").write_text(json.dumps(settings, indent=1) + "\n")
 
 

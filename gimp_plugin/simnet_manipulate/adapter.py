@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gimp_host as host
-from link.client import Client, Image, PluginError, job_errors, mask_buffer
+from link.client import BASELINE_MODEL, Client, Image, PluginError, job_errors, mask_buffer, model_choices
 
 CONFIG = Path(__file__).resolve().parent / "engine.json"
 
@@ -20,6 +20,19 @@ def engine_client():
         raise PluginError("The plug-in is not wired to an engine: run `simnet install-plugin gimp` "
                           "in the environment where SIM-Net is installed.") from None
     return Client(settings["command"])
+
+
+def model_options() -> list[tuple[str, str]]:
+    """The dialog's model choice as (nick, label): the engine's default and the fast baseline.
+    The nicks never change (GIMP keeps a procedure's declared choices between runs, and a
+    reinstall may change the models); the label says what the default is. Any other model is
+    given as a folder."""
+    try:
+        settings = json.loads(CONFIG.read_text())
+        default = model_choices(list(settings["models"]), settings.get("default_model"))[0][1]
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
+        default = "The engine's default"
+    return [("default", default), (BASELINE_MODEL, "Fast baseline")]
 
 
 def exemplar_image(image, drawable):

@@ -32,8 +32,32 @@ RW = GObject.ParamFlags.READWRITE
 def _mode_choice():
     choice = Gimp.Choice.new()
     choice.add("selection", 0, "Move a saved selection into the current selection", "")
-    choice.add("maps", 1, "Re-lay-out with two region-map layers", "")
+    choice.add("maps", 1, "Rearrange with two region-map layers", "")
     return choice
+
+
+DEFAULT_NICK = "default"  # adapter.model_options: the engine's own default model
+
+
+def _model_choice():
+    choice = Gimp.Choice.new()
+    for index, (nick, label) in enumerate(adapter.model_options()):
+        choice.add(nick, index, label, "")
+    return choice
+
+
+def _pickers_follow_the_mode(dialog, config):
+    """Only the pickers of the chosen mode can be used."""
+
+    def update(*_):
+        maps = config.get_property("mode") == "maps"
+        for name, enabled in (("source-channel", not maps), ("exemplar-map", maps), ("target-map", maps)):
+            widget = dialog.get_widget(name, GObject.TYPE_NONE)
+            if widget is not None:
+                widget.set_sensitive(enabled)
+
+    config.connect("notify::mode", update)
+    update()
 
 
 def _fail(procedure, message):
@@ -66,14 +90,19 @@ def _with_engine(procedure, text, work):
 def run_manipulate(procedure, run_mode, image, drawables, config, data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
         GimpUi.init("simnet_manipulate")
+        saved = image.get_channels()
+        if config.get_property("source-channel") is None and saved:
+            config.set_property("source-channel", saved[0])  # the topmost saved selection
         dialog = GimpUi.ProcedureDialog.new(procedure, config, "Manipulate region from exemplar")
         dialog.fill(None)
+        _pickers_follow_the_mode(dialog, config)
         accepted = dialog.run()
         dialog.destroy()
         if not accepted:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
     drawable = drawables[0] if len(drawables) == 1 else None
-    model = config.get_property("model")
+    chosen = config.get_property("model")
+    model = config.get_property("model-folder") or (None if chosen == DEFAULT_NICK else chosen)
     try:  # read everything before starting the engine
         if config.get_property("mode") == "maps":
             request = adapter.request_from_maps(
@@ -118,10 +147,13 @@ class SimnetManipulate(Gimp.PlugIn):
                 name,
             )
             procedure.add_choice_argument("mode", "_Mode", "How the edit is given", _mode_choice(), "selection", RW)
-            procedure.add_channel_argument("source-channel", "_Region (saved selection)", "The region to move", True, RW)
-            procedure.add_layer_argument("exemplar-map", "_Exemplar region map", "Flat colours: the exemplar's regions", True, RW)
-            procedure.add_layer_argument("target-map", "_Target region map", "The edited copy of that map", True, RW)
-            procedure.add_string_argument("model", "Mo_del", "Engine model (empty: the engine's default)", "", RW)
+            # mnemonics: R is the dialog's Reset button
+            procedure.add_channel_argument("source-channel", "Re_gion (saved selection)", "The region to move", True, RW)
+            procedure.add_layer_argument("exemplar-map", "_Painting's region map", "Flat colours: the painting's regions", True, RW)
+            procedure.add_layer_argument("target-map", "_Edited region map", "The edited copy of that map", True, RW)
+            models = _model_choice()
+            procedure.add_choice_argument("model", "Mo_del", "How motions are found", models, DEFAULT_NICK, RW)
+            procedure.add_string_argument("model-folder", "Model _folder", "An exported model folder (instead of the choice)", "", RW)
         else:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_segment, None)
             procedure.set_menu_label("Segment exemplar into regions")
