@@ -46,11 +46,10 @@ class Edit:
         scale differs, refused when their shape does; a soft target must already have it."""
         exemplar_labels = _fit_labels(np.asarray(self.exemplar_labels), height, width, "exemplar region map")
         target_labels = _fit_labels(np.asarray(self.target_labels), height, width, "target region map")
-        if self.soft_target is not None:
-            if self.soft_target.shape != (height, width):
-                raise InputError("a soft target applies to a two-region edit at the exemplar's size")
-            if int(target_labels.max()) > 1 or int(target_labels.min()) < 0:
-                raise InputError("a soft target applies to a two-region edit at the exemplar's size")
+        if self.soft_target is not None and (
+            self.soft_target.shape != (height, width) or int(target_labels.max()) > 1 or int(target_labels.min()) < 0
+        ):
+            raise InputError("a soft target applies to a two-region edit at the exemplar's size")
         return replace(self, exemplar_labels=exemplar_labels, target_labels=target_labels)
 
     def resized(self, height: int, width: int) -> Edit:
@@ -75,7 +74,7 @@ def from_masks(shape: tuple[int, int], source_mask: np.ndarray, target_mask: np.
     source_mask = _fit_mask(np.asarray(source_mask, np.float32), height, width, "source mask")
     target_mask = _fit_mask(np.asarray(target_mask, np.float32), height, width, "target mask")
     exemplar_labels, target_labels = maps_from_edit(source_mask, target_mask)
-    return Edit(exemplar_labels, target_labels, soft_target=np.asarray(target_mask, np.float32))
+    return Edit(exemplar_labels, target_labels, soft_target=target_mask)
 
 
 def from_colour_maps(exemplar_map: np.ndarray, target_map: np.ndarray) -> Edit:

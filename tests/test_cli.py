@@ -214,7 +214,7 @@ def test_the_output_is_checked_before_any_work(tmp_path, capsys, monkeypatch):
     ran = []
     monkeypatch.setattr(cli, "run", lambda *a, **k: ran.append(1))
     cases = [
-        (_masks_args(tmp_path, "out.jpg", "rgba.png"), "transparency, which JPEG cannot store"),
+        (_masks_args(tmp_path, "out.jpg", "rgba.png"), "JPEG cannot store transparency"),
         (_masks_args(tmp_path, "exemplar.png"), "is one of the inputs"),
         (_masks_args(tmp_path, "out.bmp"), "cannot write '.bmp' files"),
         (_masks_args(tmp_path, ""), "is a folder"),

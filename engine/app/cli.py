@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = command(
         "worker",
         help="serve the plug-ins over stdin/stdout (started by them; not for typing)",
-        description="Speak the framed protocol of engine/client.py on stdin and stdout. No network port.",
+        description="Speak the framed protocol of engine/link/protocol.py on stdin and stdout. No network port.",
     )
     worker.add_argument("--idle-timeout", type=float, default=600.0, help="exit after this many idle seconds")
     worker.add_argument("--max-pixels", type=int, default=imageio.DEFAULT_MAX_PIXELS, help="refuse larger images")
@@ -345,9 +345,10 @@ def command_batch(args: argparse.Namespace) -> None:
     from . import batch
     from .memory import keep_freed_memory
 
-    keep_freed_memory()  # many jobs in one process (engine/memory.py)
+    keep_freed_memory()  # many jobs in one process (engine/app/memory.py)
     if args.jobs < 1:
         raise InputError("--jobs must be at least 1")
+
     def absolute(path: Path | None) -> Path | None:  # jobs may run in another folder
         return path.resolve() if path is not None else None
 

@@ -36,6 +36,9 @@ DEFAULT_MAX_PIXELS = 8192 * 8192
 
 READ_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"}
 # Which sample depths each format can store.
+# sample type of a decoded file -> the depth an output made from it keeps
+_READ_DEPTHS = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float16): 32, np.dtype(np.float32): 32,
+                np.dtype(np.float64): 32}
 _WRITE_DEPTHS = {
     ".png": (8, 16),
     ".jpg": (8,),
@@ -188,11 +191,9 @@ def _to_engine(decoded: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
     if channels not in (1, 3, 4):
         raise InputError(f"{path}: images with {channels} channels are not supported")
     decoded = swap_red_blue(decoded)
-    depths = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16, np.dtype(np.float16): 32, np.dtype(np.float32): 32,
-              np.dtype(np.float64): 32}
-    if decoded.dtype not in depths:
+    if decoded.dtype not in _READ_DEPTHS:
         raise InputError(f"{path}: unsupported sample type {decoded.dtype}")
-    pixels, depth = from_samples(decoded), depths[decoded.dtype]
+    pixels, depth = from_samples(decoded), _READ_DEPTHS[decoded.dtype]
     if depth == 32 and not np.isfinite(pixels).all():
         raise InputError(f"{path}: the image holds NaN or infinite values")
     return np.ascontiguousarray(pixels), depth
@@ -206,11 +207,8 @@ def encode_image(pixels: np.ndarray, suffix: str, bit_depth: int = 8, icc_profil
     clip to [0, 1]; float TIFF keeps values as they are.
     """
     suffix = suffix.lower()
-    if suffix not in _WRITE_DEPTHS:
-        raise InputError(f"cannot write '{suffix}' files; use .png, .jpg, .tif or .webp")
     pixels = _as_hwc(pixels)
-    if pixels.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
-        raise InputError("JPEG cannot store transparency; write a .png, .tif or .webp file")
+    _check_format(suffix, pixels.shape[2])
     depths = _WRITE_DEPTHS[suffix]
     depth = bit_depth if bit_depth in depths else max(d for d in depths if d <= max(bit_depth, 8))
     if depth == 32:
@@ -226,6 +224,14 @@ def encode_image(pixels: np.ndarray, suffix: str, bit_depth: int = 8, icc_profil
     return _ICC_EMBEDDERS[suffix](data, icc_profile, pixels.shape) if icc_profile else data
 
 
+def _check_format(suffix: str, channels: int) -> None:
+    """What a file format can hold: the suffixes written, and no transparency in JPEG."""
+    if suffix not in _WRITE_DEPTHS:
+        raise InputError(f"cannot write '{suffix or 'no suffix'}' files; use .png, .jpg, .tif or .webp")
+    if channels == 4 and suffix in (".jpg", ".jpeg"):
+        raise InputError("JPEG cannot store transparency; write a .png, .tif or .webp file")
+
+
 def check_output(path: str | os.PathLike, channels: int, inputs: tuple[str | os.PathLike, ...] = ()) -> None:
     """Refuse, before any work is done, an output `write_image` would refuse or that would
     replace one of `inputs`: an unknown suffix, transparency (`channels` 4) into JPEG, a folder
@@ -233,11 +239,10 @@ def check_output(path: str | os.PathLike, channels: int, inputs: tuple[str | os.
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{path} is a folder: give the name of the file to write")
-    suffix = path.suffix.lower()
-    if suffix not in _WRITE_DEPTHS:
-        raise InputError(f"{path}: cannot write '{suffix or 'no suffix'}' files; use .png, .jpg, .tif or .webp")
-    if channels == 4 and suffix in (".jpg", ".jpeg"):
-        raise InputError(f"{path}: the painting has transparency, which JPEG cannot store; write a .png, .tif or .webp file")
+    try:
+        _check_format(path.suffix.lower(), channels)
+    except InputError as problem:
+        raise InputError(f"{path}: {problem}") from None
     if not path.parent.is_dir():
         raise InputError(f"{path}: the folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):
