@@ -22,6 +22,7 @@ blend can run as an ONNX graph instead (engine/runtime/blend_graph.py), where me
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ import cv2
 import numpy as np
 
 from .masks import bounding_box, feathered_mask, region_interior
-from .motion import RegionMotion, normalised_to_pixel_affines
+from .motion import FIELD_SLOT, RegionMotion, normalised_to_pixel_affines
+from .thin_plate import ThinPlate
 from .threads import thread_count
 
 # Weight of a motion whose sample falls outside its region, relative to one inside (see above).
@@ -55,9 +57,14 @@ class Composite:
 
 
 def warp_into_box(
-    image: np.ndarray, pixel_affine: np.ndarray, box: tuple[int, int, int, int], border: int
+    image: np.ndarray,
+    pixel_affine: np.ndarray,
+    box: tuple[int, int, int, int],
+    border: int,
+    interpolation: int = cv2.INTER_LINEAR,
 ) -> np.ndarray:
-    """Sample `image` (H, W[, C]) at pixel_affine @ z for every pixel z of `box`, bilinearly.
+    """Sample `image` (H, W[, C]) at pixel_affine @ z for every pixel z of `box`, bilinearly
+    (or as `interpolation` says).
 
     pixel_affine: (2, 3) pulling motion in pixel coordinates. Returns the box's (h, w[, C]).
     An exact identity is a plain copy.
@@ -71,10 +78,56 @@ def warp_into_box(
         image,
         affine,
         (x1 - x0, y1 - y0),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        flags=interpolation | cv2.WARP_INVERSE_MAP,
         borderMode=border,
     )
     return warped.reshape((y1 - y0, x1 - x0) + image.shape[2:])
+
+
+class FieldPull:
+    """A smooth map (engine.thin_plate) as one of a prepared motion's pulls. Its remap maps are
+    evaluated exactly at every pixel, once per band of rows and thread: the blend, the coverage
+    and the provenance of a band all ask for them."""
+
+    def __init__(self, field: ThinPlate):
+        self.field = field
+        self._last = threading.local()
+
+    def maps(self, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(map_x, map_y) (box h, box w) float32 for a box of pixels."""
+        last = getattr(self._last, "box", None)
+        if last is None or not (last[0] <= box[0] and last[1] <= box[1] and box[2] <= last[2] and box[3] <= last[3]):
+            self._last.box, self._last.maps = box, self.field.maps(box)
+            last = box
+        rows, cols = slice(box[1] - last[1], box[3] - last[1]), slice(box[0] - last[0], box[2] - last[0])
+        map_x, map_y = self._last.maps
+        return map_x[rows, cols], map_y[rows, cols]
+
+    def points(self, points: np.ndarray) -> np.ndarray:
+        """Pixel points (N, 2) -> their pulled positions (N, 2)."""
+        return self.field.pull(points)
+
+
+# A prepared motion's pull: a (2, 3) pixel affine, or a smooth map.
+Pull = np.ndarray | FieldPull
+
+
+def sample_pulled(
+    image: np.ndarray, pull: Pull, box: tuple[int, int, int, int], border: int, interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
+    """`warp_into_box` for either kind of pull. Returns the box's (h, w[, C])."""
+    if not isinstance(pull, FieldPull):
+        return warp_into_box(image, pull, box, border, interpolation)
+    map_x, map_y = pull.maps(box)
+    warped = cv2.remap(image, map_x, map_y, interpolation, borderMode=border)
+    return warped.reshape(map_x.shape + image.shape[2:])
+
+
+def pull_points(pull: Pull, points: np.ndarray) -> np.ndarray:
+    """Pixel points (N, 2) -> where `pull` samples them (N, 2)."""
+    if isinstance(pull, FieldPull):
+        return pull.points(points)
+    return points @ pull[:, :2].T + pull[:, 2]
 
 
 def upsample_weights(
@@ -138,10 +191,12 @@ def band_support(
 @dataclass(frozen=True)
 class PreparedMotion:
     """A region's motion ready to blend band by band: pixel affines with equal ones merged
-    (`merged_motions`), their weight grids, the index reported for each (explain's dominant
-    motion), and the colour bounds of texture guidance (`region_range`; None when unguided)."""
+    (`merged_motions`), each motion's pull (its affine, or the motion's smooth field), their
+    weight grids, the index reported for each (explain's dominant motion), and the colour bounds
+    of texture guidance (`region_range`; None when unguided)."""
 
     affines: np.ndarray
+    pulls: list[Pull]
     weights: np.ndarray
     indices: list[int]
     bounds: tuple | None
@@ -150,11 +205,17 @@ class PreparedMotion:
 def prepare_motion(exemplar: np.ndarray, motion: RegionMotion, region_mask: np.ndarray) -> PreparedMotion:
     """exemplar (H, W, C), the region's motion and its exemplar mask (H, W) bool."""
     height, width = exemplar.shape[:2]
-    affines, weights, indices = merged_motions(normalised_to_pixel_affines(motion.affines, height, width), motion.weights)
+    pixel_affines = normalised_to_pixel_affines(motion.affines, height, width)
+    if motion.field is None:
+        affines, weights, indices = merged_motions(pixel_affines, motion.weights)
+        pulls: list[Pull] = list(affines)
+    else:  # a field is never merged with an affine that happens to equal its affine part
+        affines, weights, indices = pixel_affines, motion.weights, list(range(len(pixel_affines)))
+        pulls = [FieldPull(motion.field) if m == FIELD_SLOT else affine for m, affine in enumerate(affines)]
     bounds = None
     if motion.colour_matrix is not None or motion.luma_offset is not None:
         bounds = region_range(exemplar[:, :, : 3 if exemplar.shape[2] >= 3 else 1], region_mask)
-    return PreparedMotion(affines, weights, indices, bounds)
+    return PreparedMotion(affines, pulls, weights, indices, bounds)
 
 
 def transport_band(
@@ -179,32 +240,32 @@ def transport_band(
         colour, dominant = placed.blend(prepared.affines, prepared.weights, motion.box, band), None
     else:
         colour, dominant = blend_band(
-            exemplar, source_mask, prepared.affines, prepared.weights, prepared.indices, motion.box, band, want_dominant
+            exemplar, source_mask, prepared.pulls, prepared.weights, prepared.indices, motion.box, band, want_dominant
         )
     if prepared.bounds is not None:
         guide_texture(colour, motion, band, prepared.bounds)
     return colour, dominant
 
 
-def blend_band(exemplar, source_mask, affines, weight_grids, indices, grid_box, band, want_dominant):
+def blend_band(exemplar, source_mask, pulls, weight_grids, indices, grid_box, band, want_dominant):
     """The weighted blend of the motions' copies over `band` (see the module docstring).
-    affines (M, 2, 3) in pixels, weight_grids (M, h, w) spanning grid_box, indices (M,) the
+    pulls: M pixel affines (2, 3) or `FieldPull`s, weight_grids (M, h, w) spanning grid_box, indices (M,) the
     number reported for each motion -> pixels (band h, band w, C), dominant motion or None."""
     band_h, band_w = band[3] - band[1], band[2] - band[0]
     colour = np.zeros((band_h, band_w, exemplar.shape[2]), np.float32)
     total = np.zeros((band_h, band_w), np.float32)
     best = np.full((band_h, band_w), -1.0, np.float32) if want_dominant else None
     dominant = np.zeros((band_h, band_w), np.int16) if want_dominant else None
-    for affine, weights, index in zip(affines, weight_grids, indices):
+    for pull, weights, index in zip(pulls, weight_grids, indices):
         part = band_support(weights, grid_box, band)
         if part is None:
             continue
         weight = upsample_weights(weights, grid_box, part)
         if weight.max() < NEGLIGIBLE_WEIGHT:
             continue
-        inside = warp_into_box(source_mask, affine, part, cv2.BORDER_CONSTANT)
+        inside = sample_pulled(source_mask, pull, part, cv2.BORDER_CONSTANT)
         weight *= inside + OUTSIDE_REGION_WEIGHT
-        warped = warp_into_box(exemplar, affine, part, cv2.BORDER_REFLECT_101)
+        warped = sample_pulled(exemplar, pull, part, cv2.BORDER_REFLECT_101)
         np.multiply(warped, weight[:, :, None], out=warped)
         rows, cols = slice(part[1] - band[1], part[3] - band[1]), slice(part[0] - band[0], part[2] - band[0])
         colour[rows, cols] += warped
@@ -338,7 +399,8 @@ def composite(
             region_mask = exemplar_labels == region
             source_mask = region_interior(region_mask)
             prepared = prepare_motion(exemplar, motions[region], region_mask)
-            placed = graph.region(placed_exemplar, source_mask) if graph is not None else None
+            # the blend graph takes affines only: a region with a smooth field blends here
+            placed = graph.region(placed_exemplar, source_mask) if graph is not None and motions[region].field is None else None
             bands = [(box[0], top, box[2], min(top + BAND_ROWS, box[3])) for top in range(box[1], box[3], BAND_ROWS)]
             jobs = [pool.submit(lay_band, region, target_mask, source_mask, prepared, band, placed) for band in bands]
             try:

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .blend import BAND_ROWS, EDGE_FEATHER, prepare_motion, transport_band, upsample_weights
+from .blend import BAND_ROWS, EDGE_FEATHER, prepare_motion, pull_points, sample_pulled, transport_band, upsample_weights
 from .fill import fill_vacated, nearest_pixel
 from .masks import bounding_box, feathered_mask, region_box, region_interior
-from .motion import RegionMotion, normalised_to_pixel_affines
+from .motion import FIELD_SLOT, RegionMotion, normalised_to_pixel_affines
 from .threads import thread_count
 
 UNCHANGED, WARPED, FILLED = 0, 1, 2
@@ -207,8 +207,10 @@ def _pulled_inside(motion: RegionMotion, exemplar_labels: np.ndarray, region: in
     weights = motion.weights[:, rows, cols]  # (M, N)
     landed = np.zeros_like(weights)
     for m, affine in enumerate(pixel):
-        x = np.rint(points @ affine[0, :2] + affine[0, 2]).astype(np.int64)
-        y = np.rint(points @ affine[1, :2] + affine[1, 2]).astype(np.int64)
+        if not weights[m].any():
+            continue
+        pulled = motion.field.pull(points) if motion.field is not None and m == FIELD_SLOT else points @ affine[:, :2].T + affine[:, 2]
+        x, y = np.rint(pulled[:, 0]).astype(np.int64), np.rint(pulled[:, 1]).astype(np.int64)
         inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
         landed[m, inside] = exemplar_labels[y[inside], x[inside]] == region
     return float((weights * landed).sum() / max(weights.sum(), 1e-12))
@@ -376,7 +378,8 @@ def _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, movin
             region_mask = exemplar_labels == region
             source_mask = region_interior(region_mask)
             prepared = prepare_motion(exemplar, motions[region], region_mask)
-            placed = graph.region(placed_exemplar, source_mask) if graph is not None else None
+            # the blend graph takes affines only: a region with a smooth field blends here
+            placed = graph.region(placed_exemplar, source_mask) if graph is not None and motions[region].field is None else None
             # bands own their rows, so threads never write the same pixels
             bands = [(box[0], top, box[2], min(top + BAND_ROWS, box[3])) for top in range(box[1], box[3], BAND_ROWS)]
             jobs = [pool.submit(lay_band, region, target_mask, region_mask, source_mask, prepared, b, placed) for b in bands]
@@ -400,36 +403,28 @@ def _coverage(region_mask: np.ndarray, prepared, grid_box, band) -> np.ndarray:
     mask = region_mask.view(np.uint8)
     total = np.zeros((band[3] - band[1], band[2] - band[0]), np.float32)
     weight_sum = np.zeros_like(total)
-    for affine, weights in zip(prepared.affines, prepared.weights):
+    for pull, weights in zip(prepared.pulls, prepared.weights):
+        if not weights.any():
+            continue
         weight = upsample_weights(weights, grid_box, band)
-        landed = _warp_nearest(mask, affine, band)
+        landed = sample_pulled(mask, pull, band, cv2.BORDER_CONSTANT, cv2.INTER_NEAREST).astype(np.float32)
         total += weight * landed
         weight_sum += weight
     return total / np.maximum(weight_sum, 1e-12)
-
-
-def _warp_nearest(mask: np.ndarray, affine: np.ndarray, box) -> np.ndarray:
-    x0, y0, x1, y1 = box
-    shifted = affine.copy()
-    shifted[:, 2] += shifted[:, :2] @ np.array([x0, y0], np.float64)
-    return cv2.warpAffine(
-        mask, shifted, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT
-    ).reshape(y1 - y0, x1 - x0).astype(np.float32)
 
 
 def _dominant_sources(prepared, dominant, band, motion) -> np.ndarray:
     """The exemplar coordinate (band h, w, 2) x, y that each pixel's dominant motion samples."""
     x0, y0, x1, y1 = band
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
-    by_index = dict(zip(prepared.indices, prepared.affines))
+    by_index = dict(zip(prepared.indices, prepared.pulls))
     chosen = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
     if dominant is None:  # a blend graph reports no dominant motion: the heaviest one overall
         dominant = np.full((y1 - y0, x1 - x0), prepared.indices[int(np.argmax(prepared.weights.sum(axis=(1, 2))))])
-    for index, affine in by_index.items():
+    for index, pull in by_index.items():
         pick = dominant == index
         if pick.any():
-            chosen[pick, 0] = affine[0, 0] * xs[pick] + affine[0, 1] * ys[pick] + affine[0, 2]
-            chosen[pick, 1] = affine[1, 0] * xs[pick] + affine[1, 1] * ys[pick] + affine[1, 2]
+            chosen[pick] = pull_points(pull, np.stack([xs[pick], ys[pick]], axis=1))
     return chosen
 
 

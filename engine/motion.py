@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .thin_plate import ThinPlate
+
 # Jacobians whose determinant is smaller than this (in normalised units) are treated as
 # singular: the inverse keeps the sign and uses this magnitude instead of dividing by ~0.
 MIN_DETERMINANT = 1e-6
@@ -121,6 +123,8 @@ class RegionMotion:
     colour_matrix: optional (3, 4) RGB affine applied to the blended region (texture guidance's
         statistics alignment); luma_offset: optional (h, w) luminance offset on the weight grid
         (its seam correction). With either, the region is clamped to its exemplar pixels' range.
+    field: optional smooth map (engine.thin_plate, pixels) that motion FIELD_SLOT is instead of its
+        affine, which then holds the map's affine part (a non-rigid reshape, engine.reshape).
     """
 
     affines: np.ndarray
@@ -130,7 +134,11 @@ class RegionMotion:
     keypoints_tgt: np.ndarray
     colour_matrix: np.ndarray | None = None
     luma_offset: np.ndarray | None = None
+    field: ThinPlate | None = None
 
+
+# The motion a RegionMotion's field stands for.
+FIELD_SLOT = 1
 
 # The motion that leaves every point where it is (the same matrix in pixels and normalised).
 IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])

@@ -1,7 +1,8 @@
 """From an exemplar and an edit to the manipulated image: the engine's one entry point.
 
 Checks the exemplar and the edit against it (sizes, finiteness, region pairing), asks the model
-for each region's motion, and composes the result at the exemplar's full resolution
+for each region's motion (a smooth map instead where a region was reshaped non-rigidly,
+engine.reshape), and composes the result at the exemplar's full resolution
 (engine.compose: staying regions untouched, moving regions transported, vacated pixels filled
 from their own region).
 """
@@ -19,6 +20,7 @@ from .errors import InputError
 from .models import MotionModel, load_model
 from .motion import RegionMotion
 from .regions import paired_ids
+from .reshape import reshaped_motions
 from .runtime.blend_graph import choose_blend
 
 # More regions than this is almost always an over-segmented map; each costs a model call.
@@ -52,10 +54,13 @@ def run(
     progress: Progress | None = None,
     max_regions: int = DEFAULT_MAX_REGIONS,
     provenance: bool = False,
+    reshape: bool = True,
 ) -> Manipulation:
     """Manipulate `exemplar` (H, W, C) float32 as `edit` says (engine.edit; its maps are resized
     to the exemplar if only their scale differs). `model` is a model name (engine.models; None:
-    the default) or a loaded model. `provenance`: also say where every pixel came from."""
+    the default) or a loaded model. `provenance`: also say where every pixel came from.
+    `reshape`: carry non-rigidly reshaped regions by a smooth map (engine.reshape) instead of
+    the model's affine motions."""
     exemplar = _check_exemplar(exemplar)
     height, width = exemplar.shape[:2]
     edit = edit.fitted(height, width)
@@ -72,6 +77,8 @@ def run(
         exemplar, edit.exemplar_labels, edit.target_labels, ids.tolist(), lambda fraction: report("motion", fraction)
     )
     motions = {int(region): motion for region, motion in zip(ids, found)}
+    if reshape:
+        motions = reshaped_motions(edit.exemplar_labels, edit.target_labels, motions)
     report("motion", 1.0)
     result = compose(
         exemplar,
