@@ -8,7 +8,9 @@ Kinds:
 - move: one region translated (up to a third of its size) and slightly turned;
 - scale: one region grown or shrunk into its neighbours (x0.75 .. x1.3 about its centroid);
 - rotate: one region turned by 10..35 degrees;
-- tps: a global thin-plate-spline re-layout of the whole picture.
+- tps: a global thin-plate-spline re-layout of the whole picture;
+- bend: one region bent along a smooth curve about its long axis (a tree leaning, a peak
+  raised, a wave curled): its base stays, its tip swings sideways by 15..35% of its length.
 A region's affine acts fully inside its new place and fades to the identity over a band around
 it, so the neighbours stretch or shrink to make room instead of leaving a hole.
 """
@@ -21,6 +23,9 @@ import cv2
 import numpy as np
 
 KINDS = ("move", "scale", "rotate", "tps")
+# Reshape edits (bench/quality.py --kinds): non-rigid, with the move and scale edits as the
+# no-regression set.
+RESHAPE_KINDS = ("tps", "bend", "move", "scale")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,35 @@ def region_field(labels: np.ndarray, region: int, affine: np.ndarray) -> np.ndar
     points = grid(height, width)
     pulled = points @ affine[:, :2].T.astype(np.float32) + affine[:, 2].astype(np.float32)
     return points + fade[..., None] * (pulled - points)
+
+
+def bend_field(labels: np.ndarray, region: int, rng: np.random.Generator) -> np.ndarray:
+    """Pulling field of a bend: along the region's long axis u (from its base, the end picked at
+    random, u in [0, 1] over its length L) the region is displaced across the axis by
+    a L u^2 (a in +-[0.15, 0.35]), fading to the identity around it as in `region_field`."""
+    height, width = labels.shape
+    mask = labels == region
+    rows, cols = np.nonzero(mask)
+    points = np.stack([cols, rows], axis=1).astype(np.float64)
+    centre = points.mean(axis=0)
+    _, vectors = np.linalg.eigh(np.cov((points - centre).T))
+    axis, across = vectors[:, 1], vectors[:, 0]  # the long axis has the larger eigenvalue
+    along = (points - centre) @ axis
+    if rng.random() < 0.5:  # which end is the base
+        axis, along = -axis, -along
+    base, length = along.min(), max(along.max() - along.min(), 1.0)
+    amount = rng.uniform(0.15, 0.35) * rng.choice([-1, 1]) * length
+    grid_points = grid(height, width).astype(np.float64)
+    u = np.clip(((grid_points - centre) @ axis - base) / length, 0.0, None)
+    # target z pulls from z - offset(z), offset across the axis, growing from the base
+    bent = grid_points - (amount * u**2)[..., None] * across
+    # the fade: full inside the bent region's place (where the bent mask lands), identity far off
+    placed = cv2.remap(mask.astype(np.uint8), bent[..., 0].astype(np.float32), bent[..., 1].astype(np.float32), cv2.INTER_NEAREST)
+    band = 0.6 * np.sqrt(mask.sum()) + 8.0
+    distance = cv2.distanceTransform((placed == 0).astype(np.uint8), cv2.DIST_L2, 5)
+    fade = np.clip(1.0 - distance / band, 0.0, 1.0)
+    fade = fade * fade * (3 - 2 * fade)
+    return (grid_points + fade[..., None] * (bent - grid_points)).astype(np.float32)
 
 
 def tps_field(height: int, width: int, rng: np.random.Generator, strength: float = 0.05) -> np.ndarray:
@@ -112,6 +146,8 @@ def make_edit(pixels: np.ndarray, labels: np.ndarray, kind: str, rng: np.random.
     if kind == "tps":
         return apply_pull(pixels, labels, tps_field(height, width, rng), kind)
     region = _pick_region(labels, rng)
+    if kind == "bend":
+        return apply_pull(pixels, labels, bend_field(labels, region, rng), kind)
     size = np.sqrt((labels == region).sum())
     if kind == "move":
         angle = np.radians(rng.uniform(-8, 8))
@@ -132,10 +168,10 @@ def _rotation(angle: float) -> np.ndarray:
     return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
 
 
-def make_edits(pixels: np.ndarray, labels: np.ndarray, count: int, seed: int) -> list[Edit]:
-    """`count` edits cycling through KINDS, reproducible from `seed`."""
+def make_edits(pixels: np.ndarray, labels: np.ndarray, count: int, seed: int, kinds=KINDS) -> list[Edit]:
+    """`count` edits cycling through `kinds`, reproducible from `seed`."""
     rng = np.random.default_rng(seed)
-    return [make_edit(pixels, labels, KINDS[i % len(KINDS)], rng) for i in range(count)]
+    return [make_edit(pixels, labels, kinds[i % len(kinds)], rng) for i in range(count)]
 
 
 @dataclass(frozen=True)

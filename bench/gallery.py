@@ -2,13 +2,15 @@
 composition, with 2x crops of the place the object left and of its new joins.
 
     python bench/gallery.py --before-repo DIR [--out bench/results/gallery.jpg]
+                            [--kinds KIND...] [--every-painting]
 
 Paintings: the bundled sample and, when ../shared/data/art is beside the checkout, the paintings
 with hand-painted region maps there. Each edit is built from the painting's map: the most
 figure-like region (bench/edits.py) is moved, enlarged, shrunk, deleted, swapped with the next
 most figure-like one, bent (a smooth non-rigid reshape), or moved by masks (a feathered
 selection). "before" is the engine of the checkout at DIR (a worktree of the commit before this
-work), run in its own process; "after" is this one. Rows: painting | target map | before |
+work), run in its own process; "after" is this one. --every-painting: each kind on every
+painting, not one painting per kind. Rows: painting | target map | before |
 after | the vacated area, before and after (2x) | a join, before and after (2x).
 """
 
@@ -150,16 +152,21 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before-repo", type=Path, required=True, help="a checkout of the engine before this work")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "gallery.jpg")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS))
+    parser.add_argument("--every-painting", action="store_true", help="each kind on every painting")
     args = parser.parse_args(argv)
     sources = paintings()
+    if args.every_painting:
+        rows = [(kind, path) for kind in args.kinds for path in sources]
+    else:
+        rows = [(kind, sources[KINDS.index(kind) % len(sources)]) for kind in args.kinds]
     columns = ("painting", "target map", "before", "after", "left, before (2x)", "left, after (2x)",
                "join, before (2x)", "join, after (2x)")
-    sheet = Image.new("RGB", (len(columns) * TILE, 20 + len(KINDS) * (TILE + 18)), "white")
+    sheet = Image.new("RGB", (len(columns) * TILE, 20 + len(rows) * (TILE + 18)), "white")
     draw = ImageDraw.Draw(sheet)
     for index, name in enumerate(columns):
         draw.text((index * TILE + 4, 4), name, fill="black")
-    for row, kind in enumerate(KINDS):
-        path = sources[row % len(sources)]
+    for row, (kind, path) in enumerate(rows):
         exemplar, labels = load(path, SIZE, 8)
         target, masks, edited = build(kind, labels)
         before = engine_before(args.before_repo.resolve(), exemplar, labels, target, masks)

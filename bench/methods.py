@@ -17,6 +17,11 @@ from engine import run
 from engine.edit import Edit
 from engine.io import imageio
 from engine.models import model_names
+from engine.models.alignment import align
+from engine.models.moments import MomentsModel
+from engine.outlines import match_outlines, outline
+from engine.reshape import OUTLINE_POINTS, field_motion
+from engine.thin_plate import ThinPlate
 
 INPAINT_RADIUS = 5
 
@@ -26,13 +31,41 @@ def identity(exemplar, exemplar_labels, target_labels):
     return exemplar, exemplar_labels
 
 
-def engine_method(model: str):
+def engine_method(model, reshape: bool = True):
+    """The engine with `model` (a name or a loaded model); `reshape`: engine.reshape's smooth
+    maps for non-rigid reshapes (off: the model's affine motions everywhere)."""
+
     def method(exemplar, exemplar_labels, target_labels):
-        manipulation = run(exemplar, Edit(exemplar_labels, target_labels), model=model, provenance=True)
+        edit = Edit(exemplar_labels, target_labels)
+        manipulation = run(exemplar, edit, model=model, provenance=True, reshape=reshape)
         return manipulation.pixels, manipulation.provenance.source_region
 
-    method.__doc__ = f"the engine with model '{model}'"
+    method.__doc__ = f"the engine with model '{model}'" + ("" if reshape else ", affine motions only")
     return method
+
+
+class PlainSplineModel:
+    """The plain peer of engine.reshape: every changed region carried by an interpolating
+    thin-plate spline through its outline points matched under the moments affine, with no
+    rigid path, no choice of prior, no smoothing and no joint fit across regions."""
+
+    name = "plain-tps"
+    description = "interpolating thin-plate spline through outline matches, every changed region"
+
+    def region_motions(self, exemplar, exemplar_labels, target_labels, ids, progress=None):
+        motions = MomentsModel().region_motions(exemplar, exemplar_labels, target_labels, ids, progress)
+        scale = float(max(target_labels.shape))
+        for index, region in enumerate(ids):
+            source, target = exemplar_labels == region, target_labels == region
+            if np.array_equal(source, target):
+                continue
+            source_outline, target_outline = outline(source, OUTLINE_POINTS), outline(target, OUTLINE_POINTS)
+            if source_outline is None or target_outline is None:
+                continue
+            matched = match_outlines(source_outline, target_outline, align(source, target).moved)
+            spline = ThinPlate.fit(target_outline, matched, scale)
+            motions[index] = field_motion(motions[index], spline, target_outline, matched, target)
+        return motions
 
 
 def _moved_regions(exemplar_labels, target_labels):
@@ -167,4 +200,6 @@ def available_methods() -> dict:
         methods["cut+paste+gmic"] = cut_paste_gmic
     for name in model_names():
         methods[name] = engine_method(name)
+        methods[f"{name} affine"] = engine_method(name, reshape=False)
+    methods["plain-tps"] = engine_method(PlainSplineModel(), reshape=False)
     return methods

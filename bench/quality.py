@@ -4,8 +4,8 @@
 
 Artworks come from --data (default ../shared/data/art when present, else the bundled sample),
 with a region map beside each (`NAME.regions.png`, or `regions/NAME.png` as in ../shared) or an
-automatic one. Each artwork gets N edits (bench/edits.py: move, scale, rotate, tps) from a fixed
-seed, and every method (bench/methods.py) is scored on each. Writes to --out (default
+automatic one. Each artwork gets N edits (bench/edits.py: move, scale, rotate, tps by default,
+or --kinds, e.g. tps bend move scale for reshapes) from a fixed seed, and every method (bench/methods.py) is scored on each. Writes to --out (default
 bench/results/quality): summary.md (mean and 95% interval per method), edits.csv (one row per
 edit and method) and contact_<method>.png (exemplar | target map | ground truth | result).
 """
@@ -37,8 +37,12 @@ from engine.segment import segment  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 SHARED_ART = HERE.parents[1] / "shared" / "data" / "art"
-METRICS = ("psnr", "psnr_edited", "ssim", "ssim_edited", "perceptual", "mask_iou", "boundary_f", "gram", "seconds")
-LOWER_IS_BETTER = {"perceptual", "gram", "seconds"}
+METRICS = ("psnr", "psnr_edited", "ssim", "ssim_edited", "perceptual", "perceptual_edited", "mask_iou", "boundary_f",
+           "gram", "seconds")
+LOWER_IS_BETTER = {"perceptual", "perceptual_edited", "gram", "seconds"}
+# The edited area's crop for perceptual_edited: the changed pixels' box, grown by this share.
+EDITED_MARGIN = 0.1
+MIN_CROP = 64
 SHEET_ROWS = 12
 SHEET_TILE = 160
 
@@ -77,10 +81,26 @@ def score(edit, image, predicted, features: FeatureMetrics) -> dict:
         "ssim": ssim(image, edit.ground_truth),
         "ssim_edited": ssim(image, edit.ground_truth, edit.changed),
         "perceptual": features.perceptual(image, edit.ground_truth),
+        "perceptual_edited": features.perceptual(*edited_crops(image, edit.ground_truth, edit.changed)),
         "mask_iou": region_iou(predicted, edit.target_labels, np.array(changed_regions)),
         "boundary_f": boundary_f_score(predicted, edit.target_labels),
         "gram": features.gram(image, edit.exemplar),
     }
+
+
+def edited_crops(image: np.ndarray, truth: np.ndarray, changed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both pictures (H, W, C) cropped to the box of the changed pixels (H, W) bool, grown by
+    EDITED_MARGIN of its size (the whole pictures when nothing changed)."""
+    rows, cols = np.nonzero(changed)
+    if rows.size == 0:
+        return image, truth
+    height, width = changed.shape
+    # at least MIN_CROP on a side: the perceptual network pools the picture down five times
+    grow_y = max(int(EDITED_MARGIN * (rows.max() - rows.min() + 1)) + 1, (MIN_CROP - (rows.max() - rows.min() + 1)) // 2 + 1)
+    grow_x = max(int(EDITED_MARGIN * (cols.max() - cols.min() + 1)) + 1, (MIN_CROP - (cols.max() - cols.min() + 1)) // 2 + 1)
+    box = (slice(max(0, rows.min() - grow_y), min(height, rows.max() + 1 + grow_y)),
+           slice(max(0, cols.min() - grow_x), min(width, cols.max() + 1 + grow_x)))
+    return image[box], truth[box]
 
 
 def summarise(rows: list[dict], methods: list[str], baselines=(None,)) -> str:
@@ -112,7 +132,7 @@ def summarise(rows: list[dict], methods: list[str], baselines=(None,)) -> str:
 
 
 PAIRED_BASELINE = "moments"
-PAIRED_METRICS = ("psnr", "ssim", "perceptual", "mask_iou")
+PAIRED_METRICS = ("psnr", "psnr_edited", "perceptual", "perceptual_edited", "mask_iou")
 
 
 def paired(rows: list[dict], methods: list[str], resamples: int = 5000, baseline: str = PAIRED_BASELINE) -> list[str]:
@@ -144,6 +164,25 @@ def paired(rows: list[dict], methods: list[str], resamples: int = 5000, baseline
     return lines
 
 
+def per_kind(rows: list[dict], methods: list[str], baselines) -> str:
+    """For each edit kind: the mean of the edited-area metrics per method, and the paired tables."""
+    lines = ["", "## Per edit kind", ""]
+    for kind in sorted({r["kind"] for r in rows}):
+        mine = [r for r in rows if r["kind"] == kind]
+        lines += [f"### {kind} ({len({(r['artwork'], r['edit']) for r in mine})} edits)", "",
+                  "| method | psnr_edited | perceptual_edited | seconds |", "|---|---|---|---|"]
+        for method in methods:
+            cells = []
+            for metric in ("psnr_edited", "perceptual_edited", "seconds"):
+                values = [r[metric] for r in mine if r["method"] == method and r[metric] is not None]
+                cells.append(f"{np.mean(values):.4f}" if values else "n/a")
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        for baseline in baselines:
+            lines += paired(mine, methods, baseline=baseline or PAIRED_BASELINE)
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 def contact_sheet(tiles: list[list[np.ndarray]], columns, path: Path, side: int = SHEET_TILE) -> None:
     """Rows of (h, w, 3) uint8 pictures under the column names, each fitted into side x side."""
     sheet = Image.new("RGB", (len(columns) * side, 18 + len(tiles) * side), "white")
@@ -166,6 +205,8 @@ def main(argv=None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="at most this many artworks")
     parser.add_argument("--max-regions", type=int, default=8, help="for automatic region maps")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kinds", nargs="+", choices=sorted(set(edit_module.KINDS) | set(edit_module.RESHAPE_KINDS)),
+                        default=list(edit_module.KINDS), help="the edit kinds, cycled (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "quality")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these artworks (stems), e.g. the held-out ones")
     parser.add_argument("--methods", nargs="+", help="only these methods (default: every available one); an exported model folder counts as one")
@@ -199,7 +240,7 @@ def main(argv=None) -> None:
     for number, path in enumerate(paths):
         pixels, labels = load(path, args.size, args.max_regions)
         palette = regions.distinct_palette(int(labels.max()) + 1)
-        for index, edit in enumerate(edit_module.make_edits(pixels, labels, args.edits, args.seed + number)):
+        for index, edit in enumerate(edit_module.make_edits(pixels, labels, args.edits, args.seed + number, args.kinds)):
             for name, method in methods.items():
                 start = time.perf_counter()
                 try:
@@ -222,9 +263,9 @@ def main(argv=None) -> None:
         slug = re.sub(r"[^\w.-]+", "_", name)  # "cut+paste+inpaint", a model folder's path
         contact_sheet(tiles[name], ("exemplar", "target map", "ground truth", name), args.out / f"contact_{slug}.png")
     header = (f"# Quality: {len(paths)} artworks from {args.data.name}, {args.edits} edits each "
-              f"(move, scale, rotate, tps), {args.size} px, seed {args.seed}\n\n"
+              f"({', '.join(args.kinds)}), {args.size} px, seed {args.seed}\n\n"
               f"Command: `python bench/quality.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n")
-    summary = header + summarise(rows, list(methods), args.paired_against)
+    summary = header + summarise(rows, list(methods), args.paired_against) + per_kind(rows, list(methods), args.paired_against)
     (args.out / "summary.md").write_text(summary)
     print(summary)
 

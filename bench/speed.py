@@ -1,16 +1,17 @@
 """Speed and memory benchmark: time per stage and peak memory against image size and region count.
 
     python bench/speed.py [--sizes 512 1024 2048 4096] [--aspects 1:1 16:9] [--regions 1 2 4 8]
-                          [--repeats 3] [--out DIR] [--quick]
+                          [--repeats 3] [--edit move|bend] [--affine-too] [--out DIR] [--quick]
 
 Each configuration (model x size x aspect x region count) runs in a fresh process, so its peak
 resident memory is its own: the bundled painting scaled to that size and saved as PNG, a region
-map with that many regions (one of them moved, bench/edits.py), then one warm-up and --repeats
+map with that many regions (one of them moved, or bent with --edit bend: bench/edits.py), then one warm-up and --repeats
 timed runs of the whole path: decode, motion (the model: G_KP for learned models), transport
 (full-resolution warp and blend), texture guidance, encode to PNG. The peak resident memory
 is read after those runs; automatic segmentation is timed beside them, after that reading, with
 the process's peak then given separately. Figures are medians; each model's time is also given as a ratio to the
-`moments` baseline measured in the same run. Writes summary.md, speed.csv and speed.png (time
+`moments` baseline measured in the same run. --affine-too: each model also with the reshape
+step off ("<model> affine": its affine motions as they are, engine.reshape). Writes summary.md, speed.csv and speed.png (time
 and memory against megapixels) to --out (default bench/results/speed).
 """
 
@@ -34,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 STAGES = ("decode", "motion", "transport", "encode")
 
 
-def build_inputs(width: int, height: int, region_count: int, folder: Path):
+def build_inputs(width: int, height: int, region_count: int, folder: Path, edit: str = "move"):
     """The sample painting at width x height (written as PNG) and a map pair with
     `region_count` regions, one of them moved (none for a single region); region_count 0 is
     the demo's own edit (its painted maps: the Needle moved, one figure)."""
@@ -57,7 +58,7 @@ def build_inputs(width: int, height: int, region_count: int, folder: Path):
         labels = target = np.zeros(sample.shape[:2], np.int32)
     else:
         labels = segment(sample, max_regions=region_count)
-        target = make_edit(sample, labels, "move", np.random.default_rng(0)).target_labels
+        target = make_edit(sample, labels, edit, np.random.default_rng(0)).target_labels
     painting = cv2.resize(sample, (width, height), interpolation=cv2.INTER_CUBIC)
     path = folder / "exemplar.png"
     imageio.write_image(path, painting)
@@ -75,7 +76,7 @@ def measure(config: dict, results) -> None:
     keep_freed_memory()  # as the worker and `simnet batch` do: the figures are warm runs, as theirs are
 
     with tempfile.TemporaryDirectory() as folder:
-        path, labels, target = build_inputs(config["width"], config["height"], config["regions"], Path(folder))
+        path, labels, target = build_inputs(config["width"], config["height"], config["regions"], Path(folder), config["edit"])
         timings = []
         for attempt in range(config["repeats"] + 1):  # the first is the warm-up
             marks = {}
@@ -87,7 +88,8 @@ def measure(config: dict, results) -> None:
             start = time.perf_counter()
             pixels = imageio.read_image(path).pixels
             decoded = time.perf_counter()
-            result = run(pixels, Edit(labels, target), model=config["model"], progress=progress).pixels
+            result = run(pixels, Edit(labels, target), model=config["model"], progress=progress,
+                         reshape=config["reshape"]).pixels
             composed = time.perf_counter()
             imageio.write_image(Path(folder) / "result.png", result)
             encoded = time.perf_counter()
@@ -206,6 +208,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "speed")
     parser.add_argument("--paper", action="store_true", help="also the paper preset (random weights, exported here)")
     parser.add_argument("--quick", action="store_true", help="256 and 512 px, 1 and 2 regions, one run")
+    parser.add_argument("--edit", choices=("move", "bend"), default="move", help="what happens to one region")
+    parser.add_argument("--affine-too", action="store_true", help="each model also with the reshape step off")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.aspects, args.regions, args.repeats = [256, 512], ["1:1"], [1, 2], 1
@@ -217,16 +221,17 @@ def main(argv=None) -> None:
     if args.paper:
         models = [*models, str(random_paper_model(Path(scratch.name)))]
     rows = []
-    for model in models:
+    for model, reshape in [(m, r) for m in models for r in ((True, False) if args.affine_too else (True,))]:
         for aspect in args.aspects:
             for size in args.sizes:
                 for count in args.regions:
                     width, height = sizes_for(size, aspect)
                     config = {"model": model, "width": width, "height": height, "regions": count,
-                              "megapixels": round(width * height / 1e6, 3), "repeats": args.repeats}
+                              "megapixels": round(width * height / 1e6, 3), "repeats": args.repeats,
+                              "edit": args.edit, "reshape": reshape}
                     rows.append(run_config(config))
                     r = rows[-1]
-                    r["model"] = Path(model).name
+                    r["model"] = Path(model).name + ("" if reshape else " affine")
                     print(f"{r['model']} {width}x{height} {count} region(s): {r['total']:.3f} s, {r['peak_rss_mb']:.0f} MB", file=sys.stderr)
     baseline = {(r["width"], r["height"], r["regions"]): r["total"] for r in rows if r["model"] == "moments"}
     for r in rows:
