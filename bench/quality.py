@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -264,7 +265,7 @@ def main(argv=None) -> None:
         contact_sheet(tiles[name], ("exemplar", "target map", "ground truth", name), args.out / f"contact_{slug}.png")
     header = (f"# Quality: {len(paths)} artworks from {args.data.name}, {args.edits} edits each "
               f"({', '.join(args.kinds)}), {args.size} px, seed {args.seed}\n\n"
-              f"Command: `python bench/quality.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n")
+              f"Command: `python bench/quality.py {shlex.join(argv if argv is not None else sys.argv[1:])}`\n\n")
     summary = header + summarise(rows, list(methods), args.paired_against) + per_kind(rows, list(methods), args.paired_against)
     (args.out / "summary.md").write_text(summary)
     print(summary)

@@ -22,6 +22,7 @@ import csv
 import multiprocessing
 import platform
 import resource
+import shlex
 import sys
 import tempfile
 import time
@@ -246,7 +247,7 @@ def main(argv=None) -> None:
     lines = [
         f"# Speed: {platform.processor() or platform.machine()}, {multiprocessing.cpu_count()} cores, median of {args.repeats} after a warm-up",
         "",
-        f"Command: `python bench/speed.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+        f"Command: `python bench/speed.py {shlex.join(argv if argv is not None else sys.argv[1:])}`",
         "",
         f"{providers_line()}. Models measured: {', '.join(Path(m).name for m in models)} (default {default_model()[0]}); "
         "`paper-random` is the paper preset with random weights (speed only). Motion is the model "

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -279,7 +280,7 @@ def main(argv=None) -> None:
         writer.writeheader()
         writer.writerows(rows)
     contact_sheet(tiles, ["exemplar", "ground truth", *(name[:32] for name in methods)], args.out / "sheet.png", SHEET_TILE)
-    command = " ".join(argv if argv is not None else sys.argv[1:])
+    command = shlex.join(argv if argv is not None else sys.argv[1:])
     summary = (f"# Vacated areas: {len(hosts)} host paintings ({', '.join(hosts)}), figures cut from "
                f"{', '.join(n for n, _, _ in cutouts)}, {args.size} px, seed {args.seed}\n\n"
                f"Command: `python bench/vacate.py {command}`\n\n" + summarise(rows, list(methods)))

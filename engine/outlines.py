@@ -58,11 +58,11 @@ def warp_pairs(moved: np.ndarray, source: np.ndarray) -> np.ndarray:
     total[0, 0] = 0.0
     for i in range(1, n + 1):
         row = distance[i - 1]
-        # diagonal and vertical steps in one go, then the horizontal run as a running minimum
+        # diagonal and vertical steps in one go, then the horizontal runs: best[j] is the least
+        # of best[k] + row[k+1..j] over k <= j, a running minimum once the row's sums are out
         best = np.minimum(total[i - 1, :-1], total[i - 1, 1:]) + row
-        for j in range(1, m):
-            best[j] = min(best[j], best[j - 1] + row[j])
-        total[i, 1:] = best
+        running = np.cumsum(row)
+        total[i, 1:] = np.minimum.accumulate(best - running) + running
     # backtrack from the cheaper end
     i, j = n, (m if total[n, m] <= total[n, m - 1] else m - 1)
     pairs: list[list[int]] = [[] for _ in range(n)]
