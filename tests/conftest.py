@@ -1,5 +1,10 @@
-"""Shared test helpers: small synthetic paintings whose right answers are known."""
+"""Shared test helpers: small synthetic paintings whose right answers are known, and a virtual
+screen for the hosts' GUI tests."""
 
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +67,25 @@ def sampling_fields(affines: np.ndarray, height: int, width: int) -> np.ndarray:
     grid = normalised_grid(height, width)
     fields = np.einsum("mij,hwj->mhwi", affines[:, :, :2], grid) + affines[:, None, None, :, 2]
     return fields.astype(np.float32)
+
+
+@contextlib.contextmanager
+def virtual_screen(width: int, height: int) -> Iterator[str]:
+    """A real Xvfb server on a free display, named by the server once it is ready (no fixed
+    number, no stale lock, and no start-up race as with xvfb-run under load): yields ":N". It is
+    stopped with SIGTERM, so it removes its own lock and socket."""
+    ready, told = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(told), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(told,))
+    os.close(told)
+    try:
+        with os.fdopen(ready) as answer:
+            number = answer.readline().strip()
+        assert number.isdigit(), "Xvfb did not start"
+        yield f":{number}"
+    finally:
+        xvfb.terminate()
+        try:
+            xvfb.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            xvfb.kill()

@@ -22,6 +22,8 @@ import pytest
 from engine import manipulate_masks
 from engine.app.install import install_gimp
 
+from .conftest import virtual_screen
+
 CHROOT = Path(os.environ.get("SIMNET_GIMP_CHROOT", "/var/cache/simnet/gimp-trixie"))
 HERE = Path(__file__).resolve().parent
 W, H = 96, 64
@@ -188,52 +190,39 @@ def test_dialog_screenshot_under_xvfb(gimp):
 
     if shutil.which("Xvfb") is None:
         pytest.skip("GIMP is there but Xvfb is not (Debian's xvfb package)")
-    # A free display, which the server names once it is ready (no fixed number, no stale lock).
-    ready, told = os.pipe()
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(told), "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(told,))
-    os.close(told)
     sockets = CHROOT / "tmp" / ".X11-unix"
     sockets.mkdir(parents=True, exist_ok=True)
-    gimp_process = None
-    try:
-        with os.fdopen(ready) as answer:
-            number = answer.readline().strip()
-        assert number.isdigit(), "Xvfb did not start"
-        display = f":{number}"
-        subprocess.run(["mount", "--bind", "/tmp/.X11-unix", str(sockets)], check=True)
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "DISPLAY": display, "LANG": "C.UTF-8",
-               "GIMP3_DIRECTORY": "/" + str(gimp.relative_to(CHROOT))}
-        gimp_process = subprocess.Popen(
-            ["chroot", str(CHROOT), "gimp-3.0", "-df", "--no-splash", "--batch-interpreter=python-fu-eval", "-b", "-"],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, text=True,
-            start_new_session=True,  # its own process group: GIMP and its plug-ins, and nothing else
-        )
-        gimp_process.stdin.write(DIALOG_SCRIPT)
-        gimp_process.stdin.close()
-        shot, previous = None, None
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            time.sleep(3)
-            shot = ImageGrab.grab(xdisplay=display)
-            pixels = np.asarray(shot)
-            if pixels.std() > 10 and previous is not None and np.array_equal(pixels, previous):
-                break  # something drawn, and settled
-            previous = pixels
-        artefacts = HERE / "artefacts"
-        artefacts.mkdir(exist_ok=True)
-        shot.save(artefacts / "gimp_dialog.png")
-        assert np.asarray(shot).std() > 10, "nothing was drawn on the Xvfb screen"
-    finally:
-        if gimp_process is not None:
-            try:
-                os.killpg(gimp_process.pid, signal.SIGKILL)  # the processes this test started, by their group
-            except ProcessLookupError:
-                pass
-            gimp_process.wait()
-        subprocess.run(["umount", "-l", str(sockets)], check=False)
-        xvfb.terminate()  # SIGTERM: the server removes its own lock and socket
+    with virtual_screen(1280, 900) as display:
+        gimp_process = None
         try:
-            xvfb.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            xvfb.kill()
+            subprocess.run(["mount", "--bind", "/tmp/.X11-unix", str(sockets)], check=True)
+            env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "DISPLAY": display, "LANG": "C.UTF-8",
+                   "GIMP3_DIRECTORY": "/" + str(gimp.relative_to(CHROOT))}
+            gimp_process = subprocess.Popen(
+                ["chroot", str(CHROOT), "gimp-3.0", "-df", "--no-splash", "--batch-interpreter=python-fu-eval", "-b", "-"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, text=True,
+                start_new_session=True,  # its own process group: GIMP and its plug-ins, and nothing else
+            )
+            gimp_process.stdin.write(DIALOG_SCRIPT)
+            gimp_process.stdin.close()
+            shot, previous = None, None
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                time.sleep(3)
+                shot = ImageGrab.grab(xdisplay=display)
+                pixels = np.asarray(shot)
+                if pixels.std() > 10 and previous is not None and np.array_equal(pixels, previous):
+                    break  # something drawn, and settled
+                previous = pixels
+            artefacts = HERE / "artefacts"
+            artefacts.mkdir(exist_ok=True)
+            shot.save(artefacts / "gimp_dialog.png")
+            assert np.asarray(shot).std() > 10, "nothing was drawn on the Xvfb screen"
+        finally:
+            if gimp_process is not None:
+                try:
+                    os.killpg(gimp_process.pid, signal.SIGKILL)  # the processes this test started, by their group
+                except ProcessLookupError:
+                    pass
+                gimp_process.wait()
+            subprocess.run(["umount", "-l", str(sockets)], check=False)

@@ -13,13 +13,13 @@ from engine import manipulate, manipulate_masks
 from engine.app.install import install_krita, set_enabled
 from engine.io.pixels import to_samples
 
-from .conftest import REPO, square_mask, textured
+from .conftest import REPO, square_mask, textured, virtual_screen
 
 KRITA_INSTALLED = shutil.which("kritarunner") is not None
 pytestmark = pytest.mark.skipif(not KRITA_INSTALLED, reason="Krita is not installed (Debian's krita package)")
 # Only where Krita is there, so that a machine without either says Krita is missing.
-needs_screen = pytest.mark.skipif(KRITA_INSTALLED and shutil.which("xvfb-run") is None,
-                                  reason="Krita is installed but Xvfb is not (Debian's xvfb and xauth packages)")
+needs_screen = pytest.mark.skipif(KRITA_INSTALLED and shutil.which("Xvfb") is None,
+                                  reason="Krita is installed but Xvfb is not (Debian's xvfb package)")
 
 WIDTH, HEIGHT = 96, 64
 # Krita depth -> numpy dtype, channel order of Node.pixelData, full scale
@@ -192,10 +192,9 @@ def test_gui_menu_entries_dialog_and_result(krita_run, tmp_path):
     set_enabled(home / ".config" / "kritarc", True, "simnet_test_probe")
     env = _system_env(home, SIMNET_PROBE_OUT=str(out), SIMNET_PROBE_WORK=str(work), SIMNET_TEST_ACCEPT_DIALOG="1",
                       SIMNET_TEST_DIALOG_SCREENSHOT=str(out / "dialog.png"))
-    completed = subprocess.run(
-        ["timeout", "180", "xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "krita", "--nosplash"],
-        env=env, capture_output=True, text=True,
-    )
+    with virtual_screen(1600, 1000) as display:
+        completed = subprocess.run(["timeout", "180", "krita", "--nosplash"], env={**env, "DISPLAY": display},
+                                   capture_output=True, text=True)
     log = completed.stdout + completed.stderr
     assert "Error loading plugin" not in log
     assert (out / "gui.json").exists(), log[-3000:]
