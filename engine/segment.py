@@ -5,6 +5,11 @@ SAM-like classical method on paintings: sky, buildings, figures), labels scaled 
 nearest-neighbour, then regions smaller than `min_share` of the image merged into the neighbour
 they share the longest border with, smallest first, optionally until at most `max_regions` stay.
 Ids run from 0 in decreasing order of area.
+
+With alpha, the transparent pixels (alpha under TRANSPARENT) are one region of their own and
+only the opaque part is segmented: the colours under alpha 0 are whatever the file holds, often
+junk, so the copy gives those pixels the colour of the nearest opaque one, and no opaque region
+is merged into the transparent one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from .io.pixels import rgb_channels
 from .regions import resize_labels
 
 WORK_SIZE = 512
+# Alpha under this is transparent (an anti-aliased edge's half-covered pixels count as opaque).
+TRANSPARENT = 0.5
 
 
 def segment(
@@ -38,22 +45,65 @@ def segment(
     height, width = pixels.shape[:2]
     factor = min(1.0, work_size / max(height, width))
     small_h, small_w = max(1, round(height * factor)), max(1, round(width * factor))
-    rgb = rgb_channels(pixels)
-    small = cv2.resize(np.clip(rgb, 0, 1), (small_w, small_h), interpolation=cv2.INTER_AREA)
+    rgb = np.clip(rgb_channels(pixels), 0, 1)
+    transparent = pixels[:, :, -1] < TRANSPARENT if pixels.shape[2] in (2, 4) else None
+    if transparent is not None and not transparent.any():
+        transparent = None
+    if transparent is not None:
+        if transparent.all():
+            return np.zeros((height, width), np.int32)
+        rgb = rgb[_nearest_opaque(transparent)]
+    small = cv2.resize(rgb, (small_w, small_h), interpolation=cv2.INTER_AREA)
     small = small.reshape(small_h, small_w, 3)
     area_scale = small_h * small_w / float(work_size * work_size)
     labels = felzenszwalb(small, scale=scale, sigma=sigma, min_size=max(1, int(min_size * area_scale)))
-    labels = merge_small_regions(labels, int(min_share * labels.size), max_regions)
-    return resize_labels(labels, height, width)
+    if transparent is None:
+        labels = merge_small_regions(labels, int(min_share * labels.size), max_regions)
+        return resize_labels(labels, height, width)
+    # the transparent region, at full resolution, over opaque regions grown into it
+    small_transparent = resize_labels(transparent.view(np.uint8), small_h, small_w).view(bool)
+    if small_transparent.all():  # a few opaque pixels, lost in the copy: one region of them
+        labels = np.zeros((height, width), np.int32)
+    else:
+        labels = np.where(small_transparent, labels.max() + 1, labels)
+        labels = merge_small_regions(labels, int(min_share * labels.size), max_regions, fixed=int(labels.max()))
+        apart = int(labels[small_transparent][0])
+        labels = resize_labels(labels[_nearest_opaque(labels == apart)], height, width)
+    labels[transparent] = labels.max() + 1
+    return _by_area(labels)
 
 
-def merge_small_regions(labels: np.ndarray, min_pixels: int, max_regions: int | None = None) -> np.ndarray:
+def _nearest_opaque(transparent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel of a mask (H, W) bool with some False, the (rows, cols) index of the
+    nearest pixel outside it (itself when outside)."""
+    _, nearest = cv2.distanceTransformWithLabels(transparent.view(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    rows, cols = np.nonzero(~transparent)
+    # DIST_LABEL_PIXEL numbers the zero pixels from 1 in row-major order
+    return rows[nearest - 1], cols[nearest - 1]
+
+
+def _by_area(labels: np.ndarray) -> np.ndarray:
+    """A label map (H, W) renumbered 0..n-1 by decreasing area, int32."""
+    _, dense = np.unique(labels, return_inverse=True)
+    dense = dense.reshape(labels.shape)
+    order = np.argsort(-np.bincount(dense.ravel()), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[dense].astype(np.int32)
+
+
+def merge_small_regions(
+    labels: np.ndarray, min_pixels: int, max_regions: int | None = None, fixed: int | None = None
+) -> np.ndarray:
     """Merge regions under `min_pixels` (and, past `max_regions`, the smallest ones) into the
     neighbour sharing the longest border. (H, W) int -> (H, W) int32 relabelled 0..n-1 by
-    decreasing area. A region with no neighbour (the only one) is kept."""
+    decreasing area. A region with no neighbour (the only one) is kept. The region `fixed`, if
+    given, is never merged, and nothing is merged into it."""
     ids, inverse = np.unique(labels, return_inverse=True)
     labels = inverse.reshape(labels.shape)
     count = len(ids)
+    kept = set() if fixed is None else {int(np.searchsorted(ids, fixed))}
     area = np.bincount(labels.ravel(), minlength=count).astype(np.int64)
     border = _border_lengths(labels, count)
     parent = np.arange(count)
@@ -63,24 +113,20 @@ def merge_small_regions(labels: np.ndarray, min_pixels: int, max_regions: int | 
         too_many = max_regions is not None and len(alive) > max_regions
         return area[region] < min_pixels or too_many
 
-    while len(alive) > 1:
-        smallest = min(alive, key=lambda r: (area[r], r))
+    while len(alive) > 1 and alive - kept:
+        smallest = min(alive - kept, key=lambda r: (area[r], r))
         if not must_merge(smallest):
             break
-        neighbours = border.get(smallest, {})
+        neighbours = {r: n for r, n in border.get(smallest, {}).items() if r not in kept}
         if not neighbours:
-            break
+            kept.add(smallest)  # it touches nothing it may join
+            continue
         into = max(neighbours, key=lambda r: (neighbours[r], area[r]))
         _merge(border, area, smallest, into)
         parent[smallest] = into
         alive.discard(smallest)
     roots = np.array([_root(parent, r) for r in range(count)])
-    merged = roots[labels]
-    _, merged = np.unique(merged, return_inverse=True)
-    order = np.argsort(-np.bincount(merged.ravel()), kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    return rank[merged.reshape(labels.shape)].astype(np.int32)
+    return _by_area(roots[labels])
 
 
 def _border_lengths(labels: np.ndarray, count: int) -> dict[int, dict[int, int]]:

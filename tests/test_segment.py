@@ -61,3 +61,47 @@ def test_paintings_give_a_handful_of_regions(shared_art):
         labels = segment(read_image(shared_art / name).pixels)
         assert 2 <= labels.max() + 1 <= 60
         assert np.bincount(labels.ravel()).min() >= 0.015 * labels.size * 0.99
+
+
+def _cut_out(height=120, width=180, seed=0):
+    """_blocks with alpha: its right third transparent over junk colours (as in a cut-out
+    portrait's file), so what is opaque is the red half and the left parts of green and blue."""
+    rng = np.random.default_rng(seed)
+    pixels = np.concatenate([_blocks(height, width, seed), np.ones((height, width, 1), np.float32)], axis=2)
+    transparent = np.zeros((height, width), bool)
+    transparent[:, 2 * width // 3 :] = True
+    pixels[transparent, :3] = rng.random((transparent.sum(), 3))
+    pixels[transparent, 3] = 0.0
+    return pixels, transparent
+
+
+def test_transparent_pixels_are_one_region_and_only_the_opaque_part_is_segmented():
+    pixels, transparent = _cut_out()
+    labels = segment(pixels)
+    assert labels.max() == 3  # red, green, blue and the transparent region: no junk regions
+    apart = labels[0, -1]
+    assert np.array_equal(labels == apart, transparent)  # exactly, at full resolution
+    opaque = labels[~transparent]
+    assert len(np.unique(opaque)) == 3
+    assert labels[60, 10] != labels[10, 100] != labels[110, 100]
+    areas = np.bincount(labels.ravel())
+    assert list(areas) == sorted(areas, reverse=True)
+
+
+def test_transparent_region_takes_in_no_small_neighbour():
+    pixels, transparent = _cut_out()
+    labels = segment(pixels, max_regions=2)  # the transparent region and the whole opaque part
+    assert labels.max() == 1
+    assert np.array_equal(labels == labels[0, -1], transparent)
+
+
+def test_alpha_that_is_all_opaque_or_all_transparent():
+    rgb = _blocks()
+    opaque = np.concatenate([rgb, np.ones(rgb.shape[:2] + (1,), np.float32)], axis=2)
+    assert np.array_equal(segment(opaque), segment(rgb))
+    opaque[:, :, 3] = 0.0
+    assert not segment(opaque).any()
+    grey_alpha = opaque[:, :, [0, 3]].copy()
+    grey_alpha[:, :5, 1] = 1.0  # a sliver of opaque grey
+    labels = segment(grey_alpha)
+    assert labels.max() == 1 and len(np.unique(labels[:, :5])) == 1 and (labels[:, 5:] != labels[0, 0]).all()
