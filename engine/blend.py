@@ -123,6 +123,12 @@ def sample_pulled(
     return warped.reshape(map_x.shape + image.shape[2:])
 
 
+def motion_pulls(pixel_affines: np.ndarray, field: ThinPlate | None) -> list[Pull]:
+    """A motion's pulls: its pixel affines (M, 2, 3), with slot FIELD_SLOT the smooth `field`
+    instead where the motion has one (RegionMotion.field)."""
+    return [FieldPull(field) if field is not None and m == FIELD_SLOT else affine for m, affine in enumerate(pixel_affines)]
+
+
 def pull_points(pull: Pull, points: np.ndarray) -> np.ndarray:
     """Pixel points (N, 2) -> where `pull` samples them (N, 2)."""
     if isinstance(pull, FieldPull):
@@ -211,7 +217,7 @@ def prepare_motion(exemplar: np.ndarray, motion: RegionMotion, region_mask: np.n
         pulls: list[Pull] = list(affines)
     else:  # a field is never merged with an affine that happens to equal its affine part
         affines, weights, indices = pixel_affines, motion.weights, list(range(len(pixel_affines)))
-        pulls = [FieldPull(motion.field) if m == FIELD_SLOT else affine for m, affine in enumerate(affines)]
+        pulls = motion_pulls(affines, motion.field)
     bounds = None
     if motion.colour_matrix is not None or motion.luma_offset is not None:
         bounds = region_range(exemplar[:, :, : 3 if exemplar.shape[2] >= 3 else 1], region_mask)

@@ -33,10 +33,19 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .blend import BAND_ROWS, EDGE_FEATHER, prepare_motion, pull_points, sample_pulled, transport_band, upsample_weights
+from .blend import (
+    BAND_ROWS,
+    EDGE_FEATHER,
+    motion_pulls,
+    prepare_motion,
+    pull_points,
+    sample_pulled,
+    transport_band,
+    upsample_weights,
+)
 from .fill import fill_vacated, nearest_pixel
 from .masks import bounding_box, feathered_mask, region_box, region_interior
-from .motion import FIELD_SLOT, RegionMotion, normalised_to_pixel_affines
+from .motion import RegionMotion, normalised_to_pixel_affines
 from .threads import thread_count
 
 UNCHANGED, WARPED, FILLED = 0, 1, 2
@@ -202,14 +211,14 @@ def _pulled_inside(motion: RegionMotion, exemplar_labels: np.ndarray, region: in
     """The share of the motion's weight at pixel points (N, 2) that lands on the region's own
     exemplar pixels."""
     height, width = exemplar_labels.shape
-    pixel = normalised_to_pixel_affines(motion.affines, height, width)
+    pulls = motion_pulls(normalised_to_pixel_affines(motion.affines, height, width), motion.field)
     rows, cols = _grid_cells(motion, points)
     weights = motion.weights[:, rows, cols]  # (M, N)
     landed = np.zeros_like(weights)
-    for m, affine in enumerate(pixel):
+    for m, pull in enumerate(pulls):
         if not weights[m].any():
             continue
-        pulled = motion.field.pull(points) if motion.field is not None and m == FIELD_SLOT else points @ affine[:, :2].T + affine[:, 2]
+        pulled = pull_points(pull, points)
         x, y = np.rint(pulled[:, 0]).astype(np.int64), np.rint(pulled[:, 1]).astype(np.int64)
         inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
         landed[m, inside] = exemplar_labels[y[inside], x[inside]] == region

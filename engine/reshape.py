@@ -81,22 +81,22 @@ def reshaped_motions(
             candidates[region] = found
     chosen: dict[int, ThinPlate] = {}
     for group in _touching_groups(target_labels, list(candidates)):
-        own = {r: ThinPlate.fit(candidates[r].target, candidates[r].source, scale, SMOOTHING) for r in group}
+        own_fits = {r: candidates[r].fit(candidates[r].spline) for r in group}
         if len(group) > 1:
             target = np.concatenate([candidates[r].target for r in group])
             source = np.concatenate([candidates[r].source for r in group])
             keep = np.linspace(0, len(target) - 1, min(len(target), MAX_CENTRES)).round().astype(int)
             joint = ThinPlate.fit(target[keep], source[keep], scale, SMOOTHING)
             fits = {r: candidates[r].fit(joint) for r in group}
-            if (all(fits[r] >= candidates[r].fit(own[r]) - JOINT_TOLERANCE for r in group)
+            if (all(fits[r] >= own_fits[r] - JOINT_TOLERANCE for r in group)
                     and all(fits[r] >= candidates[r].rigid_fit and candidates[r].unfolded(joint) for r in group)
                     and any(candidates[r].clearly_better(fits[r]) for r in group)):
                 chosen.update(dict.fromkeys(group, joint))
                 continue
         for region in group:
-            candidate, spline = candidates[region], own[region]
-            if candidate.clearly_better(candidate.fit(spline)) and candidate.unfolded(spline):
-                chosen[region] = spline
+            candidate = candidates[region]
+            if candidate.clearly_better(own_fits[region]) and candidate.unfolded(candidate.spline):
+                chosen[region] = candidate.spline
     reshaped = {region: field_motion(motions[region], spline, candidates[region].target, candidates[region].source,
                                      candidates[region].target_mask) for region, spline in chosen.items()}
     return {region: reshaped.get(region, shifted.get(region, motion)) for region, motion in motions.items()}
@@ -105,13 +105,21 @@ def reshaped_motions(
 def _rigid_fit(source_mask: np.ndarray, target_mask: np.ndarray, alignment: Alignment, samples: np.ndarray) -> float:
     """IoU with the target of the exemplar region pulled by the alignment's affine or the
     identity, whichever is better (at the target's samples (N, 2))."""
-    source_area, target_area = np.count_nonzero(source_mask), np.count_nonzero(target_mask)
+    source_area, target_area = int(np.count_nonzero(source_mask)), int(np.count_nonzero(target_mask))
     best = 0.0
     for affine in (alignment.moved, IDENTITY):
-        overlap = sample_mask(source_mask, samples @ affine[:, :2].T + affine[:, 2]).mean() * target_area
-        pulled_area = source_area / max(abs(np.linalg.det(affine[:, :2])), 1e-12)
-        best = max(best, overlap / max(target_area + pulled_area - overlap, 1e-12))
-    return float(best)
+        inside = sample_mask(source_mask, samples @ affine[:, :2].T + affine[:, 2]).mean()
+        best = max(best, _pulled_iou(inside, source_area, target_area, abs(np.linalg.det(affine[:, :2]))))
+    return best
+
+
+def _pulled_iou(inside: float, source_area: int, target_area: int, stretch: float) -> float:
+    """IoU with the target region of the exemplar region pulled by a map, from the share of
+    the target's samples that land inside the exemplar region and the map's mean |Jacobian
+    determinant| (the pulled region's area is the exemplar's divided by it)."""
+    overlap = inside * target_area
+    pulled_area = source_area / max(stretch, 1e-12)
+    return float(overlap / max(target_area + pulled_area - overlap, 1e-12))
 
 
 def visible_part_shift(source_mask: np.ndarray, target_mask: np.ndarray) -> np.ndarray | None:
@@ -167,7 +175,8 @@ def _part_offset(source: np.ndarray, target: np.ndarray) -> tuple[int, int] | No
 
 class _Candidate:
     """A region whose outline no affine explains: its matched outline points (N, 2) target and
-    source, the best affine's fit (IoU), and the samples that score a spline."""
+    source, the spline through them, the best affine's fit (IoU), and the samples that score a
+    spline."""
 
     def __init__(
         self,
@@ -175,6 +184,7 @@ class _Candidate:
         target_mask: np.ndarray,
         target_outline: np.ndarray,
         source_points: np.ndarray,
+        spline: ThinPlate,
         rigid_fit: float,
         samples: np.ndarray,
     ):
@@ -182,18 +192,17 @@ class _Candidate:
         self.target_mask = target_mask
         self.target = target_outline
         self.source = source_points
+        self.spline = spline
         self.rigid_fit = rigid_fit
         self.samples = samples
-        self.areas = (np.count_nonzero(source_mask), np.count_nonzero(target_mask))
+        self.areas = (int(np.count_nonzero(source_mask)), int(np.count_nonzero(target_mask)))
 
     def fit(self, spline: ThinPlate) -> float:
         """IoU of the exemplar region pulled by the spline with the target (at the samples; the
         pulled region's area from the mean Jacobian determinant)."""
-        source_area, target_area = self.areas
-        overlap = sample_mask(self.source_mask, spline.pull(self.samples)).mean() * target_area
+        inside = sample_mask(self.source_mask, spline.pull(self.samples)).mean()
         stretch = np.abs(spline.jacobian_determinants(self.samples[:: max(1, len(self.samples) // 500)])).mean()
-        pulled_area = source_area / max(stretch, 1e-12)
-        return float(overlap / max(target_area + pulled_area - overlap, 1e-12))
+        return _pulled_iou(inside, *self.areas, stretch)
 
     def clearly_better(self, fit: float) -> bool:
         """Whether a spline's fit leaves at most DENSE_GAIN of the affine's mismatch."""
@@ -222,8 +231,9 @@ def _candidate(
         for prior in (alignment.moved, IDENTITY, shift)
         for warp in (True, False)
     ]
-    matched = min(matches, key=lambda m: ThinPlate.fit(target_outline, m, scale, SMOOTHING).bending_energy())
-    return _Candidate(source_mask, target_mask, target_outline, matched, rigid_fit, samples)
+    splines = [ThinPlate.fit(target_outline, m, scale, SMOOTHING) for m in matches]
+    least = int(np.argmin([spline.bending_energy() for spline in splines]))
+    return _Candidate(source_mask, target_mask, target_outline, matches[least], splines[least], rigid_fit, samples)
 
 
 def _samples(mask: np.ndarray) -> np.ndarray:
