@@ -19,6 +19,7 @@ import numpy as np
 from skimage.segmentation import felzenszwalb
 
 from .errors import InputError
+from .fill import nearest_pixel
 from .io.pixels import rgb_channels
 from .regions import resize_labels
 
@@ -52,7 +53,7 @@ def segment(
     if transparent is not None:
         if transparent.all():
             return np.zeros((height, width), np.int32)
-        rgb = rgb[_nearest_opaque(transparent)]
+        rgb = rgb.reshape(-1, 3)[nearest_pixel(~transparent)]
     small = cv2.resize(rgb, (small_w, small_h), interpolation=cv2.INTER_AREA)
     small = small.reshape(small_h, small_w, 3)
     area_scale = small_h * small_w / float(work_size * work_size)
@@ -68,19 +69,9 @@ def segment(
         labels = np.where(small_transparent, labels.max() + 1, labels)
         labels = merge_small_regions(labels, int(min_share * labels.size), max_regions, fixed=int(labels.max()))
         apart = int(labels[small_transparent][0])
-        labels = resize_labels(labels[_nearest_opaque(labels == apart)], height, width)
+        labels = resize_labels(labels.ravel()[nearest_pixel(labels != apart)], height, width)
     labels[transparent] = labels.max() + 1
     return _by_area(labels)
-
-
-def _nearest_opaque(transparent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For every pixel of a mask (H, W) bool with some False, the (rows, cols) index of the
-    nearest pixel outside it (itself when outside)."""
-    _, nearest = cv2.distanceTransformWithLabels(transparent.view(np.uint8), cv2.DIST_L2, 5,
-                                                 labelType=cv2.DIST_LABEL_PIXEL)
-    rows, cols = np.nonzero(~transparent)
-    # DIST_LABEL_PIXEL numbers the zero pixels from 1 in row-major order
-    return rows[nearest - 1], cols[nearest - 1]
 
 
 def _by_area(labels: np.ndarray) -> np.ndarray:
