@@ -3,20 +3,26 @@
     from engine import manipulate, manipulate_masks, segment
     result = manipulate(exemplar, exemplar_regions, target_regions)
 
+    # one edit, every layer: solve once, replay on each layer of the same size
+    solved = solve(painting, Edit(exemplar_regions, target_regions))
+    layers = [apply(solved, layer) for layer in layers]
+
 Pixel and coordinate conventions: engine.io.pixels and engine.motion. Inference never imports torch.
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .edit import Edit
 from .errors import InputError
-from .pipeline import manipulate, manipulate_masks, run
+from .pipeline import manipulate, manipulate_masks, run, solve
+from .replay import SolvedEdit, apply
 
 try:
     __version__ = version("simnet-manipulate")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
-__all__ = ["InputError", "manipulate", "manipulate_masks", "run", "segment"]
+__all__ = ["Edit", "InputError", "SolvedEdit", "apply", "manipulate", "manipulate_masks", "run", "segment", "solve"]
 
 
 def __getattr__(name: str):

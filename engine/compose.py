@@ -46,6 +46,7 @@ from .blend import (
 from .fill import fill_vacated, nearest_pixel
 from .masks import bounding_box, feathered_mask, region_box, region_interior
 from .motion import RegionMotion, normalised_to_pixel_affines
+from .replay import SolvedEdit, unchanged
 from .threads import thread_count
 
 UNCHANGED, WARPED, FILLED = 0, 1, 2
@@ -87,13 +88,15 @@ class Provenance:
 @dataclass(frozen=True)
 class Composition:
     """The result (H, W, C) float32, the kind of every pixel (H, W) uint8, the edit zone
-    (H, W) bool, the ids of the regions that moved, and the provenance when asked for."""
+    (H, W) bool, the ids of the regions that moved, and the provenance and the solved edit
+    (engine.replay) when asked for."""
 
     pixels: np.ndarray
     kind: np.ndarray
     edit_zone: np.ndarray
     moving: tuple[int, ...]
     provenance: Provenance | None
+    solved: SolvedEdit | None = None
 
 
 def edit_rim(height: int, width: int) -> int:
@@ -251,6 +254,7 @@ def compose(
     graph=None,
     want_provenance: bool = False,
     on_progress: Callable[[float], None] | None = None,
+    want_solved: bool = False,
 ) -> Composition:
     """Lay every target region into its place (see the module docstring).
 
@@ -258,6 +262,7 @@ def compose(
     of the target map. `alphas` may give a region its own coverage (H, W) in [0, 1] instead of
     its feathered target mask (a soft selection). `graph`: an engine.runtime.blend_graph.BlendGraph to
     blend moving regions on, or None for OpenCV. `on_progress(fraction)` after each band.
+    `want_solved`: also describe the result as an engine.replay.SolvedEdit, to replay on layers.
     """
     height, width = target_labels.shape
     alphas = alphas or {}
@@ -275,9 +280,16 @@ def compose(
     if box is None:  # nothing changes
         if on_progress is not None:
             on_progress(1.0)
-        return Composition(pixels, kind, zone, moving, _unchanged_provenance(exemplar_labels) if want_provenance else None)
+        return Composition(
+            pixels,
+            kind,
+            zone,
+            moving,
+            _unchanged_provenance(exemplar_labels) if want_provenance else None,
+            unchanged(height, width) if want_solved else None,
+        )
 
-    layers = _MovingLayers(exemplar, box, want_provenance)
+    layers = _MovingLayers(exemplar, box, want_provenance or want_solved)
     _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, moving, growing, alphas, graph, on_progress)
 
     # The staying world under the moving layers: own pixels, or holes of the region now there.
@@ -325,15 +337,19 @@ def compose(
     if on_progress is not None:
         on_progress(1.0)
     provenance = None
-    if want_provenance:
+    if want_provenance or want_solved:
         provenance = _provenance(exemplar_labels, box, kind_crop, layers, filled)
-    return Composition(pixels, kind, zone, moving, provenance)
+    solved = None
+    if want_solved:
+        solved = _solved_edit(box, in_zone, alpha[:, :, 0], layers, hole_crop, filled, labels_full[crop], provenance)
+    return Composition(pixels, kind, zone, moving, provenance if want_provenance else None, solved)
 
 
 class _MovingLayers:
     """The moving regions laid over the staying world, inside the edit's box: premultiplied
     colour (h, w, C), their alpha (h, w), the pixels of a moving region its motions cannot
-    reach (h, w) bool, and, for provenance, the dominant motion's source per pixel."""
+    reach (h, w) bool, and, for provenance, the dominant motion's source per pixel and whether
+    that motion is a pure translation (a replay then samples whole pixels)."""
 
     def __init__(self, exemplar: np.ndarray, box, want_sources: bool):
         x0, y0, x1, y1 = box
@@ -343,6 +359,7 @@ class _MovingLayers:
         self.uncovered = np.zeros((y1 - y0, x1 - x0), bool)
         self.source = np.full((y1 - y0, x1 - x0, 2), np.nan, np.float32) if want_sources else None
         self.share = np.zeros((y1 - y0, x1 - x0), np.float32) if want_sources else None
+        self.translated = np.zeros((y1 - y0, x1 - x0), bool) if want_sources else None
 
 
 def _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, moving, growing, alphas, graph, on_progress):
@@ -375,7 +392,9 @@ def _lay_moving(layers, exemplar, exemplar_labels, target_labels, motions, movin
         if layers.source is not None:
             better = alpha > layers.share[rows, cols]
             layers.share[rows, cols][better] = alpha[better]
-            layers.source[rows, cols][better] = _dominant_sources(prepared, dominant, band, motion)[better]
+            sources, translated = _dominant_sources(prepared, dominant, band, motion)
+            layers.source[rows, cols][better] = sources[better]
+            layers.translated[rows, cols][better] = translated[better]
 
     laid = moving + growing
     with ThreadPoolExecutor(max_workers=thread_count()) as pool:
@@ -422,19 +441,51 @@ def _coverage(region_mask: np.ndarray, prepared, grid_box, band) -> np.ndarray:
     return total / np.maximum(weight_sum, 1e-12)
 
 
-def _dominant_sources(prepared, dominant, band, motion) -> np.ndarray:
-    """The exemplar coordinate (band h, w, 2) x, y that each pixel's dominant motion samples."""
+def _dominant_sources(prepared, dominant, band, motion) -> tuple[np.ndarray, np.ndarray]:
+    """The exemplar coordinate (band h, w, 2) x, y that each pixel's dominant motion samples,
+    and whether that motion is a pure translation (band h, w) bool."""
     x0, y0, x1, y1 = band
     xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
     by_index = dict(zip(prepared.indices, prepared.pulls))
     chosen = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
+    translated = np.zeros((y1 - y0, x1 - x0), bool)
     if dominant is None:  # a blend graph reports no dominant motion: the heaviest one overall
         dominant = np.full((y1 - y0, x1 - x0), prepared.indices[int(np.argmax(prepared.weights.sum(axis=(1, 2))))])
     for index, pull in by_index.items():
         pick = dominant == index
         if pick.any():
             chosen[pick] = pull_points(pull, np.stack([xs[pick], ys[pick]], axis=1))
-    return chosen
+            translated[pick] = isinstance(pull, np.ndarray) and np.abs(pull[:, :2] - np.eye(2)).max() <= 1e-9
+    return chosen, translated
+
+
+def _solved_edit(box, in_zone, alpha, layers, hole, filled, labels, provenance) -> SolvedEdit:
+    """The composition as an engine.replay.SolvedEdit: the crop's coverage, the dominant motions'
+    sources (whole pixels where that motion is a translation), the fill's sources and labels."""
+    x0, y0, x1, y1 = box
+    height, width = provenance.kind.shape
+    moves = alpha > 0
+    source = np.nan_to_num(layers.source, nan=0.0)
+    source = np.where(layers.translated[:, :, None], np.rint(source), source)
+    fill_x = np.full(hole.shape, -1, np.int32)
+    fill_y = np.full(hole.shape, -1, np.int32)
+    fill_x[filled.rows - y0, filled.cols - x0] = filled.source_x
+    fill_y[filled.rows - y0, filled.cols - x0] = filled.source_y
+    crop = (slice(y0, y1), slice(x0, x1))
+    return SolvedEdit(
+        (height, width),
+        box,
+        zone=in_zone.copy(),
+        alpha=np.where(moves, alpha, 0.0).astype(np.float32),
+        moving_x=np.where(moves, source[:, :, 0], 0.0).astype(np.float32),
+        moving_y=np.where(moves, source[:, :, 1], 0.0).astype(np.float32),
+        hole=hole.copy(),
+        fill_x=fill_x,
+        fill_y=fill_y,
+        labels=labels.astype(np.int32),
+        kind=provenance.kind[crop].copy(),
+        source_region=provenance.source_region[crop].copy(),
+    )
 
 
 def _base_labels(target, staying, moving_alpha, in_zone) -> np.ndarray:

@@ -524,13 +524,13 @@ def _membrane(level: Level, field: np.ndarray, voted: np.ndarray) -> np.ndarray:
         values = np.zeros((h, w, channels), np.float32)
         weight[ring_rows[known], ring_cols[known]] = 1.0
         values[ring_rows[known], ring_cols[known]] = difference[known]
-        smooth = _pull_push(values, weight)
+        smooth = pull_push(values, weight)
         region = (level.target == label) & (level.hole | ring)
         correction[region] = smooth[region]
     return correction
 
 
-def _pull_push(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+def pull_push(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """A smooth interpolation (h, w, C) of values (h, w, C) known with confidence weight (h, w)
     in [0, 1] (1: exactly known, 0: unknown):
     averaged down a pyramid until every pixel is covered, then blended back up (Gortler et al.
@@ -544,7 +544,7 @@ def _pull_push(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
     mean_w = cv2.resize(weight, (small_w, small_h), interpolation=cv2.INTER_AREA).reshape(small_h, small_w)
     mean_v = cv2.resize(values * weight[:, :, None], (small_w, small_h), interpolation=cv2.INTER_AREA)
     coarse_v = mean_v.reshape(small_h, small_w, channels) / np.maximum(mean_w, 1e-12)[:, :, None]
-    coarse = _pull_push(coarse_v, np.minimum(4.0 * mean_w, 1.0).astype(np.float32))
+    coarse = pull_push(coarse_v, np.minimum(4.0 * mean_w, 1.0).astype(np.float32))
     up = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, channels)
     blend = weight[:, :, None]
     return blend * values + (1 - blend) * up

@@ -20,6 +20,7 @@ from .errors import InputError
 from .models import MotionModel, load_model
 from .motion import RegionMotion
 from .regions import paired_ids
+from .replay import SolvedEdit
 from .reshape import reshaped_motions
 from .runtime.blend_graph import choose_blend
 
@@ -35,7 +36,8 @@ class Manipulation:
     """A result with what produced it: pixels (H, W, C) float32, both label maps (H, W) int32,
     the motion of each target region, the ids of the regions that moved, how each pixel came
     (H, W) uint8 (engine.compose's UNCHANGED, WARPED, FILLED), the edit zone (H, W) bool and,
-    when asked for, the full provenance."""
+    when asked for, the full provenance and the solved edit to replay on other layers
+    (engine.replay)."""
 
     pixels: np.ndarray
     exemplar_labels: np.ndarray
@@ -45,6 +47,7 @@ class Manipulation:
     kind: np.ndarray
     edit_zone: np.ndarray
     provenance: Provenance | None
+    solved: SolvedEdit | None = None
 
 
 def run(
@@ -55,12 +58,13 @@ def run(
     max_regions: int = DEFAULT_MAX_REGIONS,
     provenance: bool = False,
     reshape: bool = True,
+    solved: bool = False,
 ) -> Manipulation:
     """Manipulate `exemplar` (H, W, C) float32 as `edit` says (engine.edit; its maps are resized
     to the exemplar if only their scale differs). `model` is a model name (engine.models; None:
     the default) or a loaded model. `provenance`: also say where every pixel came from.
     `reshape`: carry non-rigidly reshaped regions by a smooth map (engine.reshape) instead of
-    the model's affine motions."""
+    the model's affine motions. `solved`: also return the edit as an engine.replay.SolvedEdit."""
     exemplar = _check_exemplar(exemplar)
     height, width = exemplar.shape[:2]
     edit = edit.fitted(height, width)
@@ -89,6 +93,7 @@ def run(
         graph=choose_blend(chosen),
         want_provenance=provenance,
         on_progress=lambda fraction: report("transport", fraction),
+        want_solved=solved,
     )
     return Manipulation(
         result.pixels,
@@ -99,7 +104,22 @@ def run(
         result.kind,
         result.edit_zone,
         result.provenance,
+        result.solved,
     )
+
+
+def solve(
+    exemplar: np.ndarray,
+    edit: Edit,
+    model: str | MotionModel | None = None,
+    progress: Progress | None = None,
+    max_regions: int = DEFAULT_MAX_REGIONS,
+) -> SolvedEdit:
+    """Solve `edit` on `exemplar` (H, W, C) once (see `run`), as a value that engine.replay.apply
+    replays on any layer of the same size: the way to give every layer of a stack the same edit."""
+    found = run(exemplar, edit, model, progress, max_regions, solved=True).solved
+    assert found is not None  # run(solved=True) always describes its result
+    return found
 
 
 def manipulate(

@@ -63,7 +63,7 @@ def test_pull_push_keeps_known_values_and_fills_smoothly():
     weight = np.zeros((17, 23), np.float32)
     values[0, :, 0], weight[0, :] = 1.0, 1.0  # top row known at 1
     values[-1, :, 0], weight[-1, :] = -1.0, 1.0  # bottom row known at -1
-    smooth = fill._pull_push(values, weight)[:, :, 0]
+    smooth = fill.pull_push(values, weight)[:, :, 0]
     assert np.allclose(smooth[0], 1.0) and np.allclose(smooth[-1], -1.0)
     column = smooth[:, 11]
     assert (np.diff(column) <= 1e-6).all()  # from 1 down to -1 without overshoot
