@@ -333,6 +333,8 @@ def load(path: str | os.PathLike) -> SolvedEdit:
 
 
 def from_bytes(data: bytes, name: str = "the file") -> SolvedEdit:
+    if not data.startswith(b"PK"):  # an .npz is a zip archive; np.load would try unpickling anything else
+        raise InputError(f"{name} is not a solved edit (write one with --save-edit)")
     with np.load(io.BytesIO(data), allow_pickle=False) as stored:
         if "format" not in stored.files or str(stored["format"]) != FORMAT:
             raise InputError(f"{name} is not a solved edit (write one with --save-edit)")

@@ -240,3 +240,38 @@ def test_manipulate_help_is_written_for_artists(capsys):
     assert "the painting" in text and "--source-mask part.png --target-mask there.png" in text
     assert "--regions painting.regions.png --target layout.png" in text
     assert "(default 128)" in text and "simnet-small (learned SIM-Net (simnet-small))" not in text
+
+
+def test_a_saved_edit_replays_the_same_move_on_another_layer(tmp_path):
+    _files(tmp_path)
+    imageio.write_image(tmp_path / "target.png", square_mask(90, 120, 70, 30, 25).astype(np.float32))  # a move
+    assert main(_masks_args(tmp_path) + ["--save-edit", str(tmp_path / "edit.npz"), "--model", "moments"]) == 0
+    line_art = np.zeros((90, 120, 4), np.float32)
+    line_art[30, 14:30] = (0.0, 0.0, 0.0, 1.0)  # an ink line inside the moved part
+    imageio.write_image(tmp_path / "lines.png", line_art)
+    args = ["--quiet", "manipulate", str(tmp_path / "lines.png"), "--apply-edit", str(tmp_path / "edit.npz"),
+            "-o", str(tmp_path / "lines.moved.png")]
+    assert main(args) == 0
+    moved = imageio.read_image(tmp_path / "lines.moved.png").pixels
+    assert moved.shape == (90, 120, 4)
+    ink = np.argwhere(moved[:, :, 3] > 0.5)
+    assert len(ink) == 16 and (ink[:, 0] == 40).all()  # one crisp line of the same length...
+    assert ink[:, 1].min() == 74  # ...moved as the part was (60 right, 10 down), none left behind
+    assert (moved[40, 74:90] == (0.0, 0.0, 0.0, 1.0)).all()
+    # the same edit at twice the size: the composition resampled
+    imageio.write_image(tmp_path / "big.png", np.kron(textured(90, 120), np.ones((2, 2, 1), np.float32)))
+    big = ["--quiet", "manipulate", str(tmp_path / "big.png"), "--apply-edit", str(tmp_path / "edit.npz"),
+           "-o", str(tmp_path / "big.out.png")]
+    assert main(big) == 0
+    assert imageio.read_image(tmp_path / "big.out.png").pixels.shape == (180, 240, 3)
+
+
+def test_apply_edit_refuses_maps_and_files_that_are_not_edits(tmp_path, capsys):
+    _files(tmp_path)
+    _expect_input_error(tmp_path, capsys, _masks_args(tmp_path) + ["--apply-edit", str(tmp_path / "source.png")],
+                        "--apply-edit replays a saved edit")
+    args = ["manipulate", str(tmp_path / "exemplar.png"), "--apply-edit", str(tmp_path / "source.png"), "-o",
+            str(tmp_path / "out.png")]
+    _expect_input_error(tmp_path, capsys, args, "source.png is not a solved edit")
+    _expect_input_error(tmp_path, capsys, _masks_args(tmp_path) + ["--save-edit", str(tmp_path / "edit.txt")],
+                        "the solved edit is written as .npz")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import regions
+from .. import regions, replay
 from ..edit import Edit, from_colour_maps, from_masks
 from ..errors import InputError
 from ..io import imageio
@@ -88,7 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
         "  # move or reshape one part: two masks\n"
         "  simnet manipulate painting.jpg --source-mask part.png --target-mask there.png -o result.png\n"
         "  # rearrange regions: the painting's map and the new layout (simnet segment makes a first map)\n"
-        "  simnet manipulate painting.jpg --regions painting.regions.png --target layout.png -o result.png",
+        "  simnet manipulate painting.jpg --regions painting.regions.png --target layout.png -o result.png\n"
+        "  # one edit, every layer: solve it once on the painting, then replay it on each layer\n"
+        "  simnet manipulate painting.png --regions map.png --target layout.png -o result.png --save-edit edit.npz\n"
+        "  simnet manipulate lineart.png --apply-edit edit.npz -o lineart.moved.png",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     manipulate.add_argument("exemplar", type=Path, help="the painting (PNG, JPEG, TIFF, WebP)")
@@ -104,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.npz",
         help="also write where every output pixel came from: source_x, source_y (exemplar pixel), "
         "source_region (its exemplar region id) and kind (0 unchanged, 1 warped, 2 filled)",
+    )
+    manipulate.add_argument(
+        "--save-edit",
+        type=Path,
+        metavar="EDIT.npz",
+        help="also save the solved edit, to replay it on other layers or files with --apply-edit",
+    )
+    manipulate.add_argument(
+        "--apply-edit",
+        type=Path,
+        metavar="EDIT.npz",
+        help="replay an edit saved with --save-edit instead of solving one (no maps or masks): the "
+        "same move on another layer of the same picture, or on the picture at another size",
     )
     _add_common(manipulate)
 
@@ -215,6 +231,15 @@ def _add_common(command: argparse.ArgumentParser) -> None:
                          help=f"refuse maps with more regions (default {DEFAULT_MAX_REGIONS})")
 
 
+def _check_npz_output(path: Path | None, what: str) -> None:
+    if path is None:
+        return
+    if path.suffix.lower() != ".npz":
+        raise InputError(f"{path}: the {what} is written as .npz")
+    if not path.parent.is_dir():
+        raise InputError(f"{path}: the folder {path.parent} does not exist")
+
+
 def _manipulate(
     picture: imageio.Picture,
     edit: Edit,
@@ -225,14 +250,15 @@ def _manipulate(
     inputs: tuple[Path, ...] = (),
 ) -> None:
     provenance_path = getattr(args, "provenance", None)
-    if provenance_path is not None and provenance_path.suffix.lower() != ".npz":
-        raise InputError(f"{provenance_path}: the provenance is written as .npz")
+    edit_path = getattr(args, "save_edit", None)
     # every output checked before the work, which takes minutes on a large painting
+    _check_npz_output(provenance_path, "provenance")
+    _check_npz_output(edit_path, "solved edit")
+    if edit_path is not None and edit_path.resolve() in {p.resolve() for p in inputs}:
+        raise InputError(f"{edit_path} is one of the inputs: the solved edit must go to a new file")
     imageio.check_output(output, picture.pixels.shape[2], inputs)
     if explain is not None:
         imageio.check_output(explain, 3, inputs)
-    if provenance_path is not None and not provenance_path.parent.is_dir():
-        raise InputError(f"{provenance_path}: the folder {provenance_path.parent} does not exist")
     default, note = default_model()
     if args.model is None and note and not args.quiet:
         print(f"simnet: note: using the baseline '{default}': {note}", file=sys.stderr)
@@ -244,18 +270,21 @@ def _manipulate(
         progress=progress,
         max_regions=args.max_regions,
         provenance=explain is not None or provenance_path is not None,
+        solved=edit_path is not None,
     )
     progress("writing", 0.0)
     imageio.write_image(output, result.pixels, picture.bit_depth, picture.icc_profile)
     if provenance_path is not None:
         write_provenance(provenance_path, result.provenance)
+    if edit_path is not None and result.solved is not None:
+        replay.save(result.solved, edit_path)
     if explain is not None:
         from .explain import explain_sheet
 
         imageio.write_image(explain, explain_sheet(picture.pixels, result, edit.palette) / 255.0)
     progress.done()
     if not args.quiet:
-        print(f"wrote {output}" + (f" and {explain}" if explain else ""), file=sys.stderr)
+        print(f"wrote {output}" + (f" and {explain}" if explain else "") + (f" and {edit_path}" if edit_path else ""), file=sys.stderr)
 
 
 def write_provenance(path: Path, provenance) -> None:
@@ -274,6 +303,11 @@ def write_provenance(path: Path, provenance) -> None:
 def command_manipulate(args: argparse.Namespace) -> None:
     by_maps = args.regions is not None or args.target is not None
     by_masks = args.source_mask is not None or args.target_mask is not None
+    if args.apply_edit is not None:
+        if by_maps or by_masks or args.save_edit is not None or args.explain is not None or args.provenance is not None:
+            raise InputError("--apply-edit replays a saved edit: give no maps, masks, --save-edit, --explain or --provenance with it")
+        _apply_saved_edit(args)
+        return
     if by_maps == by_masks:
         raise InputError("give either --regions and --target, or --source-mask and --target-mask")
     model = load_model(args.model)  # an unknown model fails before any file is read
@@ -292,6 +326,18 @@ def command_manipulate(args: argparse.Namespace) -> None:
         edit = from_masks(picture.pixels.shape[:2], source, target)
     given = (args.exemplar, args.regions, args.target, args.source_mask, args.target_mask)
     _manipulate(picture, edit, model, args.output, args.explain, args, tuple(p for p in given if p is not None))
+
+
+def _apply_saved_edit(args: argparse.Namespace) -> None:
+    """`simnet manipulate LAYER --apply-edit EDIT.npz -o OUT`: replay, resampled to the layer's size."""
+    solved = replay.load(args.apply_edit)
+    picture = imageio.read_image(args.exemplar, args.max_pixels)
+    imageio.check_output(args.output, picture.pixels.shape[2], (args.exemplar, args.apply_edit))
+    height, width = picture.pixels.shape[:2]
+    result = replay.apply(replay.resized(solved, height, width), picture.pixels)
+    imageio.write_image(args.output, result, picture.bit_depth, picture.icc_profile)
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
 
 
 def command_segment(args: argparse.Namespace) -> None:
