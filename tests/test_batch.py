@@ -172,3 +172,69 @@ def test_ray_cluster_runs_the_jobs(tmp_path):
             assert (tmp_path / "ray" / f"frame{i}.png").read_bytes() == (tmp_path / "local" / f"frame{i}.png").read_bytes()
     finally:
         subprocess.run(["ray", "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def _layered_figure():
+    """Line art, flat colours and a paper background: a figure drawn across two layers."""
+    lines = np.zeros((H, W, 4), np.float32)
+    lines[30, 20:45] = (0.0, 0.0, 0.0, 1.0)  # the figure's top edge, one pixel thick
+    lines[30:55, 20] = (0.0, 0.0, 0.0, 1.0)
+    colours = np.zeros((H, W, 4), np.float32)
+    colours[31:55, 21:45] = (0.9, 0.4, 0.1, 1.0)
+    return Document(W, H, [
+        Layer("line art", lines),
+        Layer("colours", colours, opacity=0.9),
+        Layer("paper", _rgba(5)),
+    ])
+
+
+@pytest.mark.parametrize("solve_on", [None, "colours"])
+def test_together_moves_every_layer_alike_and_mirrors_the_stack(tmp_path, solve_on):
+    write_ora(tmp_path / "in.ora", _layered_figure())
+    before = (tmp_path / "in.ora").read_bytes()
+    args = ["--quiet", "batch", str(tmp_path / "in.ora"), "-o", str(tmp_path / "out.ora"), "--model", "moments",
+            "--together", *_masks(tmp_path)] + (["--solve-on", solve_on] if solve_on else [])
+    assert main(args) == 0 and (tmp_path / "in.ora").read_bytes() == before
+    out = read_ora(tmp_path / "out.ora")
+    assert [(l.name, l.opacity) for l in out.layers] == [("line art", 1.0), ("colours", 0.9), ("paper", 1.0)]
+    lines, colours = out.layers[0].pixels, out.layers[1].pixels
+    # the masks move the part at (20, 30) by (50, 5): both layers moved by exactly that
+    assert (lines[35, 70:95, 3] > 0.99).all() and (lines[35:55, 70, 3] > 0.99).all()
+    assert np.allclose(colours[36:55, 71:95], (0.9, 0.4, 0.1, 1.0), atol=1 / 255)
+    assert (lines[:, :, 3] > 0.5).sum() == (_layered_figure().layers[0].pixels[20:55, 20:45, 3] > 0.5).sum()
+    # what the part left is as the layers were around it: transparent in the line art and the colours
+    assert lines[31:55, 21:45, 3].max() < 1 / 255 and colours[31:55, 21:45, 3].max() < 1 / 255
+
+
+def test_a_saved_edit_goes_over_a_folder_of_variants_at_several_sizes(tmp_path):
+    exemplar = tmp_path / "painting.png"
+    cv2.imwrite(str(exemplar), (textured(H, W) * 255).astype(np.uint8))
+    assert main(["--quiet", "manipulate", str(exemplar), *_masks(tmp_path), "-o", str(tmp_path / "result.png"),
+                 "--model", "moments", "--save-edit", str(tmp_path / "edit.npz")]) == 0
+    variants = tmp_path / "variants"
+    variants.mkdir()
+    for scale in (1, 2):
+        image = cv2.resize((textured(H, W, seed=7) * 255).astype(np.uint8), (W * scale, H * scale), interpolation=cv2.INTER_NEAREST)
+        cv2.imwrite(str(variants / f"x{scale}.png"), image)
+    assert main(["--quiet", "batch", str(variants), "-o", str(tmp_path / "out"), "--apply-edit", str(tmp_path / "edit.npz")]) == 0
+    small, large = (cv2.imread(str(tmp_path / "out" / f"x{s}.png")) for s in (1, 2))
+    source = cv2.imread(str(variants / "x1.png"))
+    assert np.array_equal(small[38:58, 73:93], source[33:53, 23:43])  # moved by (50, 5), as the painting was
+    assert large.shape == (2 * H, 2 * W, 3)
+    assert np.array_equal(large[76:116, 146:186], cv2.imread(str(variants / "x2.png"))[66:106, 46:86])
+
+
+def test_together_and_apply_edit_refuse_what_does_not_go_with_them(tmp_path, capsys):
+    write_ora(tmp_path / "in.ora", _layered_figure())
+    masks = _masks(tmp_path)
+    cases = [
+        (["--together", *masks], tmp_path / "folder_in", "--together applies to an .ora"),
+        (["--solve-on", "colours", *masks], tmp_path / "in.ora", "--solve-on goes with --together"),
+        (["--together", "--solve-on", "ink", *masks], tmp_path / "in.ora", "no layer named 'ink'"),
+        (["--apply-edit", str(tmp_path / "e.npz"), *masks], tmp_path / "in.ora", "--apply-edit replays a saved edit"),
+    ]
+    (tmp_path / "folder_in").mkdir()
+    for extra, source, message in cases:
+        assert main(["batch", str(source), "-o", str(tmp_path / "out.ora"), "--model", "moments", *extra]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "out.ora").exists()

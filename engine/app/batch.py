@@ -3,7 +3,10 @@
 Inputs: an OpenRaster file (every chosen paint layer), a folder of images, or a JSON Lines job
 file (one job per line). The edit: the same source/target masks or region maps for every input
 (at the canvas size), or per-layer/per-file maps found by name in --maps-dir
-(`NAME.regions.png` and `NAME.target.png`). Each job runs the engine in-process; --jobs N runs N
+(`NAME.regions.png` and `NAME.target.png`), or one solved edit (engine.replay) replayed on every
+input: saved with `simnet manipulate --save-edit` (--apply-edit, resampled to each input's size),
+or solved once here on the .ora's visible picture or on one of its layers (--together,
+--solve-on), so that every layer moves alike. Each job runs the engine in-process; --jobs N runs N
 processes, --ray ADDRESS sends jobs to an existing Ray cluster (inputs and outputs must be on a
 filesystem the nodes share).
 
@@ -42,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import replay
 from ..errors import InputError
 from ..io import imageio
 from ..io.files import remove_stale_temporaries, write_bytes_atomically
@@ -54,7 +58,8 @@ MAP_SUFFIXES = (".regions.png", ".target.png")
 @dataclass(frozen=True)
 class Job:
     """One manipulation. exemplar: an image file, or an .ora with `layer` (its index in the
-    stack); the edit: `regions` + `target` (colour maps) or `source_mask` + `target_mask`."""
+    stack); the edit: `regions` + `target` (colour maps), `source_mask` + `target_mask`, or a
+    solved edit to replay (`solved_edit`, an .npz from engine.replay)."""
 
     id: str
     exemplar: str
@@ -65,6 +70,7 @@ class Job:
     source_mask: str | None = None
     target_mask: str | None = None
     model: str | None = None
+    solved_edit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,13 @@ class EditFiles:
     source_mask: Path | None = None
     target_mask: Path | None = None
     maps_dir: Path | None = None
+    solved_edit: Path | None = None
 
     def for_name(self, name: str) -> dict:
-        """The edit for the input called `name`: its own maps from maps_dir when there, else
-        the shared edit."""
+        """The edit for the input called `name`: the solved edit when there is one, its own maps
+        from maps_dir when there, else the shared edit."""
+        if self.solved_edit is not None:
+            return {"solved_edit": str(self.solved_edit)}
         if self.maps_dir is not None:
             own = [self.maps_dir / f"{name}{suffix}" for suffix in MAP_SUFFIXES]
             if all(p.exists() for p in own):
@@ -110,7 +119,7 @@ def report_name(job_id: str) -> str:
 
 
 def job_inputs(job: Job) -> list[str]:
-    return [p for p in (job.exemplar, job.regions, job.target, job.source_mask, job.target_mask) if p]
+    return [p for p in (job.exemplar, job.regions, job.target, job.source_mask, job.target_mask, job.solved_edit) if p]
 
 
 def _identity(path: str | os.PathLike) -> tuple[str, tuple[int, int] | None]:
@@ -261,7 +270,6 @@ def parts_folder(out: Path) -> Path:
 def run_job(job: Job, reports: Path | None = None) -> dict:
     """Run one job; never raises. Writes its report into `reports` (right after its output, from
     this process, so a kill never leaves a finished output unreported) and returns it."""
-    from ..edit import from_colour_maps, from_masks
     from ..pipeline import run
 
     started = time.perf_counter()
@@ -279,14 +287,13 @@ def run_job(job: Job, reports: Path | None = None) -> dict:
             picture = imageio.read_image(job.exemplar)
             pixels, bit_depth, icc_profile = picture.pixels, picture.bit_depth, picture.icc_profile
         timings["read"] = time.perf_counter() - started
-        if job.regions and job.target:
-            edit = from_colour_maps(imageio.read_rgb8(job.regions), imageio.read_rgb8(job.target))
-        elif job.source_mask and job.target_mask:
-            edit = from_masks(pixels.shape[:2], imageio.read_mask(job.source_mask), imageio.read_mask(job.target_mask))
-        else:
-            raise InputError("the job has no edit (regions + target, or source_mask + target_mask)")
         mark = time.perf_counter()
-        result = run(pixels, edit, model=job.model or None).pixels
+        if job.solved_edit:
+            if job.regions or job.target or job.source_mask or job.target_mask:
+                raise InputError("the job gives both a solved edit and maps or masks: it replays one or solves the other")
+            result = replay.apply(replay.resized(_solved_edit(Path(job.solved_edit)), *pixels.shape[:2]), pixels)
+        else:
+            result = run(pixels, _job_edit(job, pixels.shape[:2]), model=job.model or None).pixels
         timings["manipulate"] = time.perf_counter() - mark
         mark = time.perf_counter()
         output = Path(job.output)
@@ -305,6 +312,54 @@ def run_job(job: Job, reports: Path | None = None) -> dict:
     if reports is not None:
         write_report(reports, report)
     return report
+
+
+def _job_edit(job: Job, shape: tuple[int, int]):
+    from ..edit import from_colour_maps, from_masks
+
+    if job.regions and job.target:
+        return from_colour_maps(imageio.read_rgb8(job.regions), imageio.read_rgb8(job.target))
+    if job.source_mask and job.target_mask:
+        return from_masks(shape, imageio.read_mask(job.source_mask), imageio.read_mask(job.target_mask))
+    raise InputError("the job has no edit (regions + target, source_mask + target_mask, or solved_edit)")
+
+
+_solved_edits: dict[tuple, replay.SolvedEdit] = {}
+
+
+def _solved_edit(path: Path) -> replay.SolvedEdit:
+    """The solved edit in `path`, read once per process while the file stays the same."""
+    try:
+        info = path.stat()
+    except OSError:
+        raise InputError(f"{path} does not exist") from None
+    key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
+    if key not in _solved_edits:
+        _solved_edits.clear()
+        _solved_edits[key] = replay.load(path)
+    return _solved_edits[key]
+
+
+def solve_together(source: Path, edit: EditFiles, model: str | None, solve_on: str | None, out: Path) -> Path:
+    """Solve the shared edit once on the .ora's visible picture, or on its layer named `solve_on`,
+    and save it to `out` for every layer's job to replay (returns `out`)."""
+    from ..io.ora import flatten
+    from ..pipeline import solve
+
+    document = ora_document(source)
+    if solve_on is None:
+        pixels = flatten(document)
+    else:
+        named = [layer for layer in document.layers if layer.name == solve_on]
+        if not named:
+            raise InputError(f"{source.name} has no layer named {solve_on!r}; its layers: "
+                             + ", ".join(repr(layer.name) for layer in document.layers[:20]))
+        pixels = named[0].placed(document.width, document.height)
+    shared = EditFiles(edit.regions, edit.target, edit.source_mask, edit.target_mask)
+    job = Job(id="solve", exemplar=str(source), output=str(out), **shared.for_name(solve_on or "the picture"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    replay.save(solve(pixels, _job_edit(job, pixels.shape[:2]), model), out)
+    return out
 
 
 _documents: dict[tuple, object] = {}
@@ -439,10 +494,12 @@ def _dispatch_ray(jobs: list[Job], reports: Path, address: str):
             yield ray.get(reference)
 
 
-def assemble_ora(source: Path, out: Path, jobs: list[Job], reports: list[dict], replace_layers: bool) -> int:
+def assemble_ora(source: Path, out: Path, jobs: list[Job], reports: list[dict], replace_layers: bool,
+                 mirror: bool = False) -> int:
     """The output .ora: the input's layers with each finished result above its source (or in
-    its place). Returns how many results went in. Results are decoded one at a time as they are
-    written; the input's own layers are copied as they are."""
+    its place). With `mirror` each result takes its source's place and name: the stack mirrored,
+    every layer manipulated alike. Returns how many results went in. Results are decoded one at
+    a time as they are written; the input's own layers are copied as they are."""
     from ..io.ora import Document, Layer, write_ora
 
     document = ora_document(source)
@@ -450,10 +507,10 @@ def assemble_ora(source: Path, out: Path, jobs: list[Job], reports: list[dict], 
     layers = []
     for index, layer in enumerate(document.layers):
         if index in results:
-            made = Layer(f"{layer.name} (manipulated)", x=0, y=0, opacity=layer.opacity, visible=layer.visible,
+            made = Layer(layer.name if mirror else f"{layer.name} (manipulated)", x=0, y=0, opacity=layer.opacity, visible=layer.visible,
                          composite_op=layer.composite_op, path=layer.path, decode=_rgba_reader(results[index]))
             layers.append(made)
-            if not replace_layers:
+            if not (replace_layers or mirror):
                 layers.append(layer)
         else:
             layers.append(layer)

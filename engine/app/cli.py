@@ -193,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--source-mask", type=Path)
     batch.add_argument("--target-mask", type=Path)
     batch.add_argument("--maps-dir", type=Path, help="per-input maps by name: NAME.regions.png and NAME.target.png")
+    batch.add_argument("--apply-edit", type=Path, metavar="EDIT.npz",
+                       help="replay this saved edit (simnet manipulate --save-edit) on every input instead of solving")
+    batch.add_argument("--together", action="store_true",
+                       help=".ora: solve the edit once, on the visible picture, and replay it on every chosen layer, "
+                       "so that they all move alike; the new .ora mirrors the stack")
+    batch.add_argument("--solve-on", metavar="LAYER", help="with --together: solve on this layer instead (e.g. the flat colours)")
     batch.add_argument("--layers", nargs="+", metavar="PATTERN", help=".ora layers whose names match (shell patterns)")
     batch.add_argument("--visible-only", action="store_true", help=".ora: only visible layers")
     batch.add_argument("--replace", action="store_true", help=".ora: the result replaces its source in the copy")
@@ -398,8 +404,18 @@ def command_batch(args: argparse.Namespace) -> None:
     def absolute(path: Path | None) -> Path | None:  # jobs may run in another folder
         return path.resolve() if path is not None else None
 
-    edit = batch.EditFiles(*(absolute(p) for p in (args.regions, args.target, args.source_mask, args.target_mask, args.maps_dir)))
+    given = (args.regions, args.target, args.source_mask, args.target_mask, args.maps_dir, args.apply_edit)
+    edit = batch.EditFiles(*(absolute(p) for p in given))
     source = args.input.resolve()
+    if args.solve_on is not None and not args.together:
+        raise InputError("--solve-on goes with --together: it names the layer to solve on")
+    if args.together and source.suffix.lower() != ".ora":
+        raise InputError("--together applies to an .ora's layers; for files use simnet manipulate --save-edit, "
+                         "then simnet batch --apply-edit")
+    if args.apply_edit is not None and (args.together or any(given[:5])):
+        raise InputError("--apply-edit replays a saved edit: give no maps, masks or --together with it")
+    if args.together and args.maps_dir is not None:
+        raise InputError("--together solves one edit for every layer: give --regions and --target, or the two masks, not --maps-dir")
     args.output = absolute(args.output)
     assembled: list[Path] = []
     if source.suffix.lower() == ".jsonl":
@@ -413,6 +429,8 @@ def command_batch(args: argparse.Namespace) -> None:
         if source.suffix.lower() == ".ora":
             if args.output.suffix.lower() != ".ora":
                 raise InputError("an .ora input makes an .ora output: give -o NAME.ora")
+            if args.together:  # planned as replays of the edit solved below, once the plan is checked
+                edit = batch.EditFiles(solved_edit=batch.parts_folder(args.output) / "solved-edit.npz")
             jobs = batch.plan_ora(source, args.output, edit, args.model, args.layers or [], args.visible_only)
             assembled = [args.output]
         elif source.is_dir():
@@ -422,10 +440,15 @@ def command_batch(args: argparse.Namespace) -> None:
         reports = args.report or args.output.with_name(args.output.name + ".report")
     reports = reports.resolve()
     batch.check_plan(jobs, reports, inputs=[source] if not source.is_dir() else [], outputs=assembled)
+    if args.together:
+        shared = batch.EditFiles(*(absolute(p) for p in given[:4]))
+        solved = Path(jobs[0].solved_edit or "")
+        if not (args.resume and solved.is_file()):
+            batch.solve_together(source, shared, args.model, args.solve_on, solved)
     results = batch.execute(jobs, reports, args.jobs, args.ray, args.resume, args.quiet, also_written=assembled)
     failed = [r for r in results if r["status"] != "done"]
     if source.suffix.lower() == ".ora":
-        placed = batch.assemble_ora(source, args.output, jobs, results, args.replace)
+        placed = batch.assemble_ora(source, args.output, jobs, results, args.replace, mirror=args.together)
         print(f"wrote {args.output}: {placed} manipulated layer(s)")
     print(f"{len(results) - len(failed)} of {len(results)} jobs done; reports in {reports}")
     if failed:
