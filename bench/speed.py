@@ -153,10 +153,11 @@ def random_paper_model(folder: Path) -> Path:
     return folder / "paper-random"
 
 
-def run_config(config: dict) -> dict:
+def run_in_child(target, config: dict) -> dict:
+    """`target(config, queue)` in a fresh process (its peak memory its own); the row it puts."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    child = context.Process(target=measure, args=(config, results))
+    child = context.Process(target=target, args=(config, results))
     child.start()
     row = results.get()
     child.join()
@@ -230,7 +231,7 @@ def main(argv=None) -> None:
                     config = {"model": model, "width": width, "height": height, "regions": count,
                               "megapixels": round(width * height / 1e6, 3), "repeats": args.repeats,
                               "edit": args.edit, "reshape": reshape}
-                    rows.append(run_config(config))
+                    rows.append(run_in_child(measure, config))
                     r = rows[-1]
                     r["model"] = Path(model).name + ("" if reshape else " affine")
                     print(f"{r['model']} {width}x{height} {count} region(s): {r['total']:.3f} s, {r['peak_rss_mb']:.0f} MB", file=sys.stderr)

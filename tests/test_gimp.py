@@ -146,6 +146,15 @@ def test_an_ora_saved_by_gimp_goes_through_batch(cases, tmp_path):
     assert main(["--quiet", "batch", str(saved), "-o", str(tmp_path / "out.ora"), "--layers", "Exemplar",
                  "--source-mask", str(masks[0]), "--target-mask", str(masks[1])]) == 0
     assert [l.name for l in read_ora(tmp_path / "out.ora").layers] == ["Exemplar (manipulated)", "Exemplar", "Background"]
+    # one edit for every layer: the stack mirrored, both layers moved alike
+    assert main(["--quiet", "batch", str(saved), "-o", str(tmp_path / "together.ora"), "--together", "--model", "moments",
+                 "--source-mask", str(masks[0]), "--target-mask", str(masks[1])]) == 0
+    together = read_ora(tmp_path / "together.ora")
+    assert [l.name for l in together.layers] == ["Exemplar", "Background"]
+    assert together.layers[0].opacity == pytest.approx(0.8, abs=0.01)
+    moved = together.layers[1].pixels
+    original = document.layers[1].placed(W, H)
+    assert np.abs(moved[26:42, 54:70] - original[14:30, 20:36]).max() <= 1 / 255 + 1e-6  # moved by (34, 12)
 
 
 def test_missing_engine_is_reported(gimp, tmp_path):

@@ -173,6 +173,12 @@ def test_an_ora_saved_by_krita_goes_through_batch(krita_run, tmp_path):
                  "--source-mask", str(tmp_path / "src.png"), "--target-mask", str(tmp_path / "tgt.png")]) == 0
     names = [l.name for l in read_ora(tmp_path / "out.ora").layers]
     assert names.index("Figure (manipulated)") == names.index("Figure") - 1
+    # one edit for every layer: the stack mirrored, each layer moved alike
+    assert main(["--quiet", "batch", str(work / "saved_by_krita.ora"), "-o", str(tmp_path / "together.ora"), "--together",
+                 "--model", "moments", "--source-mask", str(tmp_path / "src.png"), "--target-mask", str(tmp_path / "tgt.png")]) == 0
+    together = read_ora(tmp_path / "together.ora")
+    assert [(l.name, l.visible) for l in together.layers] == [(l.name, l.visible) for l in document.layers]
+    assert together.layers[0].opacity == pytest.approx(document.layers[0].opacity, abs=0.01)
 
 
 @needs_screen
