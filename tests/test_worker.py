@@ -501,3 +501,37 @@ def test_the_plugins_name_models_in_plain_words():
         ("simnet-small", "Learned (SIM-Net, default)"), ("moments", "Fast baseline")]
     assert model_choices(["moments", "simnet-small", "mine"], "moments") == [
         ("moments", "Fast baseline (default)"), ("mine", "Learned (mine)"), ("simnet-small", "Learned (simnet-small)")]
+
+
+def test_a_kept_edit_replays_on_more_layers_as_the_engine_does(engine_client):
+    from engine import apply, solve
+    from engine.edit import from_masks
+
+    pixels = _as_uint8(textured(HEIGHT, WIDTH, 4))
+    source, target = _edit()
+    masks = dict(source_mask=mask_buffer(source.tobytes(), WIDTH, HEIGHT),
+                 target_mask=mask_buffer(target.tobytes(), WIDTH, HEIGHT))
+    engine_client.manipulate(Image(pixels.tobytes(), WIDTH, HEIGHT, 4), model="moments", keep_edit=True, **masks)
+    kept = engine_client.last_edit
+    assert type(kept) is int
+    solved = solve(pixels / np.float32(255), from_masks((HEIGHT, WIDTH), source / 255.0, target / 255.0), "moments")
+    for seed, dtype, order in ((3, "uint8", "rgba"), (4, "uint16", "bgra")):
+        layer = textured(HEIGHT, WIDTH, 4, seed=seed)
+        samples = to_samples(layer, dtype, order)
+        replayed = engine_client.replay(kept, Image(samples.tobytes(), WIDTH, HEIGHT, 4, dtype), channel_order=order)
+        assert replayed.dtype == dtype
+        got = np.frombuffer(replayed.data, np.dtype(dtype)).reshape(HEIGHT, WIDTH, 4)
+        held = samples[:, :, [2, 1, 0, 3]] if order == "bgra" else samples
+        expected = to_samples(apply(solved, held / np.float32(np.iinfo(dtype).max)), dtype, order)
+        assert np.array_equal(got, expected)
+    # a preview keeps nothing, and a new kept edit replaces the old one
+    with pytest.raises(EngineError, match="no longer holds that edit") as caught:
+        engine_client.manipulate(Image(pixels.tobytes(), WIDTH, HEIGHT, 4), model="moments", keep_edit=True, **masks)
+        engine_client.replay(kept, Image(pixels.tobytes(), WIDTH, HEIGHT, 4))
+    assert caught.value.code == "invalid_input"
+    with pytest.raises(EngineError, match="edit was solved on a 120x90 image"):
+        engine_client.replay(engine_client.last_edit, Image(pixels[:45].tobytes(), WIDTH, 45, 4))
+    with pytest.raises(EngineError) as caught:
+        engine_client.replay("1", Image(pixels.tobytes(), WIDTH, HEIGHT, 4))
+    assert caught.value.code == "bad_request"
+    assert engine_client.hello()["pid"] == engine_client.pid

@@ -60,6 +60,7 @@ from ..link.protocol import (
 from ..models import default_model, model_names
 from ..pipeline import run
 from ..regions import colour_map
+from ..replay import SolvedEdit, apply
 from .memory import keep_freed_memory, release_freed_memory
 
 DEFAULT_IDLE_TIMEOUT = 600.0
@@ -138,6 +139,9 @@ class Worker:
         self.jobs: queue.Queue = queue.Queue()
         self.cancelled: set[int] = set()
         self._cancel_order: deque[int] = deque()  # so that hostile cancels cannot grow the set forever
+        # the last edit solved with keep_edit, by the id of its request: every layer of a stack
+        # is then replayed from it (one held at a time: at 8192 px an edit can be a few hundred MB)
+        self.kept_edit: tuple[int, SolvedEdit] | None = None
 
     # -- replies
 
@@ -258,7 +262,7 @@ class Worker:
             self.error(request.request_id, "bad_request", "The plug-in sent a request the engine cannot read.", str(request))
             return True
         handlers = {"hello": self.hello, "segment": self.segment, "manipulate": self.manipulate,
-                    "preview": self.preview}
+                    "preview": self.preview, "replay": self.replay}
         try:
             if request.id in self.cancelled:
                 raise Cancelled()
@@ -340,13 +344,45 @@ class Worker:
         model = params.get("model", default_model()[0])
         if not isinstance(model, str) or not 0 < len(model) <= MAX_MODEL_NAME or "\0" in model:
             raise BadRequest(f"the model must be a name or folder of 1 to {MAX_MODEL_NAME} characters")
+        keep_edit = params.get("keep_edit", False)
+        if type(keep_edit) is not bool or (keep_edit and max_side is not None):
+            raise BadRequest("keep_edit must be true or false, and a preview keeps no edit")
         pixels, dtype = self.image(buffers, "exemplar", params)
         edit = self.edit(buffers, params, pixels.shape[:2])
         if max_side is not None:
             pixels, edit = shrink(pixels, edit, max_side)
         start = time.perf_counter()
-        result = run(pixels, edit, model=model, progress=self.progress_for(request_id)).pixels
+        if keep_edit:
+            self.kept_edit = None  # the old one's memory goes before the new one is made
+        manipulation = run(pixels, edit, model=model, progress=self.progress_for(request_id), solved=keep_edit)
+        result = manipulation.pixels
         seconds = time.perf_counter() - start
+        extra = {}
+        if keep_edit and manipulation.solved is not None:
+            self.kept_edit = (request_id, manipulation.solved)
+            extra["edit"] = request_id
+        self.send_image(request_id, result, dtype, params, {"seconds": round(seconds, 4), **extra})
+
+    def replay(self, request_id, params, buffers) -> None:
+        """The edit kept by an earlier `manipulate` (params: edit, its request id) on one more
+        layer (buffer `image`), returned in the layer's own dtype and channel order."""
+        wanted = params.get("edit")
+        if type(wanted) is not int:
+            raise BadRequest("replay needs 'edit': the id of the manipulate request that kept it")
+        if self.kept_edit is None or self.kept_edit[0] != wanted:
+            raise InputError("the engine no longer holds that edit (it keeps only the last one, and a restarted "
+                             "engine none): run the manipulation again")
+        pixels, dtype = self.image(buffers, "image", params)
+        progress = self.progress_for(request_id)
+        progress("replay", 0.0)
+        start = time.perf_counter()
+        result = apply(self.kept_edit[1], pixels)
+        progress("replay", 1.0)
+        self.send_image(request_id, result, dtype, params, {"seconds": round(time.perf_counter() - start, 4)})
+
+    def send_image(self, request_id, result: np.ndarray, dtype: str, params: dict, fields: dict) -> None:
+        """Reply with `result` (H, W, C) as the request's `image`: in the request's dtype and
+        channel order, or straight 8-bit RGBA when it asked `for_display`."""
         order = params.get("channel_order", "rgba")
         if params.get("for_display"):  # straight 8-bit RGBA whatever the document's depth, for previews
             rgb = rgb_channels(result)
@@ -354,7 +390,7 @@ class Worker:
             result, dtype, order = np.concatenate([rgb, alpha], axis=2), "uint8", "rgba"
         out, buffer = self.result_buffer(request_id, "image", result.shape, dtype)
         to_samples(result, dtype, order, out)
-        self.reply(request_id, "result", buffers={"image": buffer}, params={"seconds": round(seconds, 4)})
+        self.reply(request_id, "result", buffers={"image": buffer}, params=fields)
 
     def preview(self, request_id, params, buffers) -> None:
         max_side = params.get("max_side", 512)

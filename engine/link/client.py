@@ -131,6 +131,7 @@ class Client:
         self._shared = None  # this client's shared-memory folder, once a worker accepted it
         self._shared_offer = None
         self.last_seconds = None  # the engine's own time for the last manipulate/preview
+        self.last_edit: int | None = None  # the edit the last manipulate(keep_edit=True) kept, for replay
 
     # -- process management
 
@@ -321,14 +322,24 @@ class Client:
     def manipulate(self, exemplar: Image, *, source_mask: Buffer | None = None, target_mask: Buffer | None = None,
                    exemplar_regions: Buffer | None = None, target_regions: Buffer | None = None,
                    exemplar_map: Image | None = None, target_map: Image | None = None,
-                   model: str | None = None, channel_order: str = "rgba", progress=None, on_id=None) -> Image:
+                   model: str | None = None, channel_order: str = "rgba", progress=None, on_id=None,
+                   keep_edit: bool = False) -> Image:
         """The manipulated image at full size, same layout and dtype as `exemplar`. Give both
         masks, both region-id maps, or both painted colour maps (Images in the exemplar's
         layout). `progress(stage, fraction)` is called from this thread; `on_id(request_id)`
-        tells the id to pass to `cancel` from another thread."""
+        tells the id to pass to `cancel` from another thread. `keep_edit`: the engine keeps the
+        solved edit, and `last_edit` names it for `replay`."""
         edit = {"source_mask": source_mask, "target_mask": target_mask, "exemplar_regions": exemplar_regions,
                 "target_regions": target_regions, "exemplar_map": exemplar_map, "target_map": target_map}
-        return self._manipulate("manipulate", {}, exemplar, edit, model, channel_order, progress, on_id)
+        params = {"keep_edit": True} if keep_edit else {}
+        return self._manipulate("manipulate", params, exemplar, edit, model, channel_order, progress, on_id)
+
+    def replay(self, edit: int, layer: Image, channel_order: str = "rgba", progress=None, on_id=None) -> Image:
+        """The edit kept by `manipulate(keep_edit=True)` (its `last_edit`) on one more layer of
+        the same size: the same move, in the layer's own layout and dtype."""
+        reply = self._request("replay", {"edit": edit, "channel_order": channel_order}, {"image": layer.buffer()},
+                              progress, on_id, retry=False)
+        return Image.from_buffer(reply.buffers["image"])
 
     def preview(self, exemplar: Image, max_side: int = 512, for_display: bool = False, *, model: str | None = None,
                 channel_order: str = "rgba", progress=None, on_id=None, **edit) -> Image:
@@ -347,6 +358,7 @@ class Client:
             params["model"] = model
         reply = self._request(op, params, buffers, progress, on_id)
         self.last_seconds = reply.header.get("params", {}).get("seconds")
+        self.last_edit = reply.header.get("params", {}).get("edit")
         return Image.from_buffer(reply.buffers["image"])
 
     def cancel(self, request_id: int) -> None:
