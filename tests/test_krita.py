@@ -32,6 +32,30 @@ def _layout(pixels, depth):
     return to_samples(pixels, np.dtype(dtype).name, order)
 
 
+# The group of the layers case, bottom first: name, opacity (0-255), blending mode, visible.
+GROUP_LAYERS = [["Shadow", 128, "multiply", True], ["Colour", 255, "normal", True], ["Line art", 255, "normal", False]]
+
+
+def _group_pixels():
+    """Engine RGBA pixels of the three layers: a figure at (8, 10), 24 px, drawn across them."""
+    figure = square_mask(HEIGHT, WIDTH, 8, 10, 24)
+    colour = textured(HEIGHT, WIDTH, 4, seed=6)
+    colour[..., 3] = 1.0
+    lines = np.zeros((HEIGHT, WIDTH, 4), np.float32)
+    lines[12, 10:30] = (0.0, 0.0, 0.0, 1.0)  # an ink line inside the figure
+    shadow = np.zeros((HEIGHT, WIDTH, 4), np.float32)
+    shadow[figure] = (0.2, 0.1, 0.3, 0.5)
+    return {"Shadow": shadow, "Colour": colour, "Line art": lines}
+
+
+def _write_layers_case(work):
+    for name, pixels in _group_pixels().items():
+        _layout(pixels, "U8").tofile(work / f"{name}.raw")
+    (square_mask(HEIGHT, WIDTH, 8, 10, 24) * 255).astype(np.uint8).tofile(work / "layers_source.raw")
+    (square_mask(HEIGHT, WIDTH, 50, 30, 24) * 255).astype(np.uint8).tofile(work / "layers_target.raw")
+    return {"width": WIDTH, "height": HEIGHT, "layers": GROUP_LAYERS, "painting": "Colour"}
+
+
 @pytest.fixture(scope="module")
 def krita_run(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
@@ -73,7 +97,9 @@ def krita_run(tmp_path_factory):
     np.zeros((HEIGHT, WIDTH, 2), np.uint8).tofile(work / "gray.raw")
     cases.append(dict(name="grey_document", action="manipulate", model="GRAYA", depth="U8", width=WIDTH, height=HEIGHT,
                       pixels="gray.raw", source="source.raw", target="target.raw"))
-    (work / "spec.json").write_text(json.dumps({"pykrita": str(profile / "pykrita"), "cases": cases, "save_ora": True}))
+    layers_case = _write_layers_case(work)
+    (work / "spec.json").write_text(json.dumps({"pykrita": str(profile / "pykrita"), "cases": cases, "save_ora": True,
+                                                "layers_case": layers_case}))
     # Krita as a desktop starts it: a system PATH (a venv's or pyenv's python3 first on PATH
     # makes Krita's embedded Python adopt that prefix and lose Debian's PyQt5). The worker is
     # unaffected: engine.json names its interpreter by absolute path.
@@ -220,3 +246,28 @@ def test_gui_menu_entries_dialog_and_result(krita_run, tmp_path):
     for artefact in ("krita_window.png", "dialog.png"):  # kept for a person to look at (git-ignored)
         assert (out / artefact).stat().st_size > 5_000
         shutil.copy(out / artefact, REPO / "tests" / "artefacts" / artefact)
+
+
+def test_one_edit_moves_every_layer_of_a_group_into_a_mirrored_group(krita_run):
+    from engine import apply, solve
+    from engine.edit import from_masks
+
+    work, outcome, *_ = krita_run
+    record = outcome["layers"]
+    assert record["root"][:3] == ["Background", "Figure", "Manipulated Figure"]  # just above the original group
+    assert record["group"] == ["Manipulated Figure", 230, "grouplayer"]
+    assert record["children"] == GROUP_LAYERS  # names, opacity, blending modes and visibility mirrored
+    assert record["originals_unchanged"] and record["original_group"] == GROUP_LAYERS
+    # every layer replays the edit solved once on the colour layer, exactly as the engine does
+    held = {name: np.fromfile(work / f"{name}.raw", np.uint8).reshape(HEIGHT, WIDTH, 4)[:, :, [2, 1, 0, 3]] / np.float32(255)
+            for name, *_ in GROUP_LAYERS}
+    edit = from_masks((HEIGHT, WIDTH), square_mask(HEIGHT, WIDTH, 8, 10, 24).astype(np.float32),
+                      square_mask(HEIGHT, WIDTH, 50, 30, 24).astype(np.float32))
+    solved = solve(held["Colour"], edit, "moments")
+    for name, *_ in GROUP_LAYERS:
+        got = np.fromfile(work / f"layers_{name}.result", np.uint8).reshape(HEIGHT, WIDTH, 4)
+        assert np.array_equal(got, _layout(apply(solved, held[name]), "U8")), name
+    lines = np.fromfile(work / "layers_Line art.result", np.uint8).reshape(HEIGHT, WIDTH, 4)
+    assert (lines[32, 52:72, 3] == 255).all() and (lines[..., 3] > 0).sum() == 20  # the ink moved, still one line
+    assert "'Inked outline' (vector layer)" in record["refused"] and "Convert them to paint layers" in record["refused"]
+    assert record["root_after_refusal"] == record["root"]

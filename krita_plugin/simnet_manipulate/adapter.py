@@ -3,7 +3,7 @@ steps: read the document into a request (UI thread: Krita may only be called fro
 engine (any thread), add the result as a new layer (UI thread). Tests drive these functions in
 real Krita without any window."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import krita_host as host
 from .link.client import Image, PluginError, job_errors, mask_buffer
@@ -42,6 +42,10 @@ class Edit:
     exemplar_map: object = None
     target_map: object = None
     model: str | None = None
+    # which layers get the edit: the painting layer alone ("layer"), every layer of its group
+    # ("group") or the layers selected in the Layers docker ("selected", listed in `selected`)
+    apply_to: str = "layer"
+    selected: list = field(default_factory=list)
 
     @property
     def uses_maps(self):
@@ -99,6 +103,67 @@ def compute(client, request, progress=None, on_id=None):
     with job_errors():
         return client.manipulate(request.image, channel_order=request.order, model=request.model,
                                  progress=progress, on_id=on_id, **request.buffers)
+
+
+# The choices of the dialog's "Apply to", in its order.
+APPLY_TO = (("layer", "This layer"), ("group", "All layers in its group"), ("selected", "The selected layers"))
+
+
+def layers_to_edit(document, edit):
+    """The layers the edit goes to, top of the stack first (see Edit.apply_to). Layers whose
+    pixels cannot be replayed (groups, vector, filter, fill, clone and file layers) are refused
+    by name, before any work. UI thread."""
+    if edit.apply_to == "layer":
+        return [edit.exemplar]
+    if edit.apply_to == "group":
+        nodes = host.children_top_first(host.parent_node(edit.exemplar))
+    else:
+        nodes = list(edit.selected)
+        if not nodes:
+            raise PluginError("No layers are selected: select them in the Layers docker, or apply to this layer only.")
+    refused = [f"'{host.node_name(n)}' ({host.node_type(n).replace('layer', ' layer')})"
+               for n in nodes if host.node_type(n) != "paintlayer"]
+    if refused:
+        raise PluginError("These layers cannot be moved with the others: " + ", ".join(refused) + ". Convert them "
+                          "to paint layers (Layer > Convert > to Paint Layer), or choose the layers to apply to.")
+    return nodes
+
+
+def layer_images(document, nodes, order):
+    """Each node's pixels as an engine Image, all in the painting's layout. UI thread."""
+    images = []
+    for node in nodes:
+        image, layer_order = exemplar_image(document, node)
+        if layer_order != order:
+            raise PluginError(f"The layer '{host.node_name(node)}' is in another colour space: convert it to the document's.")
+        images.append(image)
+    return images
+
+
+def compute_layers(client, request, images, progress=None, on_id=None):
+    """Solve the edit once on the painting, then replay it on every layer: results in the same
+    order as `images`, in the document's layout, every layer moved alike. Any thread."""
+    with job_errors():
+        client.manipulate(request.image, channel_order=request.order, model=request.model, progress=progress,
+                          on_id=on_id, keep_edit=True, **request.buffers)
+        results = []
+        for number, image in enumerate(images, 1):
+            if progress is not None:
+                progress(f"layer {number} of {len(images)}", (number - 1) / len(images))
+            results.append(client.replay(client.last_edit, image, channel_order=request.order, on_id=on_id))
+        return results
+
+
+def insert_mirrored(document, edit, nodes, results):
+    """The results as a new group "Manipulated <group>" that mirrors the layers (names, blending
+    modes, opacity, visibility), just above the group (or above the topmost layer when the layers
+    are not a whole group); one undo step, the originals untouched."""
+    parent = host.parent_node(nodes[0])
+    whole_group = edit.apply_to == "group" and not host.is_root(document, parent)
+    name = f"Manipulated {host.node_name(parent)}" if whole_group else "Manipulated layers"
+    layers = [(host.node_name(n), bytes(r.data), host.layer_look(n)) for n, r in zip(nodes, results)]
+    return host.add_group_above(document, parent if whole_group else nodes[0], name,
+                                host.layer_look(parent) if whole_group else None, layers)
 
 
 def preview(client, request, max_side=PREVIEW_SIDE):

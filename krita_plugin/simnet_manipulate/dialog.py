@@ -52,6 +52,9 @@ class ManipulateDialog(QDialog):
                                 "and an edited copy of it.")
         self.models = model_choices(models, default_model)
         self.model = self._combo([label for _, label in self.models], 0)
+        self.apply_to = self._combo([label for _, label in adapter.APPLY_TO], 0)
+        self.apply_to.setToolTip("The edit is solved once on the painting layer and replayed on each layer, "
+                                 "so line art and colours move alike; the results arrive as a new group.")
         self.preview_label = QLabel("Preview")
         self.preview_label.setMinimumSize(adapter.PREVIEW_SIDE, adapter.PREVIEW_SIDE * 2 // 3)
         buttons = QDialogButtonBox(OK | CANCEL)
@@ -66,6 +69,7 @@ class ManipulateDialog(QDialog):
         form.addRow("Edited region map", self.target_map)
         form.addRow(self.maps_note)
         form.addRow("Model", self.model)
+        form.addRow("Apply to", self.apply_to)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.preview_label)
@@ -100,7 +104,9 @@ class ManipulateDialog(QDialog):
         pick = lambda nodes, box: nodes[box.currentIndex()] if nodes and box.currentIndex() >= 0 else None  # noqa: E731
         chosen = self.model.currentIndex()
         model = self.models[chosen][0] if 0 <= chosen < len(self.models) else None
-        edit = adapter.Edit(exemplar=pick(self.layers, self.exemplar), model=model)
+        apply_to = adapter.APPLY_TO[max(0, self.apply_to.currentIndex())][0]
+        edit = adapter.Edit(exemplar=pick(self.layers, self.exemplar), model=model, apply_to=apply_to,
+                            selected=host.selected_layers() if apply_to == "selected" else [])
         if self.by_maps.isChecked():
             edit.exemplar_map, edit.target_map = pick(self.layers, self.exemplar_map), pick(self.layers, self.target_map)
         else:

@@ -1,6 +1,7 @@
 """The Filter menu entries. "Manipulate region from exemplar..." opens the dialog; both then run
 the engine off the UI thread with a progress dialog whose Cancel stops the engine, and change the
-document (one new layer) only on success. Problems are shown in a message box."""
+document (one new layer, or one new group mirroring the layers the edit was applied to) only on
+success. Problems are shown in a message box."""
 
 from krita import Extension
 
@@ -40,11 +41,18 @@ class SimnetExtension(Extension):
         edit = dialog.edit()
         try:
             request = adapter.request_for(document, edit)
+            nodes = adapter.layers_to_edit(document, edit)
+            images = adapter.layer_images(document, nodes, request.order) if edit.apply_to != "layer" else []
         except adapter.PluginError as problem:
             QMessageBox.warning(None, TITLE, str(problem))
             return
-        self._run("Manipulating...", lambda progress, on_id: adapter.compute(client, request, progress, on_id),
-                  lambda result: adapter.insert_result(document, edit, result))
+        if edit.apply_to == "layer":
+            self._run("Manipulating...", lambda progress, on_id: adapter.compute(client, request, progress, on_id),
+                      lambda result: adapter.insert_result(document, edit, result))
+        else:  # solved once, replayed on each layer, laid in as one mirrored group
+            self._run("Manipulating...",
+                      lambda progress, on_id: adapter.compute_layers(client, request, images, progress, on_id),
+                      lambda results: adapter.insert_mirrored(document, edit, nodes, results))
 
     def segment(self):
         document, node = krita_host.active_document_and_node()

@@ -75,6 +75,63 @@ def add_layer_above(document: Document, node: Node, name: str, data: bytes) -> N
     return layer
 
 
+def parent_node(node: Node) -> Node:
+    return node.parentNode()
+
+
+def is_root(document: Document, node: Node) -> bool:
+    return node == document.rootNode()
+
+
+def children_top_first(node: Node) -> list[Node]:
+    """The node's children that are layers (not masks), top of the stack first."""
+    return [child for child in reversed(node.childNodes()) if not child.type().endswith("mask")]
+
+
+def selected_layers() -> list[Node]:
+    """The layers selected in the active window's Layers docker (none without a window)."""
+    window = Krita.instance().activeWindow()
+    view = window.activeView() if window is not None else None
+    return list(view.selectedNodes()) if view is not None else []
+
+
+def layer_look(node: Node) -> dict:
+    """How a layer shows: what a mirrored copy must keep."""
+    look = {"opacity": node.opacity(), "blending": node.blendingMode(), "visible": node.visible()}
+    if node.type() == "grouplayer":
+        look["pass_through"] = node.passThroughMode()
+    return look
+
+
+def _give_look(node: Node, look: dict) -> None:
+    node.setOpacity(look["opacity"])
+    node.setBlendingMode(look["blending"])
+    node.setVisible(look["visible"])
+    if "pass_through" in look:
+        node.setPassThroughMode(look["pass_through"])
+
+
+def add_group_above(document: Document, node: Node, name: str, look: dict | None,
+                    layers: list[tuple[str, bytes, dict]]) -> Node:
+    """A new group of new paint layers (name, data in the document's layout, look), top of the
+    stack first, inserted just above `node` once it is complete: one undoable step, and no pixel
+    of an existing layer is touched."""
+    width, height = document_size(document)
+    group = document.createGroupLayer(name)
+    if look is not None:
+        _give_look(group, look)
+    below = None
+    for layer_name, data, layer_look_ in reversed(layers):  # bottom first, each above the last
+        layer = document.createNode(layer_name, "paintlayer")
+        layer.setPixelData(data, 0, 0, width, height)
+        _give_look(layer, layer_look_)
+        group.addChildNode(layer, below)
+        below = layer
+    node.parentNode().addChildNode(group, node)
+    document.refreshProjection()
+    return group
+
+
 def _walk(node: Node) -> Iterator[Node]:
     for child in node.childNodes():
         yield child

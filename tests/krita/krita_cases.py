@@ -9,6 +9,60 @@ import traceback
 from pathlib import Path
 
 
+def _layers_case(work, case, client, adapter, Krita, Selection):
+    """A group of three layers (line art, colour, shadow) of distinct looks; the colour layer is
+    the painting, with a selection mask of the figure; the group gets the edit."""
+    width, height = case["width"], case["height"]
+    document = Krita.instance().createDocument(width, height, "layers", "RGBA", "U8", "", 72.0)
+    document.setBatchmode(True)
+    group = document.createGroupLayer("Figure")
+    group.setOpacity(230)
+    document.rootNode().addChildNode(group, None)
+    nodes, below = {}, None
+    for name, opacity, blending, visible in case["layers"]:  # bottom first
+        node = document.createNode(name, "paintlayer")
+        node.setPixelData((work / f"{name}.raw").read_bytes(), 0, 0, width, height)
+        node.setOpacity(opacity)
+        node.setBlendingMode(blending)
+        node.setVisible(visible)
+        group.addChildNode(node, below)
+        nodes[name], below = node, node
+    painting = nodes[case["painting"]]
+    source = Selection()
+    source.setPixelData((work / "layers_source.raw").read_bytes(), 0, 0, width, height)
+    mask = document.createSelectionMask("Figure mask")
+    mask.setSelection(source)
+    painting.addChildNode(mask, None)
+    target = Selection()
+    target.setPixelData((work / "layers_target.raw").read_bytes(), 0, 0, width, height)
+    document.setSelection(target)
+    before = {name: bytes(node.pixelData(0, 0, width, height)) for name, node in nodes.items()}
+    record = {}
+    edit = adapter.default_edit(document, painting)
+    edit.apply_to, edit.model = "group", "moments"
+    request = adapter.request_for(document, edit)
+    chosen = adapter.layers_to_edit(document, edit)
+    made = adapter.insert_mirrored(document, edit, chosen, adapter.compute_layers(client, request,
+                                   adapter.layer_images(document, chosen, request.order)))
+    record["root"] = [n.name() for n in document.rootNode().childNodes()]
+    record["group"] = [made.name(), made.opacity(), made.type()]
+    record["children"] = [[n.name(), n.opacity(), n.blendingMode(), n.visible()] for n in made.childNodes()]
+    for node in made.childNodes():
+        (work / f"layers_{node.name()}.result").write_bytes(bytes(node.pixelData(0, 0, width, height)))
+    record["originals_unchanged"] = all(bytes(nodes[n].pixelData(0, 0, width, height)) == b for n, b in before.items())
+    record["original_group"] = [[n.name(), n.opacity(), n.blendingMode(), n.visible()] for n in group.childNodes()
+                                if n.type() == "paintlayer"]
+    # a vector layer in the group is refused by name, and nothing is added
+    group.addChildNode(document.createVectorLayer("Inked outline"), None)
+    try:
+        adapter.layers_to_edit(document, edit)
+    except adapter.PluginError as problem:
+        record["refused"] = str(problem)
+    record["root_after_refusal"] = [n.name() for n in document.rootNode().childNodes()]
+    document.close()
+    return record
+
+
 def main(args):
     work = Path(args[0])
     spec = json.loads((work / "spec.json").read_text())
@@ -75,6 +129,8 @@ def main(args):
             document.refreshProjection()
             outcome["ora_saved"] = document.saveAs(str(work / "saved_by_krita.ora"))
             document.close()
+        if spec.get("layers_case"):  # one edit, every layer of a group
+            outcome["layers"] = _layers_case(work, spec["layers_case"], working, adapter, Krita, Selection)
         # the maps-mode defaults over layer names, top of the stack first, as the dialog lists them
         outcome["default_maps"] = {
             "segmented": adapter.default_maps(["Regions of Exemplar copy", "Regions of Exemplar", "Exemplar", "Paper"]),
