@@ -36,6 +36,7 @@ import numpy as np
 from .blend import (
     BAND_ROWS,
     EDGE_FEATHER,
+    FieldPull,
     motion_pulls,
     prepare_motion,
     pull_points,
@@ -336,13 +337,12 @@ def compose(
     kind[crop] = kind_crop
     if on_progress is not None:
         on_progress(1.0)
-    provenance = None
-    if want_provenance or want_solved:
-        provenance = _provenance(exemplar_labels, box, kind_crop, layers, filled)
+    provenance = _provenance(exemplar_labels, box, kind_crop, layers, filled) if want_provenance else None
     solved = None
     if want_solved:
-        solved = _solved_edit(box, in_zone, alpha[:, :, 0], layers, hole_crop, filled, labels_full[crop], provenance)
-    return Composition(pixels, kind, zone, moving, provenance if want_provenance else None, solved)
+        inside = _box_provenance(exemplar_labels, box, kind_crop, layers, filled)
+        solved = _solved_edit((height, width), box, in_zone, alpha[:, :, 0], layers, hole_crop, filled, labels_full[crop], inside)
+    return Composition(pixels, kind, zone, moving, provenance, solved)
 
 
 class _MovingLayers:
@@ -445,25 +445,31 @@ def _dominant_sources(prepared, dominant, band, motion) -> tuple[np.ndarray, np.
     """The exemplar coordinate (band h, w, 2) x, y that each pixel's dominant motion samples,
     and whether that motion is a pure translation (band h, w) bool."""
     x0, y0, x1, y1 = band
-    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
-    by_index = dict(zip(prepared.indices, prepared.pulls))
+    xs = np.arange(x0, x1, dtype=np.float64)[None, :]
+    ys = np.arange(y0, y1, dtype=np.float64)[:, None]
     chosen = np.zeros((y1 - y0, x1 - x0, 2), np.float32)
     translated = np.zeros((y1 - y0, x1 - x0), bool)
     if dominant is None:  # a blend graph reports no dominant motion: the heaviest one overall
         dominant = np.full((y1 - y0, x1 - x0), prepared.indices[int(np.argmax(prepared.weights.sum(axis=(1, 2))))])
-    for index, pull in by_index.items():
+    for index, pull in zip(prepared.indices, prepared.pulls):
         pick = dominant == index
-        if pick.any():
-            chosen[pick] = pull_points(pull, np.stack([xs[pick], ys[pick]], axis=1))
-            translated[pick] = isinstance(pull, np.ndarray) and np.abs(pull[:, :2] - np.eye(2)).max() <= 1e-9
+        if not pick.any():
+            continue
+        if isinstance(pull, FieldPull):  # the maps the blend of this band evaluated (cached)
+            map_x, map_y = pull.maps(band)
+            chosen[pick, 0], chosen[pick, 1] = map_x[pick], map_y[pick]
+            continue
+        chosen[pick, 0] = (pull[0, 0] * xs + pull[0, 1] * ys + pull[0, 2])[pick]
+        chosen[pick, 1] = (pull[1, 0] * xs + pull[1, 1] * ys + pull[1, 2])[pick]
+        translated[pick] = np.abs(pull[:, :2] - np.eye(2)).max() <= 1e-9
     return chosen, translated
 
 
-def _solved_edit(box, in_zone, alpha, layers, hole, filled, labels, provenance) -> SolvedEdit:
+def _solved_edit(shape, box, in_zone, alpha, layers, hole, filled, labels, provenance) -> SolvedEdit:
     """The composition as an engine.replay.SolvedEdit: the crop's coverage, the dominant motions'
-    sources (whole pixels where that motion is a translation), the fill's sources and labels."""
-    x0, y0, x1, y1 = box
-    height, width = provenance.kind.shape
+    sources (whole pixels where that motion is a translation), the fill's sources and labels,
+    and the box's provenance."""
+    x0, y0 = box[:2]
     moves = alpha > 0
     source = np.nan_to_num(layers.source, nan=0.0)
     source = np.where(layers.translated[:, :, None], np.rint(source), source)
@@ -471,9 +477,8 @@ def _solved_edit(box, in_zone, alpha, layers, hole, filled, labels, provenance) 
     fill_y = np.full(hole.shape, -1, np.int32)
     fill_x[filled.rows - y0, filled.cols - x0] = filled.source_x
     fill_y[filled.rows - y0, filled.cols - x0] = filled.source_y
-    crop = (slice(y0, y1), slice(x0, x1))
     return SolvedEdit(
-        (height, width),
+        shape,
         box,
         zone=in_zone.copy(),
         alpha=np.where(moves, alpha, 0.0).astype(np.float32),
@@ -483,8 +488,8 @@ def _solved_edit(box, in_zone, alpha, layers, hole, filled, labels, provenance) 
         fill_x=fill_x,
         fill_y=fill_y,
         labels=labels.astype(np.int32),
-        kind=provenance.kind[crop].copy(),
-        source_region=provenance.source_region[crop].copy(),
+        kind=provenance.kind,
+        source_region=provenance.source_region,
     )
 
 
@@ -509,10 +514,22 @@ def _unchanged_provenance(exemplar_labels: np.ndarray) -> Provenance:
 
 
 def _provenance(exemplar_labels, box, kind_crop, layers, filled) -> Provenance:
-    height, width = exemplar_labels.shape
+    """The provenance of the whole image: unchanged outside the edit's box."""
     result = _unchanged_provenance(exemplar_labels)
     x0, y0, x1, y1 = box
-    source_x, source_y = result.source_x[y0:y1, x0:x1], result.source_y[y0:y1, x0:x1]
+    inside = _box_provenance(exemplar_labels, box, kind_crop, layers, filled)
+    for whole, part in zip((result.source_x, result.source_y, result.source_region, result.kind), (inside.source_x, inside.source_y, inside.source_region, inside.kind)):
+        whole[y0:y1, x0:x1] = part
+    return result
+
+
+def _box_provenance(exemplar_labels, box, kind_crop, layers, filled) -> Provenance:
+    """The provenance inside the edit's box (its h, w): the dominant motion's source where a
+    moving region mostly covers a warped pixel, the fill's where a pixel was filled, else the
+    pixel itself."""
+    height, width = exemplar_labels.shape
+    x0, y0, x1, y1 = box
+    source_y, source_x = (axis.astype(np.float32) for axis in np.mgrid[y0:y1, x0:x1])
     warped = kind_crop == WARPED
     moved = warped & ~np.isnan(layers.source[:, :, 0]) & (layers.share >= 0.5)
     source_x[moved] = layers.source[moved, 0]
@@ -524,7 +541,6 @@ def _provenance(exemplar_labels, box, kind_crop, layers, filled) -> Provenance:
     from_fill = ~np.isnan(fill_x) & ~moved
     source_x[from_fill] = fill_x[from_fill]
     source_y[from_fill] = fill_y[from_fill]
-    cols = np.clip(np.rint(result.source_x).astype(np.int64), 0, width - 1)
-    rows = np.clip(np.rint(result.source_y).astype(np.int64), 0, height - 1)
-    result.kind[y0:y1, x0:x1] = kind_crop
-    return Provenance(result.source_x, result.source_y, exemplar_labels[rows, cols].astype(np.int32), result.kind)
+    cols = np.clip(np.rint(source_x).astype(np.int64), 0, width - 1)
+    rows = np.clip(np.rint(source_y).astype(np.int64), 0, height - 1)
+    return Provenance(source_x, source_y, exemplar_labels[rows, cols].astype(np.int32), kind_crop.copy())

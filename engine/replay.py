@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from .errors import InputError
-from .fill import WORK_SIDE, nearest_pixel, pull_push
+from .fill import REMAP_ROW, WORK_SIDE, nearest_pixel, pull_push
 from .io.files import write_bytes_atomically
 from .masks import bounding_box
 
@@ -100,104 +100,232 @@ def unchanged(height: int, width: int) -> SolvedEdit:
     return SolvedEdit((height, width), (0, 0, 0, 0), **empty)
 
 
+@dataclass(frozen=True)
+class _Region:
+    """One region's part of the tone correction: its box (x0, y0, x1, y1) in the hole's box, the
+    working size, the ring pixels it knows (indices into the ring) and their place in its box,
+    its hole pixels (indices into the hole) and their place on the working grid."""
+
+    size: tuple[int, int]
+    small: tuple[int, int]
+    known: np.ndarray
+    known_rows: np.ndarray
+    known_cols: np.ndarray
+    area: np.ndarray
+    pick: np.ndarray
+    grid_rows: np.ndarray
+    grid_cols: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What replaying needs, worked out once per solved edit (it is the same for every layer):
+    the changed pixels (flat indices into the image), their coverage, where the moving layer
+    samples them, where their base comes from, and the ring of the hole with its regions."""
+
+    targets: np.ndarray
+    alpha: np.ndarray
+    moves: np.ndarray
+    moving_x: np.ndarray
+    moving_y: np.ndarray
+    bases: np.ndarray
+    hole: np.ndarray
+    ring: np.ndarray
+    ring_at: np.ndarray
+    ring_sources: np.ndarray
+    regions: list[_Region]
+
+
+_plans: dict[int, tuple[SolvedEdit, _Plan]] = {}
+
+
+def _plan(solved: SolvedEdit) -> _Plan:
+    """The replay plan of `solved`, kept for the last few edits replayed (by identity)."""
+    kept = _plans.get(id(solved))
+    if kept is not None and kept[0] is solved:
+        return kept[1]
+    plan = _make_plan(solved)
+    if len(_plans) >= 2:
+        _plans.pop(next(iter(_plans)))
+    _plans[id(solved)] = (solved, plan)
+    return plan
+
+
+def _make_plan(solved: SolvedEdit) -> _Plan:
+    width = solved.shape[1]
+    x0, y0 = solved.box[:2]
+    hole_mask = solved.hole & solved.zone
+    changed = solved.zone & (hole_mask | (solved.alpha > 0))
+    rows, cols = np.nonzero(changed)
+    targets = (y0 + rows) * width + x0 + cols
+    alpha = solved.alpha[rows, cols][:, None]
+    moves = np.flatnonzero(alpha[:, 0] > 0)
+    in_hole = hole_mask[rows, cols]
+    bases = targets.copy()  # a kept pixel is its own base; a filled one its fill's source
+    bases[in_hole] = solved.fill_y[rows[in_hole], cols[in_hole]].astype(np.int64) * width + solved.fill_x[rows[in_hole], cols[in_hole]]
+    hole = np.flatnonzero(in_hole)  # row-major over the box
+    empty = np.zeros(0, np.int64)
+    ring, ring_at, ring_sources, regions = empty, empty, empty, []
+    box = bounding_box(hole_mask, 1)
+    if box is not None:
+        ring, ring_at, ring_sources, regions = _ring_plan(solved, hole_mask, box, changed, rows, cols)
+    return _Plan(targets, alpha, moves, solved.moving_x[rows[moves], cols[moves]], solved.moving_y[rows[moves], cols[moves]],
+                 bases, hole, ring, ring_at, ring_sources, regions)
+
+
+def _ring_plan(solved, hole_mask, box, changed, rows, cols):
+    """The pixels just outside the hole that the tone correction is made from (engine.fill's
+    membrane): each one's flat index, its place among the changed pixels (-1: kept as it is), the
+    pixel its nearest hole pixel's source would put there, and the regions' parts."""
+    height, width = solved.shape
+    x0, y0 = solved.box[:2]
+    bx0, by0, bx1, by1 = box
+    hole = hole_mask[by0:by1, bx0:bx1]
+    labels = solved.labels[by0:by1, bx0:bx1]
+    ring = (cv2.dilate(hole.view(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~hole
+    ring_rows, ring_cols = np.nonzero(ring)
+    hole_rows, hole_cols = np.nonzero(hole)
+    if ring_rows.size == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, []
+    near_rows, near_cols = np.divmod(nearest_pixel(hole)[ring_rows, ring_cols], hole.shape[1])
+    source_y = solved.fill_y[by0 + near_rows, bx0 + near_cols].astype(np.int64) + ring_rows - near_rows
+    source_x = solved.fill_x[by0 + near_rows, bx0 + near_cols].astype(np.int64) + ring_cols - near_cols
+    fits = (source_x >= 0) & (source_x < width) & (source_y >= 0) & (source_y < height)
+    ring_labels = labels[ring_rows, ring_cols]
+    fits &= ring_labels == labels[near_rows, near_cols]
+    slot = np.full(changed.shape, -1, np.int64)
+    slot[rows, cols] = np.arange(rows.size)
+    ring_at = slot[by0 + ring_rows, bx0 + ring_cols]
+    ring_flat = (y0 + by0 + ring_rows) * width + x0 + bx0 + ring_cols
+    ring_sources = np.clip(source_y, 0, height - 1) * width + np.clip(source_x, 0, width - 1)
+    scale = min(1.0, WORK_SIDE / max(height, width))
+    hole_labels = labels[hole_rows, hole_cols]
+    regions = []
+    for label in np.unique(hole_labels):
+        known = np.flatnonzero(fits & (ring_labels == label))
+        if known.size == 0:
+            continue
+        pick = np.flatnonzero(hole_labels == label)
+        part = bounding_box((labels == label) & (hole | ring), 1)  # the membrane over this region's part only
+        assert part is not None
+        px0, py0, px1, py1 = part
+        size = (py1 - py0, px1 - px0)
+        small = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+        weight = np.zeros(size, np.float32)
+        weight[ring_rows[known] - py0, ring_cols[known] - px0] = 1.0
+        area = cv2.resize(weight, small[::-1], interpolation=cv2.INTER_AREA).reshape(small) if small != size else weight
+        sy, sx = small[0] / size[0], small[1] / size[1]
+        grid_rows = np.clip((hole_rows[pick] - py0 + 0.5) * sy - 0.5, 0, small[0] - 1)
+        grid_cols = np.clip((hole_cols[pick] - px0 + 0.5) * sx - 0.5, 0, small[1] - 1)
+        regions.append(_Region(size, small, known, ring_rows[known] - py0, ring_cols[known] - px0, area, pick,
+                               grid_rows, grid_cols))
+    return ring_flat, ring_at, ring_sources, regions
+
+
 def apply(solved: SolvedEdit, pixels: np.ndarray) -> np.ndarray:
     """Replay `solved` on a layer (H, W, C) (C in 1, 3, 4; float32 in [0, 1], the solved shape).
-    Returns a new (H, W, C) float32; the layer is not changed."""
+    Returns a new (H, W, C) float32; the layer is not changed. The work is in proportion to the
+    pixels the edit changes, not to the layer, and what does not depend on the layer is worked
+    out once per edit."""
     layer = _check_layer(pixels, solved.shape)
     result = layer.copy()
     if solved.zone.size == 0:
         return result
-    rows, cols = solved.crop
-    has_alpha = layer.shape[2] == 4
-    sampled = _premultiplied(layer) if has_alpha else layer
-    crop = sampled[rows, cols]
-    alpha = solved.alpha[:, :, None]
-
-    moving = np.zeros_like(crop)
-    moved = bounding_box(solved.alpha > 0)
-    if moved is not None:
-        mx0, my0, mx1, my1 = moved
-        warped = cv2.remap(
-            sampled,
-            np.ascontiguousarray(solved.moving_x[my0:my1, mx0:mx1]),
-            np.ascontiguousarray(solved.moving_y[my0:my1, mx0:mx1]),
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REFLECT_101,
-        )
-        moving[my0:my1, mx0:mx1] = warped.reshape(my1 - my0, mx1 - mx0, -1)
-
-    base = crop.copy()
-    hole_rows, hole_cols = np.nonzero(solved.hole)
-    base[hole_rows, hole_cols] = sampled[solved.fill_y[hole_rows, hole_cols], solved.fill_x[hole_rows, hole_cols]]
-    composed = base * (1.0 - alpha) + moving * alpha
-    if hole_rows.size:
-        tone = _tone_correction(solved, composed, sampled, hole_rows, hole_cols)
-        composed[hole_rows, hole_cols] += tone * (1.0 - solved.alpha[hole_rows, hole_cols, None])
-        # the membrane may not leave this layer's own range, as in engine.fill
-        np.clip(composed, crop.min(axis=(0, 1)), crop.max(axis=(0, 1)), out=composed)
-    if has_alpha:
-        composed = _straight(composed)
-    # where the layer's own pixel is kept, it is kept bit for bit
-    changed = solved.zone & (solved.hole | (solved.alpha > 0))
-    result[rows, cols][changed] = composed[changed]
+    plan = _plan(solved)
+    if plan.targets.size == 0:
+        return result
+    height, width, channels = layer.shape
+    flat = layer.reshape(height * width, channels)
+    premultiply = channels == 4
+    moving = np.zeros((plan.targets.size, channels), np.float32)
+    if plan.moves.size:
+        moving[plan.moves] = _bilinear(layer, plan.moving_x, plan.moving_y, premultiply)
+    base = _gather(flat, plan.bases, premultiply)
+    composed = moving  # base (1 - alpha) + moving alpha: exactly the moving pixel where alpha is 1
+    composed *= plan.alpha
+    composed += base * (1.0 - plan.alpha)
+    if plan.hole.size:
+        tone, low, high = _tone_correction(plan, flat, composed, premultiply)
+        hole_alpha = plan.alpha[plan.hole]
+        corrected = composed[plan.hole] + tone * (1.0 - hole_alpha)
+        # the membrane may not leave the range of the pixels it mixes, as in engine.fill
+        low, high = np.minimum(low, base[plan.hole].min(axis=0)), np.maximum(high, base[plan.hole].max(axis=0))
+        composed[plan.hole] = np.clip(corrected, low, high)
+    if not np.isfinite(composed).all():
+        raise InputError("the layer holds NaN or infinite values")
+    result.reshape(height * width, channels)[plan.targets] = _straight(composed) if premultiply else composed
     return result
 
 
-def _tone_correction(solved, composed, sampled, hole_rows, hole_cols) -> np.ndarray:
-    """The tone correction (N, C) at the hole's pixels for this layer: at each pixel just outside
-    the hole (of the same region as its nearest hole pixel b), what the layer has there minus what
-    b's source would put there, spread smoothly over the hole region by region (engine.fill's
-    membrane), at engine.fill's working resolution."""
-    height, width = solved.shape
-    h, w = solved.hole.shape
-    hole = solved.hole
-    ring = (cv2.dilate(hole.view(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~hole
-    ring_rows, ring_cols = np.nonzero(ring)
-    correction = np.zeros((hole_rows.size, composed.shape[2]), np.float32)
-    if ring_rows.size == 0:
-        return correction
-    nearest = nearest_pixel(hole)[ring_rows, ring_cols]
-    near_rows, near_cols = np.divmod(nearest, w)
-    source_y = solved.fill_y[near_rows, near_cols] + ring_rows - near_rows
-    source_x = solved.fill_x[near_rows, near_cols] + ring_cols - near_cols
-    fits = (source_x >= 0) & (source_x < width) & (source_y >= 0) & (source_y < height)
-    fits &= solved.labels[ring_rows, ring_cols] == solved.labels[near_rows, near_cols]
-    difference = composed[ring_rows, ring_cols] - sampled[np.clip(source_y, 0, height - 1), np.clip(source_x, 0, width - 1)]
-    scale = min(1.0, WORK_SIDE / max(height, width))
-    small = (max(1, round(h * scale)), max(1, round(w * scale)))
-    hole_labels = solved.labels[hole_rows, hole_cols]
-    for label in np.unique(hole_labels):
-        known = fits & (solved.labels[ring_rows, ring_cols] == label)
-        if not known.any():
-            continue
-        weight = np.zeros((h, w), np.float32)
-        values = np.zeros((h, w, composed.shape[2]), np.float32)
-        weight[ring_rows[known], ring_cols[known]] = 1.0
-        values[ring_rows[known], ring_cols[known]] = difference[known]
-        smooth = _membrane(values, weight, small)
-        pick = hole_labels == label
-        correction[pick] = _sample(smooth, hole_rows[pick], hole_cols[pick], (small[0] / h, small[1] / w))
-    return correction
+def _gather(flat: np.ndarray, indices: np.ndarray, premultiply: bool) -> np.ndarray:
+    """Pixels (H * W, C) at flat `indices` (N,) -> (N, C) float32, premultiplied if asked."""
+    values = np.take(flat, indices, axis=0)
+    if premultiply:
+        values[:, :3] *= values[:, 3:4]
+    return values
 
 
-def _membrane(values: np.ndarray, weight: np.ndarray, small: tuple[int, int]) -> np.ndarray:
-    """Known ring values (h, w, C) with weight (h, w) -> their pull-push interpolation (small
-    h, small w, C) at the working size: a 1-px ring covers about `scale` of each working pixel
-    it crosses, so that share counts as fully known."""
-    h, w = weight.shape
-    if small == (h, w):
+def _bilinear(layer: np.ndarray, x: np.ndarray, y: np.ndarray, premultiply: bool) -> np.ndarray:
+    """The layer sampled bilinearly at points x, y (N,) (pixel centres on integers; beyond the
+    edge the edge pixel repeats) -> (N, C) float32, premultiplied before interpolating when
+    asked. OpenCV's remap, over the part of the layer the points reach: at a pixel centre it
+    gives that pixel exactly."""
+    height, width, channels = layer.shape
+    x0 = min(max(0, int(np.floor(x.min()))), width - 1)
+    y0 = min(max(0, int(np.floor(y.min()))), height - 1)
+    x1 = max(min(width, int(np.ceil(x.max())) + 2), x0 + 1)
+    y1 = max(min(height, int(np.ceil(y.max())) + 2), y0 + 1)
+    source = layer[y0:y1, x0:x1]
+    if premultiply:
+        source = source.copy()
+        source[:, :, :3] *= source[:, :, 3:4]
+    count = x.size
+    padded = -(-count // REMAP_ROW) * REMAP_ROW  # remap's maps stay under 32767 on a side
+    map_x = np.zeros(padded, np.float32)
+    map_y = np.zeros(padded, np.float32)
+    map_x[:count] = x - x0
+    map_y[:count] = y - y0
+    shape = (padded // REMAP_ROW, REMAP_ROW)
+    sampled = cv2.remap(source, map_x.reshape(shape), map_y.reshape(shape), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return sampled.reshape(padded, channels)[:count]
+
+
+def _tone_correction(plan: _Plan, flat: np.ndarray, composed: np.ndarray, premultiply: bool):
+    """The tone correction (N, C) at the hole's pixels for this layer, and the range (C,) of the
+    values it was made from: at each ring pixel, what the result has there minus what its nearest
+    hole pixel's source would put there, spread smoothly over the hole region by region."""
+    channels = composed.shape[1]
+    correction = np.zeros((plan.hole.size, channels), np.float32)
+    if plan.ring.size == 0:
+        return correction, np.full(channels, np.inf, np.float32), np.full(channels, -np.inf, np.float32)
+    outside = _gather(flat, plan.ring, premultiply)
+    replayed = plan.ring_at >= 0
+    outside[replayed] = composed[plan.ring_at[replayed]]
+    difference = outside - _gather(flat, plan.ring_sources, premultiply)
+    for region in plan.regions:
+        values = np.zeros(region.size + (channels,), np.float32)
+        values[region.known_rows, region.known_cols] = difference[region.known]
+        smooth = _membrane(values, region)
+        correction[region.pick] = _sample(smooth, region.grid_rows, region.grid_cols)
+    return correction, outside.min(axis=0), outside.max(axis=0)
+
+
+def _membrane(values: np.ndarray, region: _Region) -> np.ndarray:
+    """A region's known ring values (h, w, C) -> their pull-push interpolation at the working
+    size (small h, small w, C): a 1-px ring covers about `scale` of each working pixel it
+    crosses, so that share counts as fully known."""
+    weight = region.area
+    if region.small == region.size:
         return pull_push(values, weight)
-    area = cv2.resize(weight, small[::-1], interpolation=cv2.INTER_AREA).reshape(small)
-    summed = cv2.resize(values * weight[:, :, None], small[::-1], interpolation=cv2.INTER_AREA).reshape(small + values.shape[2:])
-    mean = summed / np.maximum(area, 1e-12)[:, :, None]
-    share = min(small[0] / h, small[1] / w)
-    return pull_push(mean.astype(np.float32), np.minimum(area / share, 1.0).astype(np.float32))
+    summed = cv2.resize(values, region.small[::-1], interpolation=cv2.INTER_AREA).reshape(region.small + values.shape[2:])
+    mean = summed / np.maximum(weight, 1e-12)[:, :, None]  # values are 0 off the ring: the sum is the ring's
+    share = min(region.small[0] / region.size[0], region.small[1] / region.size[1])
+    return pull_push(mean.astype(np.float32), np.minimum(weight / share, 1.0).astype(np.float32))
 
 
-def _sample(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
-    """grid (h, w, C) bilinearly at full-resolution pixels (rows, cols (N,)) -> (N, C)."""
-    v = np.clip((rows + 0.5) * scale[0] - 0.5, 0, grid.shape[0] - 1)
-    u = np.clip((cols + 0.5) * scale[1] - 0.5, 0, grid.shape[1] - 1)
+def _sample(grid: np.ndarray, v: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """grid (h, w, C) bilinearly at grid positions v, u (N,) (inside the grid) -> (N, C)."""
     top, left = np.floor(v).astype(np.int64), np.floor(u).astype(np.int64)
     bottom, right = np.minimum(top + 1, grid.shape[0] - 1), np.minimum(left + 1, grid.shape[1] - 1)
     fy, fx = (v - top)[:, None], (u - left)[:, None]
@@ -206,17 +334,13 @@ def _sample(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray, scale: tuple[f
     return (upper * (1 - fy) + lower * fy).astype(np.float32)
 
 
-def _premultiplied(layer: np.ndarray) -> np.ndarray:
-    out = layer.copy()
-    out[:, :, :3] *= layer[:, :, 3:4]
-    return out
-
-
 def _straight(pixels: np.ndarray) -> np.ndarray:
-    alpha = pixels[:, :, 3:4]
-    out = pixels.copy()
-    out[:, :, :3] = np.where(alpha > 0, pixels[:, :, :3] / np.maximum(alpha, 1e-12), 0.0)
-    return out
+    """Premultiplied (N, 4) -> straight alpha, in place (0 where transparent); returns it."""
+    alpha = pixels[:, 3:4]
+    colour = pixels[:, :3]
+    np.divide(colour, alpha, out=colour, where=alpha > 0)
+    colour[alpha[:, 0] <= 0] = 0.0
+    return pixels
 
 
 def _check_layer(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -10,6 +10,7 @@ or when not run as root (mounting needs it).
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -235,3 +236,34 @@ def test_dialog_screenshot_under_xvfb(gimp):
                     pass
                 gimp_process.wait()
             subprocess.run(["umount", "-l", str(sockets)], check=False)
+
+
+def test_one_edit_moves_every_layer_of_a_group_into_a_mirrored_group(cases):
+    from engine import apply, solve
+    from engine.edit import from_masks
+
+    entry = cases["group"]
+    assert entry["status"] == "success", entry
+    assert entry["top"] == ["Manipulated Figure", "Figure", "Paper"]  # just above the original group
+    assert entry["group"] == ["Manipulated Figure", 90, True]
+    # names (GIMP keeps names unique: "Line art #1"), modes, opacity and visibility mirrored
+    children = [[re.sub(r" #\d+$", "", name), *look] for name, *look in entry["children"]]
+    assert children == [["Line art", 100, "normal", False], ["Colour", 100, "normal", True], ["Shadow", 50, "multiply", True]]
+    assert entry["unchanged"]
+    folder = cases["_folder"]
+    held = {name: _raw(folder, f"group.{name}.raw", 4, np.uint8) / np.float32(255) for name in ("Line art", "Colour", "Shadow")}
+    source, target = (_raw(folder, f"group.{name}.raw", 1) / np.float32(255) for name in ("source", "target"))
+    solved = solve(held["Colour"], from_masks((H, W), source, target), "moments")
+    for name, pixels in held.items():  # each layer is the engine's replay of the edit solved on the colour layer
+        got = _raw(folder, f"group.{name} #1.result.raw", 4, np.uint8)
+        expected = np.round(np.clip(apply(solved, pixels), 0, 1) * 255)
+        assert np.abs(got.astype(np.float32) - expected).max() <= 1, name
+    lines = _raw(folder, "group.Line art #1.result.raw", 4, np.uint8)
+    assert (lines[26, 52:72, 3] == 255).all() and (lines[..., 3] > 0).sum() == 20  # the ink moved, still one line
+    selected = entry["selected"]
+    assert selected["status"] == "success", selected
+    assert selected["in_group"] == ["Line art", "Manipulated layers", "Colour", "Shadow"]  # above the painting
+    assert [re.sub(r" #\d+$", "", name) for name in selected["made"]] == ["Colour", "Line art"]
+    assert "Several layers are selected" in entry["several"]
+    assert "'Details' (group layer)" in entry["refused"] and "Rasterize them" in entry["refused"]
+    assert entry["top_after"] == entry["top"]

@@ -85,6 +85,58 @@ def request_from_maps(image, drawable, exemplar_map, target_map, model=None):
     return Request(exemplar, maps, model or None)
 
 
+# The choices of "Apply to" (nick, label), in their order.
+APPLY_TO = (("layer", "This layer"), ("group", "All layers in its group"), ("selected", "The selected layers"))
+
+
+def layers_to_edit(image, drawable, apply_to, selected):
+    """The layers the edit goes to, top of the stack first: the painting layer alone ("layer"),
+    every layer of its group ("group") or the selected layers ("selected"). Layers whose pixels
+    cannot be replayed (groups, GIMP 3.2's vector and link layers) are refused by name."""
+    if apply_to == "layer":
+        return [drawable]
+    layers = host.siblings_top_first(image, drawable) if apply_to == "group" else list(selected)
+    refused = [f"'{host.item_name(layer)}' ({host.layer_kind(layer)})" for layer in layers if host.layer_kind(layer) != "layer"]
+    if refused:
+        raise PluginError("These layers cannot be moved with the others: " + ", ".join(refused) + ". Rasterize them "
+                          "(Layer > Rasterize) or merge the group (Layer > Merge Layer Group), or choose the layers to apply to.")
+    return layers
+
+
+def layer_images(image, layers):
+    """Each layer over the canvas as an engine Image, in the image's precision."""
+    return [exemplar_image(image, layer) for layer in layers]
+
+
+def compute_layers(client, request, images, progress=None):
+    """Solve the edit once on the painting, then replay it on every layer (results in the order
+    of `images`): every layer moved alike."""
+    with job_errors():
+        client.manipulate(request.image, model=request.model, progress=progress, keep_edit=True, **request.buffers)
+        results = []
+        for number, layer in enumerate(images, 1):
+            if progress is not None:
+                progress(f"layer {number} of {len(images)}", (number - 1) / len(images))
+            results.append(client.replay(client.last_edit, layer))
+        return results
+
+
+def insert_mirrored(image, drawable, apply_to, layers, results):
+    """The results as a new layer group "Manipulated <group>" that mirrors the layers (names,
+    modes, opacity, visibility), just above the group (or above the topmost layer when they are
+    not a whole group), in one undo group; the originals untouched."""
+    group = host.parent_group(drawable) if apply_to == "group" else None
+    name = f"Manipulated {host.item_name(group)}" if group is not None else "Manipulated layers"
+    made = [(host.item_name(layer), bytes(result.data), result.dtype, host.layer_look(layer))
+            for layer, result in zip(layers, results)]
+    host.undo_group(image, True)
+    try:
+        return host.add_group_above(image, group if group is not None else layers[0], name,
+                                    host.layer_look(group) if group is not None else None, made)
+    finally:
+        host.undo_group(image, False)
+
+
 def compute(client, request, progress=None):
     with job_errors():
         return client.manipulate(request.image, model=request.model, progress=progress, **request.buffers)

@@ -79,6 +79,66 @@ def add_layer_above(image: Gimp.Image, anchor: Gimp.Drawable, name: str, data: b
     return layer
 
 
+def siblings_top_first(image: Gimp.Image, layer: Gimp.Layer) -> list[Gimp.Layer]:
+    """The layers beside `layer` in its group (or at the top level), top of the stack first."""
+    parent = layer.get_parent()
+    return list(parent.get_children()) if parent is not None else list(image.get_layers())
+
+
+def parent_group(layer: Gimp.Layer) -> Gimp.Layer | None:
+    return layer.get_parent()
+
+
+def layer_kind(layer: Gimp.Item) -> str:
+    """"layer" for a layer of pixels (text layers too: their pixels are read as they show),
+    else what it is, in words: "group layer", "vector layer", "link layer", "channel"..."""
+    if layer.is_group_layer():
+        return "group layer"
+    if not layer.is_layer():
+        return "channel" if layer.is_channel() else "item"
+    for kind in ("VectorLayer", "LinkLayer"):  # GIMP 3.2's, which 3.0 does not know
+        if hasattr(Gimp, kind) and isinstance(layer, getattr(Gimp, kind)):
+            return kind.replace("Layer", " layer").lower()
+    return "layer"
+
+
+def layer_look(layer: Gimp.Layer) -> dict:
+    """How a layer shows: what a mirrored copy must keep."""
+    return {"opacity": layer.get_opacity(), "mode": layer.get_mode(), "visible": layer.get_visible(),
+            "blend_space": layer.get_blend_space(), "composite_mode": layer.get_composite_mode(),
+            "composite_space": layer.get_composite_space()}
+
+
+def _give_look(layer: Gimp.Layer, look: dict) -> None:
+    layer.set_opacity(look["opacity"])
+    layer.set_mode(look["mode"])
+    layer.set_visible(look["visible"])
+    layer.set_blend_space(look["blend_space"])
+    layer.set_composite_mode(look["composite_mode"])
+    layer.set_composite_space(look["composite_space"])
+
+
+def add_group_above(image: Gimp.Image, anchor: Gimp.Layer, name: str, look: dict | None,
+                    layers: list[tuple[str, bytes, str, dict]]) -> Gimp.Layer:
+    """A new layer group right above `anchor` holding new canvas-sized layers (name, RGBA bytes
+    of dtype, look), top of the stack first. Call inside an undo group."""
+    width, height = canvas_size(image)
+    group = Gimp.GroupLayer.new(image, name)
+    image.insert_layer(group, anchor.get_parent(), image.get_item_position(anchor))
+    if look is not None:
+        _give_look(group, look)
+    kind = Gimp.ImageType.RGBA_IMAGE if base_type(image) == "RGB" else Gimp.ImageType.GRAYA_IMAGE
+    for position, (layer_name, data, dtype, layer_look_) in enumerate(layers):
+        layer = Gimp.Layer.new(image, layer_name, width, height, kind, 100.0, Gimp.LayerMode.NORMAL)
+        image.insert_layer(layer, group, position)
+        buffer = layer.get_buffer()
+        buffer.set(Gegl.Rectangle.new(0, 0, width, height), FORMATS[dtype], data)
+        buffer.flush()
+        _give_look(layer, layer_look_)
+        layer.update(0, 0, width, height)
+    return group
+
+
 def undo_group(image: Gimp.Image, start: bool) -> None:
     if start:
         image.undo_group_start()

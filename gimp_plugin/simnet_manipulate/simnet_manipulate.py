@@ -3,7 +3,9 @@
 
 - "Manipulate region from exemplar...": the active layer is the exemplar; either a saved
   selection (a channel) is the region and the current selection is where it goes, or two
-  region-map layers give the old and new layout. The result is a new layer above the exemplar.
+  region-map layers give the old and new layout. The result is a new layer above the exemplar,
+  or, applied to every layer of its group or to the selected layers, a new layer group that
+  mirrors them (the edit solved once on the exemplar and replayed on each).
 - "Segment exemplar into regions": a flat-colour region map of the active layer, as a new layer
   to duplicate and repaint.
 Both read the image, ask the engine worker (a separate process with its own Python), then
@@ -37,6 +39,13 @@ def _mode_choice():
 
 
 DEFAULT_NICK = "default"  # adapter.model_options: the engine's own default model
+
+
+def _apply_choice():
+    choice = Gimp.Choice.new()
+    for index, (nick, label) in enumerate(adapter.APPLY_TO):
+        choice.add(nick, index, label, "")
+    return choice
 
 
 def _model_choice():
@@ -100,7 +109,12 @@ def run_manipulate(procedure, run_mode, image, drawables, config, data):
         dialog.destroy()
         if not accepted:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
-    drawable = drawables[0] if len(drawables) == 1 else None
+    apply_to = config.get_property("apply-to")
+    # several selected layers: the topmost is the painting, and they all get the edit
+    drawable = drawables[0] if len(drawables) == 1 or (drawables and apply_to == "selected") else None
+    if len(drawables) > 1 and apply_to != "selected":
+        return _fail(procedure, "Several layers are selected: select the painting layer alone, or apply the edit "
+                                "to the selected layers.")
     chosen = config.get_property("model")
     model = config.get_property("model-folder") or (None if chosen == DEFAULT_NICK else chosen)
     try:  # read everything before starting the engine
@@ -109,11 +123,16 @@ def run_manipulate(procedure, run_mode, image, drawables, config, data):
                 image, drawable, config.get_property("exemplar-map"), config.get_property("target-map"), model)
         else:
             request = adapter.request_from_selection(image, drawable, config.get_property("source-channel"), model)
+        layers = adapter.layers_to_edit(image, drawable, apply_to, drawables)
+        images = adapter.layer_images(image, layers) if apply_to != "layer" else []
     except adapter.PluginError as error:
         return _fail(procedure, str(error))
 
     def manipulate(client):
-        adapter.insert_result(image, drawable, adapter.compute(client, request, _progress))
+        if apply_to == "layer":
+            adapter.insert_result(image, drawable, adapter.compute(client, request, _progress))
+        else:  # solved once, replayed on each layer, laid in as one mirrored group
+            adapter.insert_mirrored(image, drawable, apply_to, layers, adapter.compute_layers(client, request, images, _progress))
 
     return _with_engine(procedure, "Manipulating region from exemplar", manipulate)
 
@@ -154,6 +173,9 @@ class SimnetManipulate(Gimp.PlugIn):
             models = _model_choice()
             procedure.add_choice_argument("model", "Mo_del", "How motions are found", models, DEFAULT_NICK, RW)
             procedure.add_string_argument("model-folder", "Model _folder", "An exported model folder (instead of the choice)", "", RW)
+            procedure.add_choice_argument("apply-to", "_Apply to", "Solved once on the painting layer, replayed on each "
+                                          "layer, so line art and colours move alike; the results arrive as a new group",
+                                          _apply_choice(), "layer", RW)
         else:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_segment, None)
             procedure.set_menu_label("Segment exemplar into regions")
@@ -164,7 +186,10 @@ class SimnetManipulate(Gimp.PlugIn):
             )
             procedure.add_int_argument("max-regions", "Maximum regions", "0: automatic", 0, 256, 0, RW)
         procedure.set_image_types("*")
-        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
+        sensitive = Gimp.ProcedureSensitivityMask.DRAWABLE
+        if name == MANIPULATE:  # several selected layers may all get the edit
+            sensitive |= Gimp.ProcedureSensitivityMask.DRAWABLES
+        procedure.set_sensitivity_mask(sensitive)
         procedure.add_menu_path(MENU)
         procedure.set_attribution("SIM-Net Manipulate", "SIM-Net Manipulate (MIT)", "2026")
         return procedure

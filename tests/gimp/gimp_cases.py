@@ -70,7 +70,7 @@ def call(name, image, drawable, **properties):
     config = procedure.create_config()
     config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
-    config.set_core_object_array("drawables", [drawable])
+    config.set_core_object_array("drawables", drawable if isinstance(drawable, list) else [drawable])
     for key, value in properties.items():
         config.set_property(key, value)
     result = procedure.run(config)
@@ -155,6 +155,80 @@ def maps_case():
     image.delete()
 
 
+def group_case():
+    """A group of three layers (line art, colour, shadow) of distinct looks; the colour layer is
+    the painting; the whole group, then two selected layers, get the edit."""
+    image = Gimp.Image.new_with_precision(W, H, Gimp.ImageBaseType.RGB, PRECISIONS["u8"])
+    paper = Gimp.Layer.new(image, "Paper", W, H, Gimp.ImageType.RGB_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(paper, None, 0)
+    Gimp.context_set_foreground(_colour(0.9, 0.9, 0.85))
+    paper.fill(Gimp.FillType.FOREGROUND)
+    group = Gimp.GroupLayer.new(image, "Figure")
+    image.insert_layer(group, None, 0)
+    group.set_opacity(90.0)
+    looks = {"Line art": (100.0, Gimp.LayerMode.NORMAL, False), "Colour": (100.0, Gimp.LayerMode.NORMAL, True),
+             "Shadow": (50.0, Gimp.LayerMode.MULTIPLY, True)}
+    layers = {}
+    for position, name in enumerate(("Line art", "Colour", "Shadow")):  # top first
+        layer = Gimp.Layer.new(image, name, W, H, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+        image.insert_layer(layer, group, position)
+        opacity, mode, visible = looks[name]
+        layer.set_opacity(opacity)
+        layer.set_mode(mode)
+        layer.set_visible(visible)
+        layers[name] = layer
+    layers["Colour"].get_buffer().set(Gegl.Rectangle.new(0, 0, W, H), "R'G'B'A u8", texture(W, H))
+    ink = bytearray(W * H * 4)
+    for x in range(18, 38):
+        ink[(14 * W + x) * 4 : (14 * W + x) * 4 + 4] = bytes((0, 0, 0, 255))  # a line inside the figure
+    layers["Line art"].get_buffer().set(Gegl.Rectangle.new(0, 0, W, H), "R'G'B'A u8", bytes(ink))
+    shade = bytearray(W * H * 4)
+    for y in range(12, 32):
+        for x in range(16, 40):
+            shade[(y * W + x) * 4 : (y * W + x) * 4 + 4] = bytes((60, 30, 90, 128))
+    layers["Shadow"].get_buffer().set(Gegl.Rectangle.new(0, 0, W, H), "R'G'B'A u8", bytes(shade))
+    for layer in layers.values():
+        layer.get_buffer().flush()
+    select(image, 16, 12, 24, 20)
+    channel = Gimp.Selection.save(image)
+    select(image, 50, 24, 24, 20)
+    before = {name: read(layer, "R'G'B'A u8") for name, layer in layers.items()}
+    with open(os.path.join(OUT, "group.source.raw"), "wb") as f:
+        f.write(bytes(channel.get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, "Y u8", Gegl.AbyssPolicy.NONE)))
+    with open(os.path.join(OUT, "group.target.raw"), "wb") as f:
+        f.write(bytes(image.get_selection().get_buffer().get(Gegl.Rectangle.new(0, 0, W, H), 1.0, "Y u8", Gegl.AbyssPolicy.NONE)))
+    for name, data in before.items():
+        with open(os.path.join(OUT, f"group.{name}.raw"), "wb") as f:
+            f.write(data)
+    entry = {}
+    entry["status"], entry["message"] = call("plug-in-simnet-manipulate", image, layers["Colour"],
+                                             **{"source-channel": channel, "apply-to": "group", "model": "moments"})
+    entry["top"] = layer_names(image)
+    made = image.get_layers()[0]
+    entry["group"] = [made.get_name(), round(made.get_opacity()), made.is_group_layer()]
+    entry["children"] = [[c.get_name(), round(c.get_opacity()), c.get_mode().value_nick, c.get_visible()] for c in made.get_children()]
+    for child in made.get_children():
+        with open(os.path.join(OUT, f"group.{child.get_name()}.result.raw"), "wb") as f:
+            f.write(read(child, "R'G'B'A u8"))
+    entry["unchanged"] = all(read(layer, "R'G'B'A u8") == before[name] for name, layer in layers.items())
+    status, message = call("plug-in-simnet-manipulate", image, [layers["Colour"], layers["Line art"]],
+                           **{"source-channel": channel, "apply-to": "selected", "model": "moments"})
+    inside = group.get_children()
+    entry["selected"] = {"status": status, "message": message, "in_group": [c.get_name() for c in inside],
+                         "made": [c.get_name() for g in inside if g.get_name() == "Manipulated layers" for c in g.get_children()]}
+    status, message = call("plug-in-simnet-manipulate", image, [layers["Colour"], layers["Line art"]],
+                           **{"source-channel": channel, "apply-to": "group", "model": "moments"})
+    entry["several"] = message
+    inner = Gimp.GroupLayer.new(image, "Details")
+    image.insert_layer(inner, group, 0)
+    status, message = call("plug-in-simnet-manipulate", image, layers["Colour"],
+                           **{"source-channel": channel, "apply-to": "group", "model": "moments"})
+    entry["refused"] = message
+    entry["top_after"] = layer_names(image)
+    log["group"] = entry
+    image.delete()
+
+
 def save_ora():
     """An OpenRaster file saved by GIMP itself, for the batch tests."""
     from gi.repository import Gio
@@ -184,6 +258,7 @@ else:
     error_cases()
     segment_case()
     maps_case()
+    group_case()
     save_ora()
 with open(os.path.join(OUT, f"log-{which}.json"), "w") as f:
     json.dump(log, f, indent=1)
