@@ -47,7 +47,7 @@ from .blend import (
 from .fill import fill_vacated, nearest_pixel
 from .masks import bounding_box, feathered_mask, region_box, region_interior
 from .motion import RegionMotion, normalised_to_pixel_affines
-from .replay import SolvedEdit, unchanged
+from .replay import SHIFT_STEPS, SolvedEdit, unchanged
 from .threads import thread_count
 
 UNCHANGED, WARPED, FILLED = 0, 1, 2
@@ -473,20 +473,22 @@ def _solved_edit(shape, box, in_zone, alpha, layers, hole, filled, labels, prove
     moves = alpha > 0
     source = np.nan_to_num(layers.source, nan=0.0)
     source = np.where(layers.translated[:, :, None], np.rint(source), source)
-    fill_x = np.full(hole.shape, -1, np.int32)
-    fill_y = np.full(hole.shape, -1, np.int32)
-    fill_x[filled.rows - y0, filled.cols - x0] = filled.source_x
-    fill_y[filled.rows - y0, filled.cols - x0] = filled.source_y
+    fill_dx = np.zeros(hole.shape, np.int32)
+    fill_dy = np.zeros(hole.shape, np.int32)
+    fill_dx[filled.rows - y0, filled.cols - x0] = filled.source_x - filled.cols
+    fill_dy[filled.rows - y0, filled.cols - x0] = filled.source_y - filled.rows
+    xs = np.arange(x0, x0 + hole.shape[1], dtype=np.float32)[None, :]
+    ys = np.arange(y0, y0 + hole.shape[0], dtype=np.float32)[:, None]
     return SolvedEdit(
         shape,
         box,
         zone=in_zone.copy(),
         alpha=np.where(moves, alpha, 0.0).astype(np.float32),
-        moving_x=np.where(moves, source[:, :, 0], 0.0).astype(np.float32),
-        moving_y=np.where(moves, source[:, :, 1], 0.0).astype(np.float32),
+        shift_x=np.where(moves, np.rint((source[:, :, 0] - xs) * SHIFT_STEPS), 0).astype(np.int32),
+        shift_y=np.where(moves, np.rint((source[:, :, 1] - ys) * SHIFT_STEPS), 0).astype(np.int32),
         hole=hole.copy(),
-        fill_x=fill_x,
-        fill_y=fill_y,
+        fill_dx=fill_dx,
+        fill_dy=fill_dy,
         labels=labels.astype(np.int32),
         kind=provenance.kind,
         source_region=provenance.source_region,

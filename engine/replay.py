@@ -45,6 +45,12 @@ from .masks import bounding_box
 
 FORMAT = "simnet-solved-edit"
 VERSION = 1
+# Motion shifts are kept in fixed point, this many steps to a pixel (a power of two: a whole
+# pixel stays exact): finer than float32 holds a coordinate at 4096 px, and the saved file, whose
+# shifts are stored as differences along each row, stays small (an affine's differences repeat).
+SHIFT_STEPS = 1024
+# The largest shift a file may hold (pixels), so that the fixed point stays inside int32.
+MAX_SHIFT = (1 << 30) // SHIFT_STEPS
 # Region ids beyond this are not ours (a file's labels are checked against it).
 MAX_LABEL = 1 << 30
 
@@ -55,9 +61,10 @@ class SolvedEdit:
     changes; every array is the box's (h, w):
     zone bool: the edit zone (outside it the layer is kept as it is);
     alpha float32 in [0, 1]: the moving regions' coverage;
-    moving_x, moving_y float32: where the dominant motion samples (exemplar pixel coordinates,
-        pixel centres on integers; 0 where alpha is 0);
-    hole bool: the filled pixels; fill_x, fill_y int32: each one's source pixel (-1 elsewhere);
+    shift_x, shift_y int32: where the dominant motion samples, relative to the pixel (the
+        exemplar coordinate minus the pixel's own) in 1/SHIFT_STEPS of a pixel; 0 where alpha is 0;
+    hole bool: the filled pixels; fill_dx, fill_dy int32: each one's source pixel, relative to
+        the pixel (0 elsewhere);
     labels int32: the target region of each pixel (the tone correction is made per region);
     kind uint8 and source_region int32: the solving image's provenance (engine.compose)."""
 
@@ -65,11 +72,11 @@ class SolvedEdit:
     box: tuple[int, int, int, int]
     zone: np.ndarray
     alpha: np.ndarray
-    moving_x: np.ndarray
-    moving_y: np.ndarray
+    shift_x: np.ndarray
+    shift_y: np.ndarray
     hole: np.ndarray
-    fill_x: np.ndarray
-    fill_y: np.ndarray
+    fill_dx: np.ndarray
+    fill_dy: np.ndarray
     labels: np.ndarray
     kind: np.ndarray
     source_region: np.ndarray
@@ -83,11 +90,11 @@ class SolvedEdit:
 _ARRAYS = {
     "zone": np.bool_,
     "alpha": np.float32,
-    "moving_x": np.float32,
-    "moving_y": np.float32,
+    "shift_x": np.int32,
+    "shift_y": np.int32,
     "hole": np.bool_,
-    "fill_x": np.int32,
-    "fill_y": np.int32,
+    "fill_dx": np.int32,
+    "fill_dy": np.int32,
     "labels": np.int32,
     "kind": np.uint8,
     "source_region": np.int32,
@@ -162,15 +169,18 @@ def _make_plan(solved: SolvedEdit) -> _Plan:
     moves = np.flatnonzero(alpha[:, 0] > 0)
     in_hole = hole_mask[rows, cols]
     bases = targets.copy()  # a kept pixel is its own base; a filled one its fill's source
-    bases[in_hole] = solved.fill_y[rows[in_hole], cols[in_hole]].astype(np.int64) * width + solved.fill_x[rows[in_hole], cols[in_hole]]
+    bases[in_hole] += solved.fill_dy[rows[in_hole], cols[in_hole]].astype(np.int64) * width + solved.fill_dx[rows[in_hole], cols[in_hole]]
     hole = np.flatnonzero(in_hole)  # row-major over the box
     empty = np.zeros(0, np.int64)
     ring, ring_at, ring_sources, regions = empty, empty, empty, []
     box = bounding_box(hole_mask, 1)
     if box is not None:
         ring, ring_at, ring_sources, regions = _ring_plan(solved, hole_mask, box, changed, rows, cols)
-    return _Plan(targets, alpha, moves, solved.moving_x[rows[moves], cols[moves]], solved.moving_y[rows[moves], cols[moves]],
-                 bases, hole, ring, ring_at, ring_sources, regions)
+    # where the moving layer samples each moving pixel (float32, as remap takes it: a whole
+    # shift stays a whole pixel)
+    moving_x = (x0 + cols[moves]).astype(np.float32) + solved.shift_x[rows[moves], cols[moves]] / np.float32(SHIFT_STEPS)
+    moving_y = (y0 + rows[moves]).astype(np.float32) + solved.shift_y[rows[moves], cols[moves]] / np.float32(SHIFT_STEPS)
+    return _Plan(targets, alpha, moves, moving_x, moving_y, bases, hole, ring, ring_at, ring_sources, regions)
 
 
 def _ring_plan(solved, hole_mask, box, changed, rows, cols):
@@ -189,8 +199,9 @@ def _ring_plan(solved, hole_mask, box, changed, rows, cols):
         empty = np.zeros(0, np.int64)
         return empty, empty, empty, []
     near_rows, near_cols = np.divmod(nearest_pixel(hole)[ring_rows, ring_cols], hole.shape[1])
-    source_y = solved.fill_y[by0 + near_rows, bx0 + near_cols].astype(np.int64) + ring_rows - near_rows
-    source_x = solved.fill_x[by0 + near_rows, bx0 + near_cols].astype(np.int64) + ring_cols - near_cols
+    # the ring pixel's offset from its nearest hole pixel, from that pixel's source
+    source_y = solved.fill_dy[by0 + near_rows, bx0 + near_cols].astype(np.int64) + y0 + by0 + ring_rows
+    source_x = solved.fill_dx[by0 + near_rows, bx0 + near_cols].astype(np.int64) + x0 + bx0 + ring_cols
     fits = (source_x >= 0) & (source_x < width) & (source_y >= 0) & (source_y < height)
     ring_labels = labels[ring_rows, ring_cols]
     fits &= ring_labels == labels[near_rows, near_cols]
@@ -392,32 +403,36 @@ def resized(solved: SolvedEdit, height: int, width: int) -> SolvedEdit:
         out = cv2.remap(array.astype(np.float32), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return out.reshape(new_h, new_w)
 
-    # the motion's offsets, carried outward from where they are known so that the bilinear
+    # the motion's shifts, carried outward from where they are known so that the bilinear
     # resampling at a region's edge never mixes in the zeros beyond it
     moves = solved.alpha > 0
-    offset_x = solved.moving_x - (np.arange(x0, x1, dtype=np.float32)[None, :])
-    offset_y = solved.moving_y - (np.arange(y0, y1, dtype=np.float32)[:, None])
+    offset_x, offset_y = solved.shift_x.astype(np.float32), solved.shift_y.astype(np.float32)
     if moves.any():
         spread = nearest_pixel(moves)
         offset_x, offset_y = offset_x.ravel()[spread], offset_y.ravel()[spread]
     alpha = np.clip(linear(solved.alpha), 0.0, 1.0)
-    new_x = np.arange(box[0], box[2], dtype=np.float32)[None, :]
-    new_y = np.arange(box[1], box[3], dtype=np.float32)[:, None]
-    moving_x = np.where(alpha > 0, (new_x + linear(offset_x) * sx), 0.0).astype(np.float32)
-    moving_y = np.where(alpha > 0, (new_y + linear(offset_y) * sy), 0.0).astype(np.float32)
+    shift_x = np.where(alpha > 0, np.rint(linear(offset_x) * sx), 0).astype(np.int32)
+    shift_y = np.where(alpha > 0, np.rint(linear(offset_y) * sy), 0).astype(np.int32)
     hole = nearest(solved.hole)
-    fill_x = np.where(hole, np.clip(np.rint((nearest(solved.fill_x) + 0.5) * sx - 0.5), 0, width - 1), -1).astype(np.int32)
-    fill_y = np.where(hole, np.clip(np.rint((nearest(solved.fill_y) + 0.5) * sy - 0.5), 0, height - 1), -1).astype(np.int32)
+    # a fill source: the old source pixel's centre on the new grid, kept inside the image
+    new_x = np.arange(box[0], box[2])[None, :]
+    new_y = np.arange(box[1], box[3])[:, None]
+    old_x = np.clip(np.rint(map_x + x0), 0, old_w - 1).astype(np.int64)
+    old_y = np.clip(np.rint(map_y + y0), 0, old_h - 1).astype(np.int64)
+    source_x = np.clip(np.rint((old_x + nearest(solved.fill_dx) + 0.5) * sx - 0.5), 0, width - 1)
+    source_y = np.clip(np.rint((old_y + nearest(solved.fill_dy) + 0.5) * sy - 0.5), 0, height - 1)
+    fill_dx = np.where(hole, source_x - new_x, 0).astype(np.int32)
+    fill_dy = np.where(hole, source_y - new_y, 0).astype(np.int32)
     return SolvedEdit(
         (height, width),
         box,
         zone=nearest(solved.zone),
         alpha=alpha.astype(np.float32),
-        moving_x=moving_x,
-        moving_y=moving_y,
+        shift_x=shift_x,
+        shift_y=shift_y,
         hole=hole,
-        fill_x=fill_x,
-        fill_y=fill_y,
+        fill_dx=fill_dx,
+        fill_dy=fill_dy,
         labels=nearest(solved.labels),
         kind=nearest(solved.kind),
         source_region=nearest(solved.source_region),
@@ -432,6 +447,8 @@ def save(solved: SolvedEdit, path: str | os.PathLike) -> None:
 def to_bytes(solved: SolvedEdit) -> bytes:
     buffer = io.BytesIO()
     arrays = {name: getattr(solved, name) for name in _ARRAYS}
+    for name in ("shift_x", "shift_y"):  # differences along each row: an affine's repeat
+        arrays[name] = np.diff(arrays[name], axis=1, prepend=np.int32(0)) if arrays[name].size else arrays[name]
     np.savez_compressed(
         buffer,
         format=np.array(FORMAT),
@@ -470,6 +487,12 @@ def from_bytes(data: bytes, name: str = "the file") -> SolvedEdit:
         if missing:
             raise InputError(f"{name} is a damaged solved edit: it has no {', '.join(missing)}")
         values = {key: stored[key] for key in ("shape", "box", *_ARRAYS)}
+    for key in ("shift_x", "shift_y"):
+        if values[key].dtype == np.int32 and values[key].ndim == 2:
+            summed = np.cumsum(values[key], axis=1, dtype=np.int64)
+            if summed.size and np.abs(summed).max() > MAX_SHIFT * SHIFT_STEPS:
+                raise InputError(f"{name} is a damaged solved edit: a shift is beyond {MAX_SHIFT} pixels")
+            values[key] = summed.astype(np.int32)
     return _checked(values, name)
 
 
@@ -496,12 +519,13 @@ def _checked(values: dict, name: str) -> SolvedEdit:
         if array.shape != expected or array.dtype != np.dtype(dtype):
             raise damaged(f"{key} is {array.dtype}{list(array.shape)}, not {np.dtype(dtype)}{list(expected)}")
         arrays[key] = array
-    if not all(np.isfinite(arrays[key]).all() for key in ("alpha", "moving_x", "moving_y")):
+    if not np.isfinite(arrays["alpha"]).all():
         raise damaged("it holds NaN or infinite values")
     if arrays["alpha"].size and (arrays["alpha"].min() < 0 or arrays["alpha"].max() > 1):
         raise damaged("its coverage is outside [0, 1]")
-    hole = arrays["hole"]
-    fill_x, fill_y = arrays["fill_x"][hole], arrays["fill_y"][hole]
+    rows, cols = np.nonzero(arrays["hole"])
+    fill_x = x0 + cols.astype(np.int64) + arrays["fill_dx"][rows, cols]
+    fill_y = y0 + rows.astype(np.int64) + arrays["fill_dy"][rows, cols]
     if fill_x.size and (fill_x.min() < 0 or fill_x.max() >= width or fill_y.min() < 0 or fill_y.max() >= height):
         raise damaged("a fill source lies outside the image")
     if arrays["labels"].size and (np.abs(arrays["labels"]).max() > MAX_LABEL):

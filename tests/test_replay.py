@@ -78,10 +78,10 @@ def test_filled_pixels_take_the_same_source_in_every_layer():
     # a dot at one filled pixel's source shows at that pixel, in a layer that is otherwise empty
     rows, cols = np.nonzero(solved.hole)
     pick = len(rows) // 2
-    source = solved.fill_y[rows[pick], cols[pick]], solved.fill_x[rows[pick], cols[pick]]
+    x0, y0 = solved.box[:2]
+    source = y0 + rows[pick] + solved.fill_dy[rows[pick], cols[pick]], x0 + cols[pick] + solved.fill_dx[rows[pick], cols[pick]]
     dot = np.zeros((HEIGHT, WIDTH, 3), np.float32)
     dot[source] = 1.0
-    x0, y0 = solved.box[:2]
     assert apply(solved, dot)[y0 + rows[pick], x0 + cols[pick]].min() > 0.9
 
 
@@ -115,7 +115,7 @@ def test_a_fractional_translation_replays_whole_pixels():
     solved = compose(exemplar, labels, target, motions, want_solved=True).solved
     moves = solved.alpha > 0
     assert moves.sum() > 800
-    assert np.array_equal(solved.moving_x[moves], np.rint(solved.moving_x[moves]))
+    assert (solved.shift_x[moves] == -70 * replay.SHIFT_STEPS).all()  # 70.4 px, as a whole pixel
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -164,8 +164,9 @@ def test_a_layer_of_another_size_is_refused_with_what_to_do():
         (lambda values: values.update(box=np.array([0, 0, 999, 999])), "not inside"),
         (lambda values: values.update(version=np.array(99)), "version 99"),
         (lambda values: values.update(format=np.array("something else")), "not a solved edit"),
-        (lambda values: values.update(fill_x=np.where(values["hole"], 10**6, -1).astype(np.int32)), "outside the image"),
-        (lambda values: values.update(moving_x=np.full_like(values["moving_x"], np.nan)), "NaN"),
+        (lambda values: values.update(fill_dx=np.where(values["hole"], 10**6, 0).astype(np.int32)), "outside the image"),
+        (lambda values: values.update(alpha=np.full_like(values["alpha"], np.nan)), "NaN"),
+        (lambda values: values.update(shift_x=np.full_like(values["shift_x"], 1 << 30)), "beyond"),
     ],
 )
 def test_a_damaged_or_foreign_file_is_refused_with_a_message(damage, message, tmp_path):
