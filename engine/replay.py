@@ -337,20 +337,24 @@ def _membrane(values: np.ndarray, region: _Region) -> np.ndarray:
 
 def _sample(grid: np.ndarray, v: np.ndarray, u: np.ndarray) -> np.ndarray:
     """grid (h, w, C) bilinearly at grid positions v, u (N,) (inside the grid) -> (N, C)."""
-    top, left = np.floor(v).astype(np.int64), np.floor(u).astype(np.int64)
-    bottom, right = np.minimum(top + 1, grid.shape[0] - 1), np.minimum(left + 1, grid.shape[1] - 1)
-    fy, fx = (v - top)[:, None], (u - left)[:, None]
-    upper = grid[top, left] * (1 - fx) + grid[top, right] * fx
-    lower = grid[bottom, left] * (1 - fx) + grid[bottom, right] * fx
-    return (upper * (1 - fy) + lower * fy).astype(np.float32)
+    count = v.size
+    padded = -(-count // REMAP_ROW) * REMAP_ROW  # remap's maps stay under 32767 on a side
+    map_x = np.zeros(padded, np.float32)
+    map_y = np.zeros(padded, np.float32)
+    map_x[:count], map_y[:count] = u, v
+    shape = (padded // REMAP_ROW, REMAP_ROW)
+    sampled = cv2.remap(grid, map_x.reshape(shape), map_y.reshape(shape), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return sampled.reshape(padded, grid.shape[2])[:count]
 
 
 def _straight(pixels: np.ndarray) -> np.ndarray:
     """Premultiplied (N, 4) -> straight alpha, in place (0 where transparent); returns it."""
-    alpha = pixels[:, 3:4]
-    colour = pixels[:, :3]
-    np.divide(colour, alpha, out=colour, where=alpha > 0)
-    colour[alpha[:, 0] <= 0] = 0.0
+    alpha = pixels[:, 3]
+    if (alpha == 1.0).all():  # opaque: nothing to divide
+        return pixels
+    inverse = np.zeros_like(alpha)
+    np.divide(1.0, alpha, out=inverse, where=alpha > 0)
+    pixels[:, :3] *= inverse[:, None]
     return pixels
 
 
