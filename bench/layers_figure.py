@@ -25,8 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine import samples  # noqa: E402
 from engine.app.cli import main  # noqa: E402
+from engine.edit import from_colour_maps  # noqa: E402
 from engine.io import imageio  # noqa: E402
 from engine.io.ora import Document, Layer, flatten, read_ora, write_ora  # noqa: E402
+from engine.masks import bounding_box  # noqa: E402
 
 OUTPUT = Path(__file__).resolve().parent / "results" / "layers_before_after.jpg"
 LABEL = 18
@@ -52,6 +54,23 @@ def on_white(rgba: np.ndarray) -> np.ndarray:
     return imageio.to_rgb8(rgba[..., :3] * alpha + checker * (1 - alpha))
 
 
+def moved_boxes(height: int, width: int) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+    """Where the demo's edit puts the region that changes most, and where it was (x0, y0, x1, y1),
+    the same size, a little margin around."""
+    edit = from_colour_maps(imageio.read_rgb8(samples.REGIONS), imageio.read_rgb8(samples.EDITED)).fitted(height, width)
+    changed = edit.exemplar_labels != edit.target_labels
+    ids, counts = np.unique(edit.target_labels[changed], return_counts=True)
+    region = int(ids[np.argmax(counts)])
+    boxes = [bounding_box(edit.target_labels == region, 6), bounding_box(edit.exemplar_labels == region, 6)]
+    w = max(b[2] - b[0] for b in boxes)
+    h = max(b[3] - b[1] for b in boxes)
+    fitted = []
+    for x0, y0, _, _ in boxes:  # both crops the same size, inside the picture
+        x0, y0 = min(x0, width - w), min(y0, height - h)
+        fitted.append((x0, y0, x0 + w, y0 + h))
+    return fitted[0], fitted[1]
+
+
 def crop2x(picture: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     x0, y0, x1, y1 = box
     return cv2.resize(picture[y0:y1, x0:x1], ((x1 - x0) * 2, (y1 - y0) * 2), interpolation=cv2.INTER_NEAREST)
@@ -73,12 +92,12 @@ def figure(model: str | None, output: Path) -> None:
             named = {layer.name: layer.pixels for layer in document.layers}
             panels.append([on_white(named["line art"]), on_white(named["colours"]), on_white(flatten(document))])
     height, width = painting.shape[:2]
-    needle = (int(width * 0.30), int(height * 0.10), int(width * 0.62), int(height * 0.80))  # where the Needle goes
-    left = (int(width * 0.05), int(height * 0.10), int(width * 0.37), int(height * 0.80))  # where it was
-    zooms = [crop2x(panels[1][2], needle), crop2x(panels[0][2], left), crop2x(panels[1][2], left)]
+    moved_to, moved_from = moved_boxes(height, width)
+    zooms = [crop2x(panels[1][2], moved_to), crop2x(panels[0][2], moved_from), crop2x(panels[1][2], moved_from)]
     captions = [["before: line art", "before: flat colours", "before: merged"],
                 ["after: line art", "after: flat colours", "after: merged"]]
     zoom_captions = ["after, 2x: the moved Needle, ink over colours", "before, 2x: where it stood", "after, 2x: the place it left"]
+    sheet_width = 3 * width
     zoom_h, zoom_w = zooms[0].shape[:2]
     sheet = Image.new("RGB", (max(3 * width, 3 * zoom_w), 2 * (height + LABEL) + zoom_h + LABEL), "white")
     draw = ImageDraw.Draw(sheet)

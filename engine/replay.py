@@ -305,7 +305,10 @@ def _bilinear(layer: np.ndarray, x: np.ndarray, y: np.ndarray, premultiply: bool
 def _tone_correction(plan: _Plan, flat: np.ndarray, composed: np.ndarray, premultiply: bool):
     """The tone correction (N, C) at the hole's pixels for this layer, and the range (C,) of the
     values it was made from: at each ring pixel, what the result has there minus what its nearest
-    hole pixel's source would put there, spread smoothly over the hole region by region."""
+    hole pixel's source would put there, spread smoothly over the hole region by region. On a
+    layer with alpha a ring pixel counts as much as both it and its source are painted (the
+    lesser alpha): where either is transparent there is no tone to match, and ink that merely
+    touches the hole (line art) is not smeared into it."""
     channels = composed.shape[1]
     correction = np.zeros((plan.hole.size, channels), np.float32)
     if plan.ring.size == 0:
@@ -313,22 +316,35 @@ def _tone_correction(plan: _Plan, flat: np.ndarray, composed: np.ndarray, premul
     outside = _gather(flat, plan.ring, premultiply)
     replayed = plan.ring_at >= 0
     outside[replayed] = composed[plan.ring_at[replayed]]
-    difference = outside - _gather(flat, plan.ring_sources, premultiply)
+    sources = _gather(flat, plan.ring_sources, premultiply)
+    difference = outside - sources
+    confidence = np.minimum(outside[:, 3], sources[:, 3]) if premultiply else None
     for region in plan.regions:
         values = np.zeros(region.size + (channels,), np.float32)
-        values[region.known_rows, region.known_cols] = difference[region.known]
-        smooth = _membrane(values, region)
+        if confidence is None or (confidence[region.known] == 1.0).all():
+            values[region.known_rows, region.known_cols] = difference[region.known]
+            smooth = _membrane(values, region.area, region)
+        else:
+            known = confidence[region.known]
+            if not known.any():
+                continue
+            weight = np.zeros(region.size, np.float32)
+            weight[region.known_rows, region.known_cols] = known
+            values[region.known_rows, region.known_cols] = difference[region.known] * known[:, None]
+            area = cv2.resize(weight, region.small[::-1], interpolation=cv2.INTER_AREA).reshape(region.small) \
+                if region.small != region.size else weight
+            smooth = _membrane(values, area, region)
         correction[region.pick] = _sample(smooth, region.grid_rows, region.grid_cols)
     return correction, outside.min(axis=0), outside.max(axis=0)
 
 
-def _membrane(values: np.ndarray, region: _Region) -> np.ndarray:
-    """A region's known ring values (h, w, C) -> their pull-push interpolation at the working
+def _membrane(values: np.ndarray, weight: np.ndarray, region: _Region) -> np.ndarray:
+    """A region's known ring values (h, w, C), already multiplied by their weight, with that
+    weight on the working grid (small h, small w) -> their pull-push interpolation at the working
     size (small h, small w, C): a 1-px ring covers about `scale` of each working pixel it
     crosses, so that share counts as fully known."""
-    weight = region.area
     if region.small == region.size:
-        return pull_push(values, weight)
+        return pull_push(values / np.maximum(weight, 1e-12)[:, :, None], weight)
     summed = cv2.resize(values, region.small[::-1], interpolation=cv2.INTER_AREA).reshape(region.small + values.shape[2:])
     mean = summed / np.maximum(weight, 1e-12)[:, :, None]  # values are 0 off the ring: the sum is the ring's
     share = min(region.small[0] / region.size[0], region.small[1] / region.size[1])
