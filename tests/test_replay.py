@@ -190,3 +190,17 @@ def test_a_file_that_is_not_an_npz_is_refused(tmp_path):
         replay.load(path)
     with pytest.raises(InputError, match="does not exist"):
         replay.load(tmp_path / "missing.npz")
+
+
+def test_ink_that_touches_the_hole_is_not_smeared_into_it():
+    exemplar, labels, target = _move_scene()
+    solved = solve(exemplar, Edit(labels, target), "moments")
+    hole = _hole(solved)
+    left = np.nonzero(hole.any(axis=0))[0].min()
+    line_art = np.zeros((HEIGHT, WIDTH, 4), np.float32)
+    line_art[35:75, left - 1] = (0.0, 0.0, 0.0, 1.0)  # ink just outside the place the figure left
+    replayed = apply(solved, line_art)
+    # transparent it was and transparent it stays (a tone correction made from the ink spread
+    # a grey shadow over a quarter of it)
+    assert replayed[hole, 3].mean() < 0.01
+    assert np.array_equal(replayed[35:75, left - 1], line_art[35:75, left - 1])
