@@ -267,3 +267,20 @@ def test_one_edit_moves_every_layer_of_a_group_into_a_mirrored_group(cases):
     assert "Several layers are selected" in entry["several"]
     assert "'Details' (group layer)" in entry["refused"] and "Rasterize them" in entry["refused"]
     assert entry["top_after"] == entry["top"]
+
+
+def test_an_edit_solved_on_the_visible_image_is_replayed_on_the_painting_layer(cases):
+    from engine import apply, solve
+    from engine.edit import from_masks
+
+    entry = cases["group"]["visible"]
+    assert entry["status"] == "success", entry
+    assert entry["name"] == "Manipulated Colour"
+    folder = cases["_folder"]
+    shown = _raw(folder, "group.visible.raw", 4, np.uint8) / np.float32(255)
+    colour = _raw(folder, "group.Colour.raw", 4, np.uint8) / np.float32(255)
+    assert np.abs(shown - colour).max() > 0.05  # the visible image is not the layer (the shadow, the paper)
+    source, target = (_raw(folder, f"group.{name}.raw", 1) / np.float32(255) for name in ("source", "target"))
+    expected = np.round(np.clip(apply(solve(shown, from_masks((H, W), source, target), "moments"), colour), 0, 1) * 255)
+    got = _raw(folder, "group.visible.result.raw", 4, np.uint8)
+    assert np.abs(got.astype(np.float32) - expected).max() <= 1

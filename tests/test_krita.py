@@ -271,3 +271,20 @@ def test_one_edit_moves_every_layer_of_a_group_into_a_mirrored_group(krita_run):
     assert (lines[32, 52:72, 3] == 255).all() and (lines[..., 3] > 0).sum() == 20  # the ink moved, still one line
     assert "'Inked outline' (vector layer)" in record["refused"] and "Convert them to paint layers" in record["refused"]
     assert record["root_after_refusal"] == record["root"]
+
+
+def test_an_edit_solved_on_the_visible_image_is_replayed_on_the_painting_layer(krita_run):
+    from engine import apply, solve
+    from engine.edit import from_masks
+
+    work, outcome, *_ = krita_run
+    record = outcome["layers"]["visible"]
+    assert record["group_children"] == ["Shadow", "Colour", "Manipulated Colour", "Line art"]
+    assert record["originals_unchanged"]
+    shown = np.fromfile(work / "layers_visible.raw", np.uint8).reshape(HEIGHT, WIDTH, 4)[:, :, [2, 1, 0, 3]] / np.float32(255)
+    colour = np.fromfile(work / "Colour.raw", np.uint8).reshape(HEIGHT, WIDTH, 4)[:, :, [2, 1, 0, 3]] / np.float32(255)
+    assert np.abs(shown - colour).max() > 0.05  # the visible image is not the layer (the shadow, the group's opacity)
+    edit = from_masks((HEIGHT, WIDTH), square_mask(HEIGHT, WIDTH, 8, 10, 24).astype(np.float32),
+                      square_mask(HEIGHT, WIDTH, 50, 30, 24).astype(np.float32))
+    got = np.fromfile(work / "layers_visible.result", np.uint8).reshape(HEIGHT, WIDTH, 4)
+    assert np.array_equal(got, _layout(apply(solve(shown, edit, "moments"), colour), "U8"))

@@ -35,6 +35,14 @@ def model_options() -> list[tuple[str, str]]:
     return [("default", default), (BASELINE_MODEL, "Fast baseline")]
 
 
+def solved_on_visible(image, request):
+    """The request with the visible image (every visible layer merged) as what the edit is
+    solved on, instead of the painting layer."""
+    shown = host.read_visible(image, request.image.dtype)
+    request.image = Image(shown, request.image.width, request.image.height, 4, request.image.dtype)
+    return request
+
+
 def exemplar_image(image, drawable):
     """The drawable over the canvas as an engine Image; refuses what the engine cannot take."""
     if drawable is None or not host.is_layer(drawable):

@@ -55,6 +55,18 @@ def read_on_canvas(image: Gimp.Image, drawable: Gimp.Drawable, dtype: str) -> by
     return bytes(data)
 
 
+def read_visible(image: Gimp.Image, dtype: str) -> bytes:
+    """The image as GIMP shows it (every visible layer merged) over the whole canvas, as RGBA
+    bytes of `dtype`: merged in a throwaway copy, so the image itself is not touched."""
+    copy = image.duplicate()
+    try:
+        copy.undo_disable()
+        merged = copy.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
+        return read_on_canvas(copy, merged, dtype)
+    finally:
+        copy.delete()
+
+
 def read_channel(image: Gimp.Image, channel: Gimp.Channel) -> bytes:
     """A channel (a saved selection, or the selection itself) as one byte per canvas pixel."""
     width, height = canvas_size(image)

@@ -48,6 +48,13 @@ def _apply_choice():
     return choice
 
 
+def _solve_choice():
+    choice = Gimp.Choice.new()
+    choice.add("layer", 0, "The painting layer", "")
+    choice.add("visible", 1, "The visible image (all layers)", "")
+    return choice
+
+
 def _model_choice():
     choice = Gimp.Choice.new()
     for index, (nick, label) in enumerate(adapter.model_options()):
@@ -123,14 +130,19 @@ def run_manipulate(procedure, run_mode, image, drawables, config, data):
                 image, drawable, config.get_property("exemplar-map"), config.get_property("target-map"), model)
         else:
             request = adapter.request_from_selection(image, drawable, config.get_property("source-channel"), model)
+        visible = config.get_property("solve-on") == "visible"
+        if visible:
+            request = adapter.solved_on_visible(image, request)
         layers = adapter.layers_to_edit(image, drawable, apply_to, drawables)
-        images = adapter.layer_images(image, layers) if apply_to != "layer" else []
+        images = adapter.layer_images(image, layers) if apply_to != "layer" or visible else []
     except adapter.PluginError as error:
         return _fail(procedure, str(error))
 
     def manipulate(client):
-        if apply_to == "layer":
+        if apply_to == "layer" and not visible:
             adapter.insert_result(image, drawable, adapter.compute(client, request, _progress))
+        elif apply_to == "layer":  # solved on the visible image, replayed on the layer
+            adapter.insert_result(image, drawable, adapter.compute_layers(client, request, images, _progress)[0])
         else:  # solved once, replayed on each layer, laid in as one mirrored group
             adapter.insert_mirrored(image, drawable, apply_to, layers, adapter.compute_layers(client, request, images, _progress))
 
@@ -176,6 +188,8 @@ class SimnetManipulate(Gimp.PlugIn):
             procedure.add_choice_argument("apply-to", "_Apply to", "Solved once on the painting layer, replayed on each "
                                           "layer, so line art and colours move alike; the results arrive as a new group",
                                           _apply_choice(), "layer", RW)
+            procedure.add_choice_argument("solve-on", "_Solve on", "What the edit is worked out on: the painting layer, "
+                                          "or every visible layer merged", _solve_choice(), "layer", RW)
         else:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_segment, None)
             procedure.set_menu_label("Segment exemplar into regions")

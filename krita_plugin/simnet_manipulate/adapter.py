@@ -46,6 +46,8 @@ class Edit:
     # ("group") or the layers selected in the Layers docker ("selected", listed in `selected`)
     apply_to: str = "layer"
     selected: list = field(default_factory=list)
+    # solve on the visible image (every layer as Krita shows them) instead of the painting layer
+    solve_on_visible: bool = False
 
     @property
     def uses_maps(self):
@@ -74,6 +76,8 @@ def request_for(document, edit):
     if edit.exemplar is None:
         raise PluginError("Choose the exemplar layer.")
     image, order = exemplar_image(document, edit.exemplar)
+    if edit.solve_on_visible:  # the same layout as the layer, read from what Krita shows
+        image = Image(host.read_visible(document), image.width, image.height, 4, image.dtype)
     width, height = image.width, image.height
     if edit.uses_maps:
         if edit.exemplar_map is None or edit.target_map is None:

@@ -53,6 +53,9 @@ class ManipulateDialog(QDialog):
         self.models = model_choices(models, default_model)
         self.model = self._combo([label for _, label in self.models], 0)
         self.apply_to = self._combo([label for _, label in adapter.APPLY_TO], 0)
+        self.solve_on = self._combo(["The painting layer", "The visible image (all layers)"], 0)
+        self.solve_on.setToolTip("What the edit is worked out on: the painting layer, or every visible layer "
+                                 "merged (as you see it). Either way the result is made of each layer's own pixels.")
         self.apply_to.setToolTip("The edit is solved once on the painting layer and replayed on each layer, "
                                  "so line art and colours move alike; the results arrive as a new group.")
         self.preview_label = QLabel("Preview")
@@ -70,6 +73,7 @@ class ManipulateDialog(QDialog):
         form.addRow(self.maps_note)
         form.addRow("Model", self.model)
         form.addRow("Apply to", self.apply_to)
+        form.addRow("Solve on", self.solve_on)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.preview_label)
@@ -78,7 +82,7 @@ class ManipulateDialog(QDialog):
         self.timer.setSingleShot(True)
         self.timer.timeout.connect(self._start_preview)
         self.job = None
-        for widget in (self.exemplar, self.source, self.exemplar_map, self.target_map, self.model):
+        for widget in (self.exemplar, self.source, self.exemplar_map, self.target_map, self.model, self.solve_on):
             widget.currentIndexChanged.connect(self._changed)
         self.by_selection.toggled.connect(self._changed)
         self._changed()
@@ -106,7 +110,8 @@ class ManipulateDialog(QDialog):
         model = self.models[chosen][0] if 0 <= chosen < len(self.models) else None
         apply_to = adapter.APPLY_TO[max(0, self.apply_to.currentIndex())][0]
         edit = adapter.Edit(exemplar=pick(self.layers, self.exemplar), model=model, apply_to=apply_to,
-                            selected=host.selected_layers() if apply_to == "selected" else [])
+                            selected=host.selected_layers() if apply_to == "selected" else [],
+                            solve_on_visible=self.solve_on.currentIndex() == 1)
         if self.by_maps.isChecked():
             edit.exemplar_map, edit.target_map = pick(self.layers, self.exemplar_map), pick(self.layers, self.target_map)
         else:

@@ -42,13 +42,18 @@ class SimnetExtension(Extension):
         try:
             request = adapter.request_for(document, edit)
             nodes = adapter.layers_to_edit(document, edit)
-            images = adapter.layer_images(document, nodes, request.order) if edit.apply_to != "layer" else []
+            several = edit.apply_to != "layer" or edit.solve_on_visible
+            images = adapter.layer_images(document, nodes, request.order) if several else []
         except adapter.PluginError as problem:
             QMessageBox.warning(None, TITLE, str(problem))
             return
-        if edit.apply_to == "layer":
+        if edit.apply_to == "layer" and not edit.solve_on_visible:
             self._run("Manipulating...", lambda progress, on_id: adapter.compute(client, request, progress, on_id),
                       lambda result: adapter.insert_result(document, edit, result))
+        elif edit.apply_to == "layer":  # solved on the visible image, replayed on the layer
+            self._run("Manipulating...",
+                      lambda progress, on_id: adapter.compute_layers(client, request, images, progress, on_id),
+                      lambda results: adapter.insert_result(document, edit, results[0]))
         else:  # solved once, replayed on each layer, laid in as one mirrored group
             self._run("Manipulating...",
                       lambda progress, on_id: adapter.compute_layers(client, request, images, progress, on_id),

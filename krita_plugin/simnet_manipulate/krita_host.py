@@ -45,6 +45,14 @@ def read_pixels(document: Document, node: Node) -> bytes:
     return bytes(node.pixelData(0, 0, width, height))
 
 
+def read_visible(document: Document) -> bytes:
+    """The image as Krita shows it (every visible layer merged), over the whole canvas, in the
+    document's own layout."""
+    width, height = document_size(document)
+    document.refreshProjection()
+    return bytes(document.pixelData(0, 0, width, height))
+
+
 def selection_masks(node: Node) -> list[Node]:
     """Local selection masks on `node`, topmost first."""
     return [child for child in reversed(node.childNodes()) if child.type() == "selectionmask"]

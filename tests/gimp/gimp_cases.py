@@ -219,6 +219,18 @@ def group_case():
     status, message = call("plug-in-simnet-manipulate", image, [layers["Colour"], layers["Line art"]],
                            **{"source-channel": channel, "apply-to": "group", "model": "moments"})
     entry["several"] = message
+    # solved on the visible image, given to the colour layer alone
+    with open(os.path.join(OUT, "group.visible.raw"), "wb") as f:
+        copy = image.duplicate()
+        f.write(read(copy.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE), "R'G'B'A u8"))
+        copy.delete()
+    status, message = call("plug-in-simnet-manipulate", image, layers["Colour"],
+                           **{"source-channel": channel, "apply-to": "layer", "solve-on": "visible", "model": "moments"})
+    above = group.get_children()[group.get_children().index(layers["Colour"]) - 1] if status == "success" else None
+    entry["visible"] = {"status": status, "message": message, "name": above.get_name() if above else None}
+    if above is not None:
+        with open(os.path.join(OUT, "group.visible.result.raw"), "wb") as f:
+            f.write(read(above, "R'G'B'A u8"))
     inner = Gimp.GroupLayer.new(image, "Details")
     image.insert_layer(inner, group, 0)
     status, message = call("plug-in-simnet-manipulate", image, layers["Colour"],

@@ -11,7 +11,16 @@ from pathlib import Path
 
 def _layers_case(work, case, client, adapter, Krita, Selection):
     """A group of three layers (line art, colour, shadow) of distinct looks; the colour layer is
-    the painting, with a selection mask of the figure; the group gets the edit."""
+    the painting, with a selection mask of the figure; the group gets the edit. Then, in a new
+    document, the same edit solved on the visible image goes to the colour layer alone."""
+    record = _group_edit(work, case, client, adapter, Krita, Selection)
+    # the same, solved on the visible image and given to the painting layer alone
+    visible = _group_edit(work, case, client, adapter, Krita, Selection, on_visible=True)
+    record["visible"] = {key: visible[key] for key in ("root", "group_children", "originals_unchanged")}
+    return record
+
+
+def _group_edit(work, case, client, adapter, Krita, Selection, on_visible=False):
     width, height = case["width"], case["height"]
     document = Krita.instance().createDocument(width, height, "layers", "RGBA", "U8", "", 72.0)
     document.setBatchmode(True)
@@ -40,6 +49,20 @@ def _layers_case(work, case, client, adapter, Krita, Selection):
     record = {}
     edit = adapter.default_edit(document, painting)
     edit.apply_to, edit.model = "group", "moments"
+    if on_visible:
+        from simnet_manipulate import krita_host
+
+        (work / "layers_visible.raw").write_bytes(krita_host.read_visible(document))
+        edit.apply_to, edit.solve_on_visible = "layer", True
+        request = adapter.request_for(document, edit)
+        images = adapter.layer_images(document, [painting], request.order)
+        made = adapter.insert_result(document, edit, adapter.compute_layers(client, request, images)[0])
+        (work / "layers_visible.result").write_bytes(bytes(made.pixelData(0, 0, width, height)))
+        record["root"] = [n.name() for n in document.rootNode().childNodes()]
+        record["group_children"] = [n.name() for n in group.childNodes() if n.type() == "paintlayer"]
+        record["originals_unchanged"] = all(bytes(nodes[n].pixelData(0, 0, width, height)) == b for n, b in before.items())
+        document.close()
+        return record
     request = adapter.request_for(document, edit)
     chosen = adapter.layers_to_edit(document, edit)
     made = adapter.insert_mirrored(document, edit, chosen, adapter.compute_layers(client, request,
