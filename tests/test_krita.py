@@ -234,6 +234,10 @@ def test_gui_menu_entries_dialog_and_result(krita_run, tmp_path):
     assert "crash" not in found, found.get("crash")
     assert "simnet_manipulate.extension" in found["extensions"]
     assert found["simnet_manipulate"] == "Manipulate region from exemplar..."
+    # the preview's before/after toggle and its zoom to the edit change what it shows
+    shots = [cv2.imread(str(out / name)) for name in ("dialog.png", "dialog-zoomed-before.png")]
+    assert all(shot is not None for shot in shots) and shots[0].shape == shots[1].shape
+    assert np.abs(shots[0].astype(int) - shots[1].astype(int)).mean() > 1
     assert found["simnet_segment"] == "Segment exemplar into regions"
     assert {"simnet_manipulate", "simnet_segment"} <= set(found["menus"]["Filter"])
     run = found["manipulate"]

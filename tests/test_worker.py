@@ -535,3 +535,34 @@ def test_a_kept_edit_replays_on_more_layers_as_the_engine_does(engine_client):
         engine_client.replay("1", Image(pixels.tobytes(), WIDTH, HEIGHT, 4))
     assert caught.value.code == "bad_request"
     assert engine_client.hello()["pid"] == engine_client.pid
+
+
+def test_a_preview_comes_with_the_painting_beside_it_and_the_box_of_the_edit(engine_client):
+    import cv2
+
+    pixels = _as_uint8(textured(400, 600, 4))
+    source, target = _edit(400, 600)  # the part at (10, 20), 25 px, into (70, 30), 30 px
+    preview = engine_client.compare_preview(
+        Image(pixels.tobytes(), 600, 400, 4), max_side=300, for_display=True, model="moments",
+        source_mask=mask_buffer(source.tobytes(), 600, 400), target_mask=mask_buffer(target.tobytes(), 600, 400))
+    assert (preview.before.width, preview.before.height, preview.before.dtype) == (300, 200, "uint8")
+    before = np.frombuffer(preview.before.data, np.uint8).reshape(200, 300, 4)
+    shrunk = cv2.resize(pixels.astype(np.float32) / 255, (300, 200), interpolation=cv2.INTER_AREA)
+    assert np.abs(before / 255.0 - shrunk).max() <= 1 / 255 + 1e-6  # the painting, as the preview shrank it
+    x0, y0, x1, y1 = preview.edit_box
+    assert x0 <= 5 and y0 <= 10 and x1 >= 50 and y1 >= 30 and x1 < 80 and y1 < 60  # both places, at half size
+    after = np.frombuffer(preview.after.data, np.uint8).reshape(200, 300, 4)
+    assert np.array_equal(after[y1:], before[y1:]) and np.array_equal(after[:, x1:], before[:, x1:])
+
+
+def test_the_zoomed_part_holds_the_edit_in_the_previews_proportions():
+    from engine.link.client import Preview
+
+    image = Image(bytes(300 * 200 * 4), 300, 200, 4)
+    part = Preview(image, image, (100, 50, 140, 90)).zoomed_part()
+    x, y, w, h = part
+    assert x <= 100 and y <= 50 and x + w >= 140 and y + h >= 90  # the whole edit...
+    assert abs(w / h - 1.5) < 0.05 and w < 150  # ...in the preview's shape, closer than the whole
+    assert Preview(image, image, (0, 0, 300, 200)).zoomed_part() == (0, 0, 300, 200)  # never beyond the picture
+    assert Preview(image, image, (290, 190, 300, 200)).zoomed_part()[0] + Preview(image, image, (290, 190, 300, 200)).zoomed_part()[2] <= 300
+    assert Preview(image, image, None).zoomed_part() is None

@@ -57,6 +57,7 @@ from ..link.protocol import (
     resync,
     write_frame,
 )
+from ..masks import bounding_box
 from ..models import default_model, model_names
 from ..pipeline import run
 from ..regions import colour_map
@@ -357,11 +358,16 @@ class Worker:
         manipulation = run(pixels, edit, model=model, progress=self.progress_for(request_id), solved=keep_edit)
         result = manipulation.pixels
         seconds = time.perf_counter() - start
-        extra = {}
+        extra: dict = {}
+        images = {"image": result}
         if keep_edit and manipulation.solved is not None:
             self.kept_edit = (request_id, manipulation.solved)
             extra["edit"] = request_id
-        self.send_image(request_id, result, dtype, params, {"seconds": round(seconds, 4), **extra})
+        if max_side is not None:  # a preview: the painting beside it, and where the edit is, to zoom to
+            images["before"] = pixels
+            box = bounding_box(manipulation.edit_zone)
+            extra["edit_box"] = list(box) if box is not None else None
+        self.send_images(request_id, images, dtype, params, {"seconds": round(seconds, 4), **extra})
 
     def replay(self, request_id, params, buffers) -> None:
         """The edit kept by an earlier `manipulate` (params: edit, its request id) on one more
@@ -378,19 +384,21 @@ class Worker:
         start = time.perf_counter()
         result = apply(self.kept_edit[1], pixels)
         progress("replay", 1.0)
-        self.send_image(request_id, result, dtype, params, {"seconds": round(time.perf_counter() - start, 4)})
+        self.send_images(request_id, {"image": result}, dtype, params, {"seconds": round(time.perf_counter() - start, 4)})
 
-    def send_image(self, request_id, result: np.ndarray, dtype: str, params: dict, fields: dict) -> None:
-        """Reply with `result` (H, W, C) as the request's `image`: in the request's dtype and
+    def send_images(self, request_id, images: dict[str, np.ndarray], dtype: str, params: dict, fields: dict) -> None:
+        """Reply with `images` (name -> (H, W, C) pixels) as buffers: in the request's dtype and
         channel order, or straight 8-bit RGBA when it asked `for_display`."""
-        order = params.get("channel_order", "rgba")
-        if params.get("for_display"):  # straight 8-bit RGBA whatever the document's depth, for previews
-            rgb = rgb_channels(result)
-            alpha = result[:, :, 3:] if result.shape[2] == 4 else np.ones(result.shape[:2] + (1,), np.float32)
-            result, dtype, order = np.concatenate([rgb, alpha], axis=2), "uint8", "rgba"
-        out, buffer = self.result_buffer(request_id, "image", result.shape, dtype)
-        to_samples(result, dtype, order, out)
-        self.reply(request_id, "result", buffers={"image": buffer}, params=fields)
+        buffers = {}
+        for name, pixels in images.items():
+            order, kind = params.get("channel_order", "rgba"), dtype
+            if params.get("for_display"):  # straight 8-bit RGBA whatever the document's depth, for previews
+                rgb = rgb_channels(pixels)
+                alpha = pixels[:, :, 3:] if pixels.shape[2] == 4 else np.ones(pixels.shape[:2] + (1,), np.float32)
+                pixels, kind, order = np.concatenate([rgb, alpha], axis=2), "uint8", "rgba"
+            out, buffers[name] = self.result_buffer(request_id, name, pixels.shape, kind)
+            to_samples(pixels, kind, order, out)
+        self.reply(request_id, "result", buffers=buffers, params=fields)
 
     def preview(self, request_id, params, buffers) -> None:
         max_side = params.get("max_side", 512)

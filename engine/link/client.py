@@ -90,6 +90,35 @@ class Image:
         return cls(buffer.data, width, height, channels, buffer.dtype)
 
 
+@dataclass(frozen=True)
+class Preview:
+    """A preview (`after`), the painting at the same size (`before`), and the box of the edit in
+    them (x0, y0, x1, y1), or None where nothing changes."""
+
+    after: Image
+    before: Image
+    edit_box: tuple | None
+
+    def zoomed_part(self, margin: float = 0.15) -> tuple[int, int, int, int] | None:
+        """The part (x, y, width, height) to show when zoomed to the edit: its box grown by
+        `margin` of its size on each side, widened to the preview's proportions (no bars when
+        scaled to fit), inside the preview. None where nothing changes."""
+        if self.edit_box is None:
+            return None
+        width, height = self.after.width, self.after.height
+        x0, y0, x1, y1 = self.edit_box
+        grow = margin * max(x1 - x0, y1 - y0)
+        w, h = x1 - x0 + 2 * grow, y1 - y0 + 2 * grow
+        if w / h < width / height:
+            w = h * width / height
+        else:
+            h = w * height / width
+        w, h = min(w, width), min(h, height)
+        left = min(max((x0 + x1 - w) / 2, 0), width - w)
+        top = min(max((y0 + y1 - h) / 2, 0), height - h)
+        return round(left), round(top), max(1, round(w)), max(1, round(h))
+
+
 def mask_buffer(data: bytes, width: int, height: int, dtype: str = "uint8") -> Buffer:
     """A selection mask (uint8 0..255 or float32 0..1), one sample per pixel."""
     return Buffer(data, (height, width), dtype)
@@ -345,10 +374,25 @@ class Client:
                 channel_order: str = "rgba", progress=None, on_id=None, **edit) -> Image:
         """As `manipulate`, computed on a copy at most `max_side` pixels on its long side;
         `for_display` asks for 8-bit RGBA whatever the exemplar's depth."""
+        return self.compare_preview(exemplar, max_side, for_display, model=model, channel_order=channel_order,
+                                    progress=progress, on_id=on_id, **edit).after
+
+    def compare_preview(self, exemplar: Image, max_side: int = 512, for_display: bool = False, *,
+                        model: str | None = None, channel_order: str = "rgba", progress=None, on_id=None,
+                        **edit) -> Preview:
+        """`preview`, with the painting at the same size beside it and the box of the edit in it,
+        for a before/after toggle and a zoom to the edit."""
         params = {"max_side": max_side, "for_display": for_display}
-        return self._manipulate("preview", params, exemplar, edit, model, channel_order, progress, on_id)
+        reply = self._manipulate_reply("preview", params, exemplar, edit, model, channel_order, progress, on_id)
+        box = reply.header.get("params", {}).get("edit_box")
+        return Preview(Image.from_buffer(reply.buffers["image"]), Image.from_buffer(reply.buffers["before"]),
+                       tuple(box) if box is not None else None)
 
     def _manipulate(self, op, params, exemplar, edit, model, channel_order, progress, on_id) -> Image:
+        reply = self._manipulate_reply(op, params, exemplar, edit, model, channel_order, progress, on_id)
+        return Image.from_buffer(reply.buffers["image"])
+
+    def _manipulate_reply(self, op, params, exemplar, edit, model, channel_order, progress, on_id):
         buffers = {"exemplar": exemplar.buffer()}
         for name, value in edit.items():
             if value is not None:
@@ -359,7 +403,7 @@ class Client:
         reply = self._request(op, params, buffers, progress, on_id)
         self.last_seconds = reply.header.get("params", {}).get("seconds")
         self.last_edit = reply.header.get("params", {}).get("edit")
-        return Image.from_buffer(reply.buffers["image"])
+        return reply
 
     def cancel(self, request_id: int) -> None:
         """Stop request `request_id`: its call raises EngineError with code "cancelled"."""

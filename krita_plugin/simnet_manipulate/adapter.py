@@ -171,10 +171,12 @@ def insert_mirrored(document, edit, nodes, results):
 
 
 def preview(client, request, max_side=PREVIEW_SIDE):
-    """A small 8-bit RGBA result for the dialog. Any thread."""
+    """A small 8-bit RGBA result for the dialog, the painting at that size, and the box of the
+    edit in them (a link.client.Preview). Any thread."""
     with job_errors():
-        return client.preview(request.image, max_side=max_side, for_display=True, channel_order=request.order,
-                              model=request.model, **request.buffers)
+        return client.compare_preview(request.image, max_side=max_side, for_display=True, channel_order=request.order,
+                                      model=request.model, **request.buffers)
+
 
 
 def insert_result(document, edit, result):

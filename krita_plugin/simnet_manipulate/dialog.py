@@ -1,5 +1,6 @@
 """The "Manipulate region from exemplar" dialog: exemplar layer, the edit (selections or region
-maps), model, and a live low-resolution preview that follows every change."""
+maps), model, the layers it goes to, and a live low-resolution preview that follows every change,
+with a before/after toggle and a zoom to the edited area."""
 
 import os
 
@@ -13,10 +14,12 @@ from .qt import (
     OK,
     RGBA8888,
     QButtonGroup,
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QImage,
     QLabel,
     QPixmap,
@@ -60,6 +63,15 @@ class ManipulateDialog(QDialog):
                                  "so line art and colours move alike; the results arrive as a new group.")
         self.preview_label = QLabel("Preview")
         self.preview_label.setMinimumSize(adapter.PREVIEW_SIDE, adapter.PREVIEW_SIDE * 2 // 3)
+        self.preview_shown = None  # the last link.client.Preview
+        self.show_before = QCheckBox("Show the painting &before the edit")
+        self.zoom = QCheckBox("&Zoom to the edit")
+        for box in (self.show_before, self.zoom):
+            box.toggled.connect(self._render_preview)
+        toggles = QHBoxLayout()
+        toggles.addWidget(self.show_before)
+        toggles.addWidget(self.zoom)
+        toggles.addStretch(1)
         buttons = QDialogButtonBox(OK | CANCEL)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -77,6 +89,7 @@ class ManipulateDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.preview_label)
+        layout.addLayout(toggles)
         layout.addWidget(buttons)
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
@@ -143,16 +156,34 @@ class ManipulateDialog(QDialog):
         self.job.finished.connect(self._test_hooks)
         self.job.start()
 
-    def _show_preview(self, image):
+    def _show_preview(self, preview):
+        self.preview_shown = preview
+        self._render_preview()
+
+    def _render_preview(self, *_):
+        """The preview as the toggles say: after or before, whole or zoomed to the edit."""
+        if self.preview_shown is None:
+            return
+        image = self.preview_shown.before if self.show_before.isChecked() else self.preview_shown.after
         picture = QImage(bytes(image.data), image.width, image.height, image.width * 4, RGBA8888).copy()
+        part = self.preview_shown.zoomed_part() if self.zoom.isChecked() else None
+        if part is not None:
+            picture = picture.copy(*part)
         pixmap = QPixmap.fromImage(picture).scaled(self.preview_label.width(), self.preview_label.height(), KEEP_ASPECT)
         self.preview_label.setPixmap(pixmap)
 
     def _test_hooks(self):
-        """Tests only: save a screenshot, and accept the defaults once the first preview is in."""
+        """Tests only: save a screenshot (and one with the preview zoomed to the edit, before it),
+        and accept the defaults once the first preview is in."""
         screenshot = os.environ.get("SIMNET_TEST_DIALOG_SCREENSHOT")
         if screenshot:
             self.grab().save(screenshot)
+            if self.preview_shown is not None:
+                self.zoom.setChecked(True)
+                self.show_before.setChecked(True)
+                self.grab().save(screenshot.replace(".png", "-zoomed-before.png"))
+                self.zoom.setChecked(False)
+                self.show_before.setChecked(False)
         if os.environ.get("SIMNET_TEST_ACCEPT_DIALOG"):
             self.accept()
 
