@@ -177,8 +177,18 @@ from gi.repository import Gimp
 image = Gimp.Image.new(320, 200, Gimp.ImageBaseType.RGB)
 layer = Gimp.Layer.new(image, "Exemplar", 320, 200, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
 image.insert_layer(layer, None, 0)
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl
+def colour(r, g, b):
+    c = Gegl.Color.new("black")
+    c.set_rgba(r, g, b, 1.0)
+    return c
+Gimp.context_set_foreground(colour(0.25, 0.45, 0.7))
+layer.fill(Gimp.FillType.FOREGROUND)
 Gimp.Display.new(image)
 image.select_rectangle(Gimp.ChannelOps.REPLACE, 20, 20, 60, 40)
+Gimp.context_set_foreground(colour(0.95, 0.6, 0.1))
+layer.edit_fill(Gimp.FillType.FOREGROUND)
 channel = Gimp.Selection.save(image)
 image.select_rectangle(Gimp.ChannelOps.REPLACE, 200, 100, 60, 40)
 procedure = Gimp.get_pdb().lookup_procedure("plug-in-simnet-manipulate")
@@ -192,8 +202,8 @@ procedure.run(config)
 
 
 def test_dialog_screenshot_under_xvfb(gimp):
-    """The procedure's dialog opens in real GIMP under Xvfb; the screenshot is kept in
-    tests/artefacts/gimp_dialog.png (git-ignored) for a person to look at."""
+    """The procedure's dialog opens in real GIMP under Xvfb and shows the engine's live preview;
+    the screenshot is kept in tests/artefacts/gimp_dialog.png (git-ignored) for a person to look at."""
     import time
 
     from PIL import ImageGrab
@@ -206,8 +216,10 @@ def test_dialog_screenshot_under_xvfb(gimp):
         gimp_process = None
         try:
             subprocess.run(["mount", "--bind", "/tmp/.X11-unix", str(sockets)], check=True)
+            shown = CHROOT / "tmp" / "simnet-preview-shown"
+            shown.unlink(missing_ok=True)
             env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "DISPLAY": display, "LANG": "C.UTF-8",
-                   "GIMP3_DIRECTORY": "/" + str(gimp.relative_to(CHROOT))}
+                   "GIMP3_DIRECTORY": "/" + str(gimp.relative_to(CHROOT)), "SIMNET_TEST_PREVIEW_FILE": "/tmp/simnet-preview-shown"}
             gimp_process = subprocess.Popen(
                 ["chroot", str(CHROOT), "gimp-3.0", "-df", "--no-splash", "--batch-interpreter=python-fu-eval", "-b", "-"],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, text=True,
@@ -221,13 +233,15 @@ def test_dialog_screenshot_under_xvfb(gimp):
                 time.sleep(3)
                 shot = ImageGrab.grab(xdisplay=display)
                 pixels = np.asarray(shot)
-                if pixels.std() > 10 and previous is not None and np.array_equal(pixels, previous):
-                    break  # something drawn, and settled
+                if pixels.std() > 10 and previous is not None and np.array_equal(pixels, previous) and shown.exists():
+                    break  # the preview in, and the screen settled
                 previous = pixels
             artefacts = HERE / "artefacts"
             artefacts.mkdir(exist_ok=True)
             shot.save(artefacts / "gimp_dialog.png")
             assert np.asarray(shot).std() > 10, "nothing was drawn on the Xvfb screen"
+            # the live preview came from the engine: a 384 px preview of the 320 x 200 image
+            assert shown.exists() and shown.read_text() == "320x200"
         finally:
             if gimp_process is not None:
                 try:

@@ -145,6 +145,14 @@ def insert_mirrored(image, drawable, apply_to, layers, results):
         host.undo_group(image, False)
 
 
+def preview(client, request, max_side):
+    """A small 8-bit RGBA result, the painting at that size, and the box of the edit in them (a
+    link.client.Preview), for the dialog."""
+    with job_errors():
+        return client.compare_preview(request.image, max_side=max_side, for_display=True, model=request.model,
+                                      **request.buffers)
+
+
 def compute(client, request, progress=None):
     with job_errors():
         return client.manipulate(request.image, model=request.model, progress=progress, **request.buffers)

@@ -3,7 +3,8 @@
 
 - "Manipulate region from exemplar...": the active layer is the exemplar; either a saved
   selection (a channel) is the region and the current selection is where it goes, or two
-  region-map layers give the old and new layout. The result is a new layer above the exemplar,
+  region-map layers give the old and new layout. The dialog has a live preview that follows every
+  change, with a before/after toggle and a zoom to the edit. The result is a new layer above the exemplar,
   or, applied to every layer of its group or to the selected layers, a new layer group that
   mirrors them (the edit solved once on the exemplar and replayed on each).
 - "Segment exemplar into regions": a flat-colour region map of the active layer, as a new layer
@@ -24,6 +25,7 @@ gi.require_version("GimpUi", "3.0")
 import adapter  # noqa: E402
 import gimp_host as host  # noqa: E402
 from gi.repository import Gimp, GimpUi, GLib, GObject  # noqa: E402
+from live_preview import LivePreview  # noqa: E402
 
 MANIPULATE = "plug-in-simnet-manipulate"
 SEGMENT = "plug-in-simnet-segment"
@@ -103,6 +105,23 @@ def _with_engine(procedure, text, work):
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
 
 
+def _model(config):
+    chosen = config.get_property("model")
+    return config.get_property("model-folder") or (None if chosen == DEFAULT_NICK else chosen)
+
+
+def _read_request(image, drawable, config):
+    """The painting and the edit as the arguments say, read from the image (GIMP's thread)."""
+    if config.get_property("mode") == "maps":
+        request = adapter.request_from_maps(
+            image, drawable, config.get_property("exemplar-map"), config.get_property("target-map"), _model(config))
+    else:
+        request = adapter.request_from_selection(image, drawable, config.get_property("source-channel"), _model(config))
+    if config.get_property("solve-on") == "visible":
+        request = adapter.solved_on_visible(image, request)
+    return request
+
+
 def run_manipulate(procedure, run_mode, image, drawables, config, data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
         GimpUi.init("simnet_manipulate")
@@ -112,7 +131,12 @@ def run_manipulate(procedure, run_mode, image, drawables, config, data):
         dialog = GimpUi.ProcedureDialog.new(procedure, config, "Manipulate region from exemplar")
         dialog.fill(None)
         _pickers_follow_the_mode(dialog, config)
-        accepted = dialog.run()
+        painting = drawables[0] if drawables else None
+        preview = LivePreview(dialog, config, lambda: _read_request(image, painting, config))
+        try:
+            accepted = dialog.run()
+        finally:
+            preview.close()
         dialog.destroy()
         if not accepted:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
@@ -122,17 +146,9 @@ def run_manipulate(procedure, run_mode, image, drawables, config, data):
     if len(drawables) > 1 and apply_to != "selected":
         return _fail(procedure, "Several layers are selected: select the painting layer alone, or apply the edit "
                                 "to the selected layers.")
-    chosen = config.get_property("model")
-    model = config.get_property("model-folder") or (None if chosen == DEFAULT_NICK else chosen)
     try:  # read everything before starting the engine
-        if config.get_property("mode") == "maps":
-            request = adapter.request_from_maps(
-                image, drawable, config.get_property("exemplar-map"), config.get_property("target-map"), model)
-        else:
-            request = adapter.request_from_selection(image, drawable, config.get_property("source-channel"), model)
+        request = _read_request(image, drawable, config)
         visible = config.get_property("solve-on") == "visible"
-        if visible:
-            request = adapter.solved_on_visible(image, request)
         layers = adapter.layers_to_edit(image, drawable, apply_to, drawables)
         images = adapter.layer_images(image, layers) if apply_to != "layer" or visible else []
     except adapter.PluginError as error:
