@@ -50,6 +50,7 @@ from ..errors import InputError
 from ..io import imageio
 from ..io.files import remove_stale_temporaries, write_bytes_atomically
 from ..io.pixels import rgb_channels
+from ..progress import progress_bar
 from .memory import keep_freed_memory
 
 MAP_SUFFIXES = (".regions.png", ".target.png")
@@ -396,30 +397,22 @@ def finished(folder: Path, job: Job) -> bool:
 
 
 class Progress:
-    """One line on stderr: done/total, rate, ETA, failures."""
+    """The jobs' bar on stderr (done/total, rate, ETA, failures); a failed job's error on its own line."""
 
     def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet, self.done, self.failed = total, quiet, 0, 0
-        self.started = time.perf_counter()
-        self.tty = sys.stderr.isatty()
+        self.quiet, self.failed = quiet, 0
+        self.bar = progress_bar(total, "jobs", "job", quiet)
 
     def add(self, report: dict) -> None:
-        self.done += 1
-        self.failed += report["status"] != "done"
-        if self.quiet:
-            return
-        elapsed = time.perf_counter() - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
-        eta = (self.total - self.done) / rate if rate > 0 else 0.0
-        line = (f"{self.done}/{self.total} jobs, {rate * 60:.1f}/min, ETA {int(eta) // 60}m{int(eta) % 60:02d}s"
-                + (f", {self.failed} failed" if self.failed else ""))
         if report["status"] != "done":
-            print(("\n" if self.tty else "") + f"job {report['id']} failed: {report['error']}", file=sys.stderr)
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+            self.failed += 1
+            self.bar.set_postfix(failed=self.failed, refresh=False)
+            if not self.quiet:
+                self.bar.write(f"job {report['id']} failed: {report['error']}", file=sys.stderr)
+        self.bar.update(1)
 
     def close(self) -> None:
-        if self.tty and not self.quiet:
-            print(file=sys.stderr)
+        self.bar.close()
 
 
 def execute(jobs: list[Job], reports: Path, workers: int = 1, ray_address: str | None = None,

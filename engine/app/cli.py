@@ -23,34 +23,9 @@ from ..io import imageio
 from ..io.files import write_bytes_atomically
 from ..models import MotionModel, default_model, load_model, model_descriptions
 from ..pipeline import DEFAULT_MAX_REGIONS, run
+from ..progress import StageProgress
 
 PROGRESS_AFTER = 1.0  # seconds
-
-
-class ProgressLine:
-    """Stage and percentage on stderr, only once the job has taken longer than a second."""
-
-    def __init__(self, quiet: bool):
-        self.quiet = quiet
-        self.start = time.monotonic()
-        self.shown = False
-        self.interactive = sys.stderr.isatty()
-        self.last = ""
-
-    def __call__(self, stage: str, fraction: float) -> None:
-        if self.quiet or time.monotonic() - self.start < PROGRESS_AFTER:
-            return
-        line = f"{stage}: {fraction:4.0%}"
-        if line == self.last:
-            return
-        self.last = line
-        self.shown = True
-        sys.stderr.write(f"\r{line}  " if self.interactive else line + "\n")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.shown and self.interactive:
-            sys.stderr.write("\n")
 
 
 def _model_help() -> str:
@@ -268,7 +243,7 @@ def _manipulate(
     default, note = default_model()
     if args.model is None and note and not args.quiet:
         print(f"simnet: note: using the baseline '{default}': {note}", file=sys.stderr)
-    progress = ProgressLine(args.quiet)
+    progress = StageProgress(args.quiet, PROGRESS_AFTER, time.monotonic())
     result = run(
         picture.pixels,
         edit,

@@ -291,39 +291,22 @@ def plot_losses(csv_path: Path, png_path: Path) -> None:
 
 
 class ProgressBar:
-    """One line on stderr: bar, step, s/step, ETA and the running (smoothed) losses."""
+    """The training's bar on stderr (engine/progress.py): step, s/step, ETA and the running
+    (smoothed) losses."""
 
     SHOWN = ("total", "mask_iou", "pixel_l1", "equivariance_value")
 
     def __init__(self, total: int, start: int, enabled: bool):
-        self.total, self.start, self.enabled = total, start, enabled
-        self.began = time.perf_counter()
+        from ..progress import progress_bar
+
         self.running: dict[str, float] = {}
-        self.tty = sys.stderr.isatty()
-        self.last_print = 0.0
+        self.bar = progress_bar(total, "training", "step", not enabled, initial=start)
 
     def update(self, step: int, losses: dict[str, float]) -> None:
         for k, v in losses.items():
             self.running[k] = v if k not in self.running else 0.9 * self.running[k] + 0.1 * v
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        if not self.tty and now - self.last_print < 10 and step != self.total:
-            return
-        self.last_print = now
-        per_step = (now - self.began) / max(1, step - self.start)
-        eta = per_step * (self.total - step)
-        width = 24
-        filled = int(width * step / max(1, self.total))
-        shown = " ".join(f"{k} {self.running[k]:.4f}" for k in self.SHOWN if k in self.running)
-        line = f"[{'#' * filled}{'.' * (width - filled)}] {step}/{self.total} {per_step:.2f} s/step ETA {_duration(eta)} | {shown}"
-        print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+        self.bar.set_postfix_str(" ".join(f"{k} {self.running[k]:.4f}" for k in self.SHOWN if k in self.running), refresh=False)
+        self.bar.update(step - self.bar.n)
 
     def close(self) -> None:
-        if self.enabled and self.tty:
-            print(file=sys.stderr)
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+        self.bar.close()
