@@ -2,9 +2,11 @@ import os
 
 """`simnet install-plugin` and `simnet package` against temporary profiles."""
 
+import io
 import json
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -71,9 +73,37 @@ def test_package_for_krita_import(tmp_path):
         names = archive.namelist()
     assert "simnet_manipulate/" in names  # Krita's importer needs directory entries
     assert {"simnet_manipulate.desktop", "simnet_manipulate/__init__.py", "simnet_manipulate/link/client.py",
+            "simnet_manipulate/link/engine_setup.py", "simnet_manipulate/engine/",
             "simnet_manipulate/link/protocol.py",
             "simnet_manipulate/engine.json"} <= set(names)
+    wheels = [n for n in names if n.startswith("simnet_manipulate/engine/simnet_manipulate-") and n.endswith(".whl")]
+    assert len(wheels) == 1  # the engine, for "Install engine..." on a machine that has none
+    with zipfile.ZipFile(output) as archive, zipfile.ZipFile(io.BytesIO(archive.read(wheels[0]))) as wheel:
+        inside = wheel.namelist()
+    assert "engine/replay.py" in inside and any(n.startswith("engine/weights/simnet-small/") for n in inside)
     assert main(["package", "krita", "-o", str(tmp_path / "plugin.tar")]) == 2
+
+
+def test_engine_setup_finds_a_python_reads_pip_and_says_what_is_missing(tmp_path, monkeypatch):
+    from engine.link import engine_setup
+
+    found = engine_setup.find_python((Path(sys.executable).name,))
+    assert Path(found).name == Path(sys.executable).name
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Python at all
+    with pytest.raises(engine_setup.SetupError, match="needs Python 3.11 or newer"):
+        engine_setup.find_python()
+    with pytest.raises(engine_setup.SetupError, match="carries no engine"):
+        engine_setup.bundled_wheel(tmp_path)
+    collected, seen = 0, []
+    for line in ["Processing ./simnet_manipulate-0.1.0-py3-none-any.whl", "Collecting numpy>=1.26",
+                 "  Downloading numpy-2.4.whl (18 MB)", "Installing collected packages: numpy",
+                 "Successfully installed numpy-2.4"]:
+        collected, fraction = engine_setup.pip_fraction(line, collected)
+        seen.append(fraction)
+    assert collected == 2 and seen[2] is None and seen[-1] == 1.0
+    assert [f for f in seen if f is not None] == sorted(f for f in seen if f is not None)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert engine_setup.engine_home() == tmp_path / "data" / "simnet-manipulate"
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "krita_plugin").rglob("*.py")), ids=lambda p: p.name)

@@ -2,8 +2,11 @@
 kritarunner, talking to a real worker. Skipped where Krita is not installed (CI installs it)."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
+import zipfile
 
 import cv2
 import numpy as np
@@ -292,3 +295,52 @@ def test_an_edit_solved_on_the_visible_image_is_replayed_on_the_painting_layer(k
                       square_mask(HEIGHT, WIDTH, 50, 30, 24).astype(np.float32))
     got = np.fromfile(work / "layers_visible.result", np.uint8).reshape(HEIGHT, WIDTH, 4)
     assert np.array_equal(got, _layout(apply(solve(shown, edit, "moments"), colour), "U8"))
+
+
+def _registry_reachable(folder) -> bool:
+    """Whether pip can fetch from the package registry here (the install needs it)."""
+    try:
+        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(folder),
+                                  "tqdm"], capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return False
+    return fetched.returncode == 0
+
+
+def test_install_engine_from_the_zip_in_a_fresh_profile(krita_run, tmp_path):
+    """The artist's path with only Krita: the zip imported into a fresh profile, no engine on the
+    machine; the plug-in says so, installs the engine the zip carries (a private environment in
+    the data folder, its packages from the registry) and then manipulates a document."""
+    from engine.app.install import package_krita
+
+    if not _registry_reachable(tmp_path / "probe"):
+        pytest.skip("the package registry cannot be reached: installing the engine needs it")
+    work, _, pixels, source, target = krita_run
+    home = tmp_path / "home"
+    pykrita = home / ".local" / "share" / "krita" / "pykrita"
+    pykrita.mkdir(parents=True)
+    with zipfile.ZipFile(package_krita(tmp_path / "plugin.zip")) as archive:
+        archive.extractall(pykrita)  # what Krita's "Import Python Plugin from File" does
+    (pykrita / "simnet_manipulate" / "engine.json").unlink()  # another machine: no engine recorded
+    (work / "install_spec.json").write_text(json.dumps({"pykrita": str(pykrita), "width": WIDTH, "height": HEIGHT}))
+    passed = {k: v for k, v in os.environ.items() if k.startswith("PIP_") or k.lower().endswith("_proxy")
+              or k in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")}  # how this machine reaches the registry
+    env = _system_env(home, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(REPO / "tests" / "krita"),
+                      XDG_DATA_HOME=str(tmp_path / "data"), **passed)
+    completed = subprocess.run(["timeout", "900", "kritarunner", "-s", "krita_install", "-f", "main", str(work)],
+                               env=env, capture_output=True, text=True)
+    outcome_file = work / "install_outcome.json"
+    assert outcome_file.exists(), completed.stdout[-3000:] + completed.stderr[-3000:]
+    outcome = json.loads(outcome_file.read_text())
+    assert "crash" not in outcome, outcome.get("crash")
+    assert "could not be started" in outcome["before"]
+    assert outcome["command"][0].startswith(str(tmp_path / "data" / "simnet-manipulate" / "engine"))
+    fractions = outcome["fractions"]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0, outcome["last_lines"]
+    assert "moments" in outcome["models"]
+    assert outcome["new_layer"] == "Manipulated Exemplar"
+    got = np.fromfile(work / "installed.result", np.uint8).reshape(HEIGHT, WIDTH, 4)
+    held = np.fromfile(work / "U8.raw", np.uint8).reshape(HEIGHT, WIDTH, 4)[:, :, [2, 1, 0, 3]] / np.float32(255)
+    expected = _layout(manipulate_masks(held, source / 255.0, target / 255.0, model="moments"), "U8")
+    # the same engine, though its packages may be newer releases than this environment's
+    assert np.abs(got.astype(int) - expected.astype(int)).mean() < 1.0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -142,9 +143,24 @@ def install_krita(profile: Path | None = None, config: Path | None = None, unins
     return actions
 
 
+def engine_wheel(folder: Path) -> Path:
+    """Build the engine's wheel (this source tree, without its dependencies) into `folder`."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "pyproject.toml").is_file():
+        raise InputError("the package is built from a source checkout of SIM-Net Manipulate (pip install -e .)")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
+                            "--wheel-dir", str(folder), str(root)], check=False, capture_output=True, text=True)
+    wheels = sorted(folder.glob("simnet_manipulate-*.whl"))
+    if built.returncode != 0 or not wheels:
+        raise InputError(f"could not build the engine's wheel: {built.stderr.strip()[-500:]}")
+    return wheels[-1]
+
+
 def package_krita(output: Path) -> Path:
     """The zip for Krita's Tools > Scripts > Import Python Plugin from File (with directory
-    entries, which that importer needs)."""
+    entries, which that importer needs). It carries the engine as a wheel, which the plug-in's
+    "Install engine..." installs on a machine that has none (engine/link/engine_setup.py); on
+    this machine it runs this environment's engine, as `simnet install-plugin` does."""
     if output.suffix != ".zip":
         raise InputError(f"{output}: the package must be a .zip file")
     if not output.parent.is_dir():
@@ -152,6 +168,8 @@ def package_krita(output: Path) -> Path:
     with tempfile.TemporaryDirectory() as staging:
         folder = Path(staging)
         _stage(folder)
+        (folder / PLUGIN_NAME / "engine").mkdir()
+        engine_wheel(folder / PLUGIN_NAME / "engine")
         with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(folder.rglob("*")):
                 name = path.relative_to(folder).as_posix()

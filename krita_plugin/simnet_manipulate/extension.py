@@ -1,7 +1,9 @@
-"""The Filter menu entries. "Manipulate region from exemplar..." opens the dialog; both then run
-the engine off the UI thread with a progress dialog whose Cancel stops the engine, and change the
-document (one new layer, or one new group mirroring the layers the edit was applied to) only on
-success. Problems are shown in a message box."""
+"""The Filter menu entries. "Manipulate region from exemplar..." opens the dialog; it and
+"Segment exemplar into regions" then run the engine off the UI thread with a progress dialog
+whose Cancel stops the engine, and change the document (one new layer, or one new group
+mirroring the layers the edit was applied to) only on success. Problems are shown in a message
+box; where the engine cannot be reached, it offers "Install engine...", which the menu has too
+("Install SIM-Net engine...")."""
 
 from krita import Extension
 
@@ -9,7 +11,8 @@ from . import adapter, engine_link, krita_host
 from .background import run_and_wait
 from .dialog import ManipulateDialog
 from .link.client import EngineError
-from .qt import WINDOW_MODAL, QMessageBox, QProgressDialog
+from .link.engine_setup import SetupError
+from .qt import ACCEPT_ROLE, CLOSE, CRITICAL, WINDOW_MODAL, QMessageBox, QProgressDialog
 
 TITLE = "SIM-Net Manipulate"
 
@@ -23,6 +26,8 @@ class SimnetExtension(Extension):
         manipulate.triggered.connect(self.manipulate)
         segment = window.createAction("simnet_segment", "Segment exemplar into regions", "filter")
         segment.triggered.connect(self.segment)
+        install = window.createAction("simnet_install_engine", "Install SIM-Net engine...", "filter")
+        install.triggered.connect(self.install_engine)
 
     def manipulate(self):
         document, node = krita_host.active_document_and_node()
@@ -33,7 +38,7 @@ class SimnetExtension(Extension):
             client = engine_link.engine_client()
             engine = run_and_wait(lambda progress: client.hello())  # may start the worker
         except (EngineError, OSError, ValueError) as problem:
-            QMessageBox.critical(None, TITLE, _unreachable(problem))
+            self._offer_install(problem)
             return
         dialog = ManipulateDialog(client, document, node, engine["models"], engine.get("default_model"))
         if not (dialog.exec() if hasattr(dialog, "exec") else dialog.exec_()):
@@ -93,10 +98,61 @@ class SimnetExtension(Extension):
             if not progress_dialog.wasCanceled():
                 QMessageBox.warning(None, TITLE, str(problem))
         except (EngineError, OSError, ValueError) as problem:
-            QMessageBox.critical(None, TITLE, _unreachable(problem))
+            self._offer_install(problem)
         finally:
             progress_dialog.close()
 
+    def _offer_install(self, problem):
+        """The engine cannot be reached: say why, and offer to install the one the plug-in carries."""
+        box = QMessageBox(CRITICAL, TITLE, _unreachable(problem))
+        install = box.addButton("Install engine...", ACCEPT_ROLE)
+        box.addButton(CLOSE)
+        box.exec() if hasattr(box, "exec") else box.exec_()
+        if box.clickedButton() == install:
+            self.install_engine()
+
+    def install_engine(self):
+        """Install the engine this plug-in carries (a private Python environment in the user's data
+        folder, the engine and its packages from the registry), with pip's progress shown."""
+        progress_dialog = QProgressDialog("Installing the SIM-Net engine...", "Cancel", 0, 100)
+        progress_dialog.setWindowTitle(TITLE)
+        progress_dialog.setWindowModality(WINDOW_MODAL)
+        progress_dialog.setMinimumDuration(0)
+        stopped = []
+        progress_dialog.canceled.connect(lambda: stopped.append(True))
+
+        def work(progress):  # on the install's thread: stop there when asked
+            def report(text, fraction):
+                if stopped:
+                    raise InstallCancelled()
+                progress(text, fraction)
+
+            return engine_link.install(report)
+
+        def show(text, fraction):
+            progress_dialog.setLabelText(f"Installing the SIM-Net engine...\n{text[:120]}")
+            if fraction >= 0:
+                progress_dialog.setValue(int(fraction * 100))
+
+        try:
+            run_and_wait(work, show)
+        except InstallCancelled:
+            QMessageBox.information(None, TITLE, "The engine was not installed.")
+            return
+        except (SetupError, OSError) as problem:
+            QMessageBox.critical(None, TITLE, f"The engine could not be installed: {problem}")
+            return
+        finally:
+            progress_dialog.close()
+        QMessageBox.information(None, TITLE, "The SIM-Net engine is installed: Filter > Manipulate region from exemplar... "
+                                "is ready.")
+
+
+class InstallCancelled(Exception):
+    pass
+
 
 def _unreachable(problem):
-    return f"The SIM-Net engine could not be reached: {problem}\n\nReinstall the plug-in with `simnet install-plugin krita`."
+    return (f"The SIM-Net engine could not be reached: {problem}\n\nInstall engine... installs the engine this "
+            "plug-in carries (a few minutes, from the internet); or reinstall the plug-in with "
+            "`simnet install-plugin krita` where SIM-Net is installed.")

@@ -23,6 +23,8 @@ try:
     RGBA8888 = QImage.Format.Format_RGBA8888
     KEEP_ASPECT = Qt.AspectRatioMode.KeepAspectRatio
     OK, CANCEL = QDialogButtonBox.StandardButton.Ok, QDialogButtonBox.StandardButton.Cancel
+    ACCEPT_ROLE, CLOSE = QMessageBox.ButtonRole.AcceptRole, QMessageBox.StandardButton.Close
+    CRITICAL = QMessageBox.Icon.Critical
 except ImportError:
     from PyQt5.QtCore import QEventLoop, Qt, QThread, QTimer, pyqtSignal
     from PyQt5.QtGui import QImage, QPixmap
@@ -46,9 +48,14 @@ except ImportError:
     RGBA8888 = QImage.Format_RGBA8888
     KEEP_ASPECT = Qt.KeepAspectRatio
     OK, CANCEL = QDialogButtonBox.Ok, QDialogButtonBox.Cancel
+    ACCEPT_ROLE, CLOSE = QMessageBox.AcceptRole, QMessageBox.Close
+    CRITICAL = QMessageBox.Critical
 
 __all__ = [
+    "ACCEPT_ROLE",
     "CANCEL",
+    "CLOSE",
+    "CRITICAL",
     "KEEP_ASPECT",
     "OK",
     "RGBA8888",
