@@ -54,16 +54,17 @@ def gimp():
         subprocess.run(["umount", "-R", str(host)], check=False)
 
 
-def run_cases(profile: Path, which: str, tmp_path: Path) -> dict:
+def run_cases(profile: Path, which: str, tmp_path: Path, extra_env: dict | None = None) -> dict:
     out = CHROOT / "tmp" / f"simnet-gimp-out-{which}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/tmp", "GIMP3_DIRECTORY": "/" + str(profile.relative_to(CHROOT)),
-           "SIMNET_GIMP_OUT": "/" + str(out.relative_to(CHROOT)), "SIMNET_GIMP_CASES": which, "LANG": "C.UTF-8"}
+           "SIMNET_GIMP_OUT": "/" + str(out.relative_to(CHROOT)), "SIMNET_GIMP_CASES": which, "LANG": "C.UTF-8",
+           **(extra_env or {})}
     script = (HERE / "gimp" / "gimp_cases.py").read_text()
     result = subprocess.run(
         ["chroot", str(CHROOT), "gimp-console-3.0", "-idf", "--batch-interpreter=python-fu-eval", "-b", "-", "--quit"],
-        input=script, capture_output=True, text=True, env=env, timeout=600,
+        input=script, capture_output=True, text=True, env=env, timeout=900,
     )
     (tmp_path / f"gimp-{which}.log").write_text(result.stdout + result.stderr)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
@@ -298,3 +299,45 @@ def test_an_edit_solved_on_the_visible_image_is_replayed_on_the_painting_layer(c
     expected = np.round(np.clip(apply(solve(shown, from_masks((H, W), source, target), "moments"), colour), 0, 1) * 255)
     got = _raw(folder, "group.visible.result.raw", 4, np.uint8)
     assert np.abs(got.astype(np.float32) - expected).max() <= 1
+
+
+def test_install_engine_from_the_zip_in_a_fresh_profile(gimp, tmp_path):
+    """The plug-in unzipped from `simnet package gimp` into a fresh profile, no engine recorded:
+    it says the engine is missing, its "Install SIM-Net engine..." installs the engine the zip
+    carries with the chroot's own Python (a private environment in the data folder, its packages
+    from the registry), and then it manipulates."""
+    import zipfile
+
+    from engine.app.install import package_gimp
+
+    from .test_krita import _registry_reachable
+
+    if not _registry_reachable(tmp_path / "probe"):
+        pytest.skip("the package registry cannot be reached: installing the engine needs it")
+    profile = CHROOT / "tmp" / "simnet-gimp-install-profile"
+    data = CHROOT / "tmp" / "simnet-gimp-install-data"
+    for folder in (profile, data):
+        shutil.rmtree(folder, ignore_errors=True)
+    (profile / "plug-ins").mkdir(parents=True)
+    with zipfile.ZipFile(package_gimp(tmp_path / "gimp.zip")) as archive:
+        for info in archive.infolist():  # as unzip does: the files and their permission bits
+            archive.extract(info, profile / "plug-ins")
+            mode = info.external_attr >> 16
+            if mode and not info.is_dir():
+                (profile / "plug-ins" / info.filename).chmod(mode & 0o777)
+    (profile / "plug-ins" / "simnet_manipulate" / "engine.json").unlink()  # another machine: no engine recorded
+    # how this machine reaches the registry: its index and proxy settings, and its certificates
+    # (a proxy that re-signs TLS is trusted by the host's bundle, not by the chroot's)
+    passed = {k: v for k, v in os.environ.items() if k.startswith("PIP_INDEX") or k.lower().endswith("_proxy")}
+    bundle = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"))
+    if bundle.is_file():
+        shutil.copy(bundle, CHROOT / "tmp" / "simnet-host-certificates.crt")
+        passed.update(PIP_CERT="/tmp/simnet-host-certificates.crt", SSL_CERT_FILE="/tmp/simnet-host-certificates.crt")
+    log = run_cases(profile, "install", tmp_path, {"XDG_DATA_HOME": "/" + str(data.relative_to(CHROOT)), **passed})
+    assert log["before"]["status"] == "execution-error" and "Install SIM-Net engine..." in log["before"]["message"]
+    assert log["install"]["status"] == "success", log["install"]
+    recorded = json.loads((profile / "plug-ins" / "simnet_manipulate" / "engine.json").read_text())
+    assert recorded["command"][0].startswith("/tmp/simnet-gimp-install-data/simnet-manipulate/engine/")
+    assert "moments" in recorded["models"]
+    assert log["after"]["status"] == "success", log["after"]
+    assert log["after"]["layers"] == ["Manipulated Exemplar", "Exemplar", "Background"]

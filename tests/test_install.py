@@ -84,6 +84,17 @@ def test_package_for_krita_import(tmp_path):
     assert main(["package", "krita", "-o", str(tmp_path / "plugin.tar")]) == 2
 
 
+def test_package_for_gimp_keeps_the_run_bit_and_carries_the_engine(tmp_path):
+    output = tmp_path / "gimp.zip"
+    assert main(["package", "gimp", "-o", str(output)]) == 0
+    with zipfile.ZipFile(output) as archive:
+        infos = {info.filename: info for info in archive.infolist()}
+    main_file = infos["simnet_manipulate/simnet_manipulate.py"]
+    assert (main_file.external_attr >> 16) & 0o111  # GIMP runs only executable plug-ins
+    assert {"simnet_manipulate/link/engine_setup.py", "simnet_manipulate/live_preview.py"} <= set(infos)
+    assert any(name.startswith("simnet_manipulate/engine/simnet_manipulate-") for name in infos)
+
+
 def test_engine_setup_finds_a_python_reads_pip_and_says_what_is_missing(tmp_path, monkeypatch):
     from engine.link import engine_setup
 

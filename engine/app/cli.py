@@ -127,9 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "a GIMP profile folder (default: both ~/.config/GIMP/3.0 and 3.2)")
     install.add_argument("--config", type=Path, help="the folder holding kritarc (default ~/.config)")
 
-    package = command("package", help="build the zip for Krita's Import Python Plugin from File")
-    package.add_argument("host", choices=["krita"])
-    package.add_argument("-o", "--output", type=Path, default=Path("simnet_manipulate_krita.zip"))
+    package = command("package", help="build the plug-in's zip (the engine inside, for its Install engine...)",
+                      description="Build the plug-in's zip: for Krita's Tools > Scripts > Import Python Plugin from "
+                      "File, or for GIMP to unzip into its plug-ins folder. It carries the engine as a wheel, which the "
+                      "plug-in's 'Install SIM-Net engine...' installs on a machine that has none.")
+    package.add_argument("host", choices=["krita", "gimp"])
+    package.add_argument("-o", "--output", type=Path, help="default: simnet_manipulate_HOST.zip")
 
     train = command(
         "train",
@@ -481,9 +484,10 @@ def command_install(args: argparse.Namespace) -> None:
 
 
 def command_package(args: argparse.Namespace) -> None:
-    from .install import package_krita
+    from .install import package_gimp, package_krita
 
-    print(f"wrote {package_krita(args.output)}")
+    output = args.output or Path(f"simnet_manipulate_{args.host}.zip")
+    print(f"wrote {(package_krita if args.host == 'krita' else package_gimp)(output)}")
 
 
 COMMANDS = {

@@ -3,7 +3,9 @@
 `simnet install-plugin krita` copies krita_plugin/ into Krita's pykrita folder, adds the engine
 link (engine/link/: the protocol and the client, the one folder the plug-ins vendor) and an engine.json that records
 the command starting this environment's worker, and enables the plug-in in kritarc.
-`simnet package krita` builds the zip that Krita's "Import Python Plugin from File" takes.
+`simnet package krita` builds the zip that Krita's "Import Python Plugin from File" takes, and
+`simnet package gimp` the zip of the GIMP plug-in's folder; both carry the engine as a wheel for
+the plug-ins' "Install SIM-Net engine..." (engine/link/engine_setup.py).
 `simnet install-plugin gimp` copies gimp_plugin/simnet_manipulate/ with the link and the
 engine.json into the plug-ins folder of GIMP's 3.0 and 3.2 profiles (or --profile), with the run
 bit GIMP requires on the main file.
@@ -170,8 +172,34 @@ def package_krita(output: Path) -> Path:
         _stage(folder)
         (folder / PLUGIN_NAME / "engine").mkdir()
         engine_wheel(folder / PLUGIN_NAME / "engine")
-        with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
-            for path in sorted(folder.rglob("*")):
-                name = path.relative_to(folder).as_posix()
-                archive.write(path, name + "/" if path.is_dir() else name)
+        _zip(folder, output)
     return output
+
+
+def package_gimp(output: Path) -> Path:
+    """The zip of the GIMP plug-in's folder, to unzip into GIMP's plug-ins folder (the run bit
+    GIMP needs is kept in the zip), with the engine as a wheel for its "Install SIM-Net
+    engine..." (engine/link/engine_setup.py)."""
+    if output.suffix != ".zip":
+        raise InputError(f"{output}: the package must be a .zip file")
+    if not output.parent.is_dir():
+        raise InputError(f"{output}: the folder {output.parent} does not exist")
+    with tempfile.TemporaryDirectory() as staging:
+        folder = Path(staging) / PLUGIN_NAME
+        shutil.copytree(_source("gimp") / PLUGIN_NAME, folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        _engine_files(folder)
+        main = folder / f"{PLUGIN_NAME}.py"
+        main.chmod(main.stat().st_mode | 0o111)
+        (folder / "engine").mkdir()
+        engine_wheel(folder / "engine")
+        _zip(Path(staging), output)
+    return output
+
+
+def _zip(folder: Path, output: Path) -> None:
+    """Everything under `folder` into the zip `output`, with directory entries (Krita's importer
+    needs them) and each file's permission bits (GIMP runs only executable plug-ins)."""
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            name = path.relative_to(folder).as_posix()
+            archive.write(path, name + "/" if path.is_dir() else name)

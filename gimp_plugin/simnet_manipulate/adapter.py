@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gimp_host as host
+from link import engine_setup
 from link.client import BASELINE_MODEL, Client, Image, PluginError, job_errors, mask_buffer, model_choices
 
 CONFIG = Path(__file__).resolve().parent / "engine.json"
@@ -17,9 +18,21 @@ def engine_client():
     try:
         settings = json.loads(CONFIG.read_text())
     except (OSError, ValueError):
-        raise PluginError("The plug-in is not wired to an engine: run `simnet install-plugin gimp` "
-                          "in the environment where SIM-Net is installed.") from None
+        raise PluginError(NO_ENGINE) from None
     return Client(settings["command"])
+
+
+NO_ENGINE = ("The SIM-Net engine is not installed: run Filters > SIM-Net > Install SIM-Net engine... (or "
+             "`simnet install-plugin gimp` in the environment where SIM-Net is installed).")
+PLUGIN = Path(__file__).resolve().parent
+
+
+def install_engine(progress=None):
+    """Install the engine this plug-in carries (link.engine_setup); returns the worker command."""
+    try:
+        return engine_setup.install_engine(PLUGIN, progress)
+    except engine_setup.SetupError as problem:
+        raise PluginError(str(problem)) from None
 
 
 def model_options() -> list[tuple[str, str]]:

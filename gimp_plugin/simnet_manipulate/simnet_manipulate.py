@@ -9,6 +9,8 @@
   mirrors them (the edit solved once on the exemplar and replayed on each).
 - "Segment exemplar into regions": a flat-colour region map of the active layer, as a new layer
   to duplicate and repaint.
+- "Install SIM-Net engine...": installs the engine this plug-in carries (from its zip) into a
+  private Python environment, for a machine that has none.
 Both read the image, ask the engine worker (a separate process with its own Python), then
 write; errors come back as GIMP errors with a message for the artist, and nothing is changed.
 """
@@ -29,6 +31,7 @@ from live_preview import LivePreview  # noqa: E402
 
 MANIPULATE = "plug-in-simnet-manipulate"
 SEGMENT = "plug-in-simnet-segment"
+INSTALL = "plug-in-simnet-install-engine"
 MENU = "<Image>/Filters/SIM-Net"
 RW = GObject.ParamFlags.READWRITE
 
@@ -175,14 +178,48 @@ def run_segment(procedure, run_mode, image, drawables, config, data):
     return _with_engine(procedure, "Segmenting into regions", segment)
 
 
+def run_install(procedure, config, data):
+    """Install the engine this plug-in carries, with GIMP's progress bar showing pip's lines."""
+
+    def report(text, fraction):
+        Gimp.progress_set_text(text[:100])
+        if fraction is not None:
+            host.progress_update(fraction)
+
+    try:
+        host.progress_start("Installing the SIM-Net engine")
+        command = adapter.install_engine(report)
+    except (adapter.PluginError, OSError) as error:
+        return _fail(procedure, str(error))
+    finally:
+        host.progress_end()
+    Gimp.message(f"The SIM-Net engine is installed ({command[0]}): Filters > SIM-Net > Manipulate region from "
+                 "exemplar... is ready.")
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, None)
+
+
 class SimnetManipulate(Gimp.PlugIn):
     def do_query_procedures(self):
-        return [MANIPULATE, SEGMENT]
+        return [MANIPULATE, SEGMENT, INSTALL]
 
     def do_set_i18n(self, name):
         return False
 
     def do_create_procedure(self, name):
+        if name == INSTALL:
+            procedure = Gimp.Procedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_install, None)
+            procedure.set_menu_label("Install SIM-Net engine...")
+            procedure.set_documentation(
+                "Install the engine this plug-in carries",
+                "Makes a private Python environment in your data folder and installs the SIM-Net engine there, "
+                "with its packages from the internet (a few minutes, once).",
+                name,
+            )
+            # a procedure in the <Image> menus takes the run mode first
+            procedure.add_enum_argument("run-mode", "Run mode", "The run mode", Gimp.RunMode, Gimp.RunMode.NONINTERACTIVE, RW)
+            procedure.add_menu_path(MENU)
+            procedure.set_attribution("SIM-Net Manipulate", "SIM-Net Manipulate (MIT)", "2026")
+            return procedure
         if name == MANIPULATE:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_manipulate, None)
             procedure.set_menu_label("Manipulate region from exemplar...")
