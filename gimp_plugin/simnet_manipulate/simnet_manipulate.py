@@ -24,9 +24,10 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("GimpUi", "3.0")
+gi.require_version("Gtk", "3.0")
 import adapter  # noqa: E402
 import gimp_host as host  # noqa: E402
-from gi.repository import Gimp, GimpUi, GLib, GObject  # noqa: E402
+from gi.repository import Gimp, GimpUi, GLib, GObject, Gtk  # noqa: E402
 from live_preview import LivePreview  # noqa: E402
 
 MANIPULATE = "plug-in-simnet-manipulate"
@@ -78,6 +79,22 @@ def _pickers_follow_the_mode(dialog, config):
                 widget.set_sensitive(enabled)
 
     config.connect("notify::mode", update)
+    update()
+
+
+def _name_the_region(dialog, config):
+    """The saved selection in use, by name, under the arguments: GIMP 3.0's channel picker shows
+    no name, and an empty-looking thumbnail even when one is chosen."""
+    label = Gtk.Label(xalign=0.0)
+
+    def update(*_):
+        channel = config.get_property("source-channel")
+        label.set_text(f"Region to move: '{host.item_name(channel)}'" if channel is not None else
+                       "Region to move: none chosen (Select > Save to Channel makes one)")
+
+    dialog.get_content_area().pack_start(label, False, False, 3)
+    label.show()
+    config.connect("notify::source-channel", update)
     update()
 
 
@@ -134,6 +151,7 @@ def run_manipulate(procedure, run_mode, image, drawables, config, data):
         dialog = GimpUi.ProcedureDialog.new(procedure, config, "Manipulate region from exemplar")
         dialog.fill(None)
         _pickers_follow_the_mode(dialog, config)
+        _name_the_region(dialog, config)
         painting = drawables[0] if drawables else None
         preview = LivePreview(dialog, config, lambda: _read_request(image, painting, config))
         try:
