@@ -245,6 +245,11 @@ def test_gui_menu_entries_dialog_and_result(krita_run, tmp_path):
     assert {"simnet_manipulate", "simnet_segment"} <= set(found["menus"]["Filter"])
     run = found["manipulate"]
     assert run["layers"] == ["Background", "Exemplar", "Manipulated Exemplar"] and run["exemplar_unchanged"]
+    # the result is one undo step, and so is a mirrored group of results (Apply to several layers)
+    assert run["after_undo"] == ["Background", "Exemplar"]
+    group = run["mirrored_group"]
+    assert group["inserted"] == group["before"] + ["Manipulated layers"]
+    assert group["after_undo"] == group["before"]
     got = np.fromfile(out / "gui_result.raw", np.uint8).reshape(HEIGHT, WIDTH, 4)
     held = np.fromfile(work / "U8.raw", np.uint8).reshape(HEIGHT, WIDTH, 4)[:, :, [2, 1, 0, 3]] / np.float32(255)
     assert np.array_equal(got, _layout(manipulate_masks(held, source / 255.0, target / 255.0), "U8"))

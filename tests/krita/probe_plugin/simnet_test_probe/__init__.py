@@ -11,6 +11,7 @@ import time
 
 from krita import Extension, Krita, Selection
 from PyQt5.QtCore import QTimer
+from PyQt5.QtWidgets import QApplication
 
 
 def manipulate_in_window(window, work, out):
@@ -43,8 +44,38 @@ def manipulate_in_window(window, work, out):
     result = next((n for n in document.rootNode().childNodes() if n.name() == "Manipulated Exemplar"), None)
     if result is not None:
         open(os.path.join(out, "gui_result.raw"), "wb").write(bytes(result.pixelData(0, 0, width, height)))
-    return {"layers": names, "seconds": elapsed, "timer_ticks": len(ticks),
-            "exemplar_unchanged": bytes(layer.pixelData(0, 0, width, height)) == open(os.path.join(work, "U8.raw"), "rb").read()}
+    found = {"layers": names, "seconds": elapsed, "timer_ticks": len(ticks),
+             "exemplar_unchanged": bytes(layer.pixelData(0, 0, width, height)) == open(os.path.join(work, "U8.raw"), "rb").read()}
+    found["after_undo"] = _undo_once(document)
+    found["mirrored_group"] = _mirrored_group_undo(document, layer)
+    return found
+
+
+def _layer_names(document):
+    return [n.name() for n in document.rootNode().childNodes() if n.type() != "selectionmask"]
+
+
+def _undo_once(document):
+    """The top-level layers after one Edit > Undo."""
+    Krita.instance().action("edit_undo").trigger()
+    QApplication.processEvents()
+    document.waitForDone()
+    return _layer_names(document)
+
+
+def _mirrored_group_undo(document, layer):
+    """A mirrored group inserted by the plug-in (as 'Apply to' makes it) goes with one Undo."""
+    from simnet_manipulate import adapter
+    from simnet_manipulate.link.client import Image
+
+    width, height = document.width(), document.height()
+    edit = adapter.Edit(exemplar=layer, apply_to="layer")
+    before = _layer_names(document)
+    shown = Image(bytes(layer.pixelData(0, 0, width, height)), width, height, 4, "uint8")
+    adapter.insert_mirrored(document, edit, [layer], [shown])
+    document.waitForDone()
+    inserted = _layer_names(document)
+    return {"before": before, "inserted": inserted, "after_undo": _undo_once(document)}
 
 
 def report():
