@@ -337,11 +337,12 @@ def compose(
     kind[crop] = kind_crop
     if on_progress is not None:
         on_progress(1.0)
-    provenance = _provenance(exemplar_labels, box, kind_crop, layers, filled) if want_provenance else None
-    solved = None
-    if want_solved:
+    provenance = solved = None
+    if want_provenance or want_solved:
         inside = _box_provenance(exemplar_labels, box, kind_crop, layers, filled)
-        solved = _solved_edit((height, width), box, in_zone, alpha[:, :, 0], layers, hole_crop, filled, labels_full[crop], inside)
+        provenance = _provenance(exemplar_labels, box, inside) if want_provenance else None
+        if want_solved:
+            solved = _solved_edit((height, width), box, in_zone, alpha[:, :, 0], layers, hole_crop, filled, labels_full[crop], inside)
     return Composition(pixels, kind, zone, moving, provenance, solved)
 
 
@@ -515,11 +516,10 @@ def _unchanged_provenance(exemplar_labels: np.ndarray) -> Provenance:
     return Provenance(xs, ys, exemplar_labels.astype(np.int32), np.zeros((height, width), np.uint8))
 
 
-def _provenance(exemplar_labels, box, kind_crop, layers, filled) -> Provenance:
-    """The provenance of the whole image: unchanged outside the edit's box."""
+def _provenance(exemplar_labels, box, inside: Provenance) -> Provenance:
+    """The provenance of the whole image: `inside` (the box's) in the box, unchanged elsewhere."""
     result = _unchanged_provenance(exemplar_labels)
     x0, y0, x1, y1 = box
-    inside = _box_provenance(exemplar_labels, box, kind_crop, layers, filled)
     for whole, part in zip((result.source_x, result.source_y, result.source_region, result.kind), (inside.source_x, inside.source_y, inside.source_region, inside.kind)):
         whole[y0:y1, x0:x1] = part
     return result
