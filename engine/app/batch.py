@@ -325,20 +325,26 @@ def _job_edit(job: Job, shape: tuple[int, int]):
     raise InputError("the job has no edit (regions + target, source_mask + target_mask, or solved_edit)")
 
 
-_solved_edits: dict[tuple, replay.SolvedEdit] = {}
-
-
-def _solved_edit(path: Path) -> replay.SolvedEdit:
-    """The solved edit in `path`, read once per process while the file stays the same."""
+def _read_once(cache: dict, path: Path, read):
+    """`read(path)`, once per process while the file stays the same (its path, size and time):
+    `cache` keeps the last file read."""
     try:
         info = path.stat()
     except OSError:
         raise InputError(f"{path} does not exist") from None
     key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
-    if key not in _solved_edits:
-        _solved_edits.clear()
-        _solved_edits[key] = replay.load(path)
-    return _solved_edits[key]
+    if key not in cache:
+        cache.clear()
+        cache[key] = read(path)
+    return cache[key]
+
+
+_solved_edits: dict[tuple, replay.SolvedEdit] = {}
+
+
+def _solved_edit(path: Path) -> replay.SolvedEdit:
+    """The solved edit in `path`, read once per process."""
+    return _read_once(_solved_edits, path, replay.load)
 
 
 def solve_together(source: Path, edit: EditFiles, model: str | None, solve_on: str | None, out: Path) -> Path:
@@ -371,15 +377,7 @@ def ora_document(path: Path):
     every job and the assembly share it; layers are decoded only when used)."""
     from ..io.ora import read_ora
 
-    try:
-        info = path.stat()
-    except OSError:
-        raise InputError(f"{path} does not exist") from None
-    key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
-    if key not in _documents:
-        _documents.clear()
-        _documents[key] = read_ora(path)
-    return _documents[key]
+    return _read_once(_documents, path, read_ora)
 
 
 def write_report(folder: Path, report: dict) -> None:
