@@ -363,6 +363,24 @@ class Client:
         params = {"keep_edit": True} if keep_edit else {}
         return self._manipulate("manipulate", params, exemplar, edit, model, channel_order, progress, on_id)
 
+    def manipulate_layers(self, exemplar: Image, layers: list[Image], *, model: str | None = None,
+                          channel_order: str = "rgba", progress=None, on_id=None, **edit) -> list[Image]:
+        """Solve the edit (as `manipulate` takes it) once on `exemplar`, then replay it on each of
+        `layers` (each the exemplar's size, in its layout): results in their order, every layer
+        moved alike. `progress(stage, fraction)` sees the solve, then "layer i of n"."""
+        self.manipulate(exemplar, model=model, channel_order=channel_order, progress=progress, on_id=on_id,
+                        keep_edit=True, **edit)
+        kept = self.last_edit
+        if kept is None:  # an engine older than the replay operation
+            raise EngineError("unknown_op", "The engine cannot replay an edit on other layers: update the plug-in and "
+                              "the engine together.")
+        results = []
+        for number, layer in enumerate(layers, 1):
+            if progress is not None:
+                progress(f"layer {number} of {len(layers)}", (number - 1) / len(layers))
+            results.append(self.replay(kept, layer, channel_order=channel_order, on_id=on_id))
+        return results
+
     def replay(self, edit: int, layer: Image, channel_order: str = "rgba", progress=None, on_id=None) -> Image:
         """The edit kept by `manipulate(keep_edit=True)` (its `last_edit`) on one more layer of
         the same size: the same move, in the layer's own layout and dtype."""

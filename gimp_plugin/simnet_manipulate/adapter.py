@@ -133,13 +133,7 @@ def compute_layers(client, request, images, progress=None):
     """Solve the edit once on the painting, then replay it on every layer (results in the order
     of `images`): every layer moved alike."""
     with job_errors():
-        client.manipulate(request.image, model=request.model, progress=progress, keep_edit=True, **request.buffers)
-        results = []
-        for number, layer in enumerate(images, 1):
-            if progress is not None:
-                progress(f"layer {number} of {len(images)}", (number - 1) / len(images))
-            results.append(client.replay(client.last_edit, layer))
-        return results
+        return client.manipulate_layers(request.image, images, model=request.model, progress=progress, **request.buffers)
 
 
 def insert_mirrored(image, drawable, apply_to, layers, results):

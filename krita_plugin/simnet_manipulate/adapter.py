@@ -148,14 +148,8 @@ def compute_layers(client, request, images, progress=None, on_id=None):
     """Solve the edit once on the painting, then replay it on every layer: results in the same
     order as `images`, in the document's layout, every layer moved alike. Any thread."""
     with job_errors():
-        client.manipulate(request.image, channel_order=request.order, model=request.model, progress=progress,
-                          on_id=on_id, keep_edit=True, **request.buffers)
-        results = []
-        for number, image in enumerate(images, 1):
-            if progress is not None:
-                progress(f"layer {number} of {len(images)}", (number - 1) / len(images))
-            results.append(client.replay(client.last_edit, image, channel_order=request.order, on_id=on_id))
-        return results
+        return client.manipulate_layers(request.image, images, channel_order=request.order, model=request.model,
+                                        progress=progress, on_id=on_id, **request.buffers)
 
 
 def insert_mirrored(document, edit, nodes, results):
