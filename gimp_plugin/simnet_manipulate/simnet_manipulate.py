@@ -37,35 +37,17 @@ MENU = "<Image>/Filters/SIM-Net"
 RW = GObject.ParamFlags.READWRITE
 
 
-def _mode_choice():
+def _choice(options):
+    """A Gimp.Choice of (nick, label) pairs, in their order."""
     choice = Gimp.Choice.new()
-    choice.add("selection", 0, "Move a saved selection into the current selection", "")
-    choice.add("maps", 1, "Rearrange with two region-map layers", "")
+    for index, (nick, label) in enumerate(options):
+        choice.add(nick, index, label, "")
     return choice
 
 
+MODES = (("selection", "Move a saved selection into the current selection"), ("maps", "Rearrange with two region-map layers"))
+SOLVE_ON = (("layer", "The painting layer"), ("visible", "The visible image (all layers)"))
 DEFAULT_NICK = "default"  # adapter.model_options: the engine's own default model
-
-
-def _apply_choice():
-    choice = Gimp.Choice.new()
-    for index, (nick, label) in enumerate(adapter.APPLY_TO):
-        choice.add(nick, index, label, "")
-    return choice
-
-
-def _solve_choice():
-    choice = Gimp.Choice.new()
-    choice.add("layer", 0, "The painting layer", "")
-    choice.add("visible", 1, "The visible image (all layers)", "")
-    return choice
-
-
-def _model_choice():
-    choice = Gimp.Choice.new()
-    for index, (nick, label) in enumerate(adapter.model_options()):
-        choice.add(nick, index, label, "")
-    return choice
 
 
 def _pickers_follow_the_mode(dialog, config):
@@ -235,9 +217,7 @@ class SimnetManipulate(Gimp.PlugIn):
             )
             # a procedure in the <Image> menus takes the run mode first
             procedure.add_enum_argument("run-mode", "Run mode", "The run mode", Gimp.RunMode, Gimp.RunMode.NONINTERACTIVE, RW)
-            procedure.add_menu_path(MENU)
-            procedure.set_attribution("SIM-Net Manipulate", "SIM-Net Manipulate (MIT)", "2026")
-            return procedure
+            return _in_menu(procedure)
         if name == MANIPULATE:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_manipulate, None)
             procedure.set_menu_label("Manipulate region from exemplar...")
@@ -248,19 +228,19 @@ class SimnetManipulate(Gimp.PlugIn):
                 "and new layout. The result is a new layer above the exemplar.",
                 name,
             )
-            procedure.add_choice_argument("mode", "_Mode", "How the edit is given", _mode_choice(), "selection", RW)
+            procedure.add_choice_argument("mode", "_Mode", "How the edit is given", _choice(MODES), "selection", RW)
             # mnemonics: R is the dialog's Reset button
             procedure.add_channel_argument("source-channel", "Re_gion (saved selection)", "The region to move", True, RW)
             procedure.add_layer_argument("exemplar-map", "_Painting's region map", "Flat colours: the painting's regions", True, RW)
             procedure.add_layer_argument("target-map", "_Edited region map", "The edited copy of that map", True, RW)
-            models = _model_choice()
+            models = _choice(adapter.model_options())
             procedure.add_choice_argument("model", "Mo_del", "How motions are found", models, DEFAULT_NICK, RW)
             procedure.add_string_argument("model-folder", "Model _folder", "An exported model folder (instead of the choice)", "", RW)
             procedure.add_choice_argument("apply-to", "_Apply to", "Solved once on the painting layer, replayed on each "
                                           "layer, so line art and colours move alike; the results arrive as a new group",
-                                          _apply_choice(), "layer", RW)
+                                          _choice(adapter.APPLY_TO), "layer", RW)
             procedure.add_choice_argument("solve-on", "_Solve on", "What the edit is worked out on: the painting layer, "
-                                          "or every visible layer merged", _solve_choice(), "layer", RW)
+                                          "or every visible layer merged", _choice(SOLVE_ON), "layer", RW)
         else:
             procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_segment, None)
             procedure.set_menu_label("Segment exemplar into regions")
@@ -275,9 +255,14 @@ class SimnetManipulate(Gimp.PlugIn):
         if name == MANIPULATE:  # several selected layers may all get the edit
             sensitive |= Gimp.ProcedureSensitivityMask.DRAWABLES
         procedure.set_sensitivity_mask(sensitive)
-        procedure.add_menu_path(MENU)
-        procedure.set_attribution("SIM-Net Manipulate", "SIM-Net Manipulate (MIT)", "2026")
-        return procedure
+        return _in_menu(procedure)
+
+
+def _in_menu(procedure):
+    """The procedure under Filters > SIM-Net, with its attribution."""
+    procedure.add_menu_path(MENU)
+    procedure.set_attribution("SIM-Net Manipulate", "SIM-Net Manipulate (MIT)", "2026")
+    return procedure
 
 
 Gimp.main(SimnetManipulate.__gtype__, sys.argv)
