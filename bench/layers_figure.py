@@ -97,7 +97,6 @@ def figure(model: str | None, output: Path) -> None:
     captions = [["before: line art", "before: flat colours", "before: merged"],
                 ["after: line art", "after: flat colours", "after: merged"]]
     zoom_captions = ["after, 2x: the moved Needle, ink over colours", "before, 2x: where it stood", "after, 2x: the place it left"]
-    sheet_width = 3 * width
     zoom_h, zoom_w = zooms[0].shape[:2]
     sheet = Image.new("RGB", (max(3 * width, 3 * zoom_w), 2 * (height + LABEL) + zoom_h + LABEL), "white")
     draw = ImageDraw.Draw(sheet)

@@ -4,6 +4,7 @@ screen for the hosts' GUI tests."""
 import contextlib
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,16 @@ def figure_scene(height: int = 120, width: int = 160) -> tuple[np.ndarray, np.nd
     figure = square_mask(height, width, 20, 40, 30)
     exemplar[figure] = 0.7 + 0.3 * textured(height, width, seed=5)[figure]
     return exemplar, figure
+
+
+def registry_reachable(folder: Path) -> bool:
+    """Whether pip can fetch from the package registry here (installing the engine needs it)."""
+    try:
+        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(folder),
+                                  "tqdm"], capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        return False
+    return fetched.returncode == 0
 
 
 @pytest.fixture

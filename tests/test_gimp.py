@@ -23,7 +23,7 @@ import pytest
 from engine import manipulate_masks
 from engine.app.install import install_gimp
 
-from .conftest import virtual_screen
+from .conftest import registry_reachable, virtual_screen
 
 CHROOT = Path(os.environ.get("SIMNET_GIMP_CHROOT", "/var/cache/simnet/gimp-trixie"))
 HERE = Path(__file__).resolve().parent
@@ -310,9 +310,7 @@ def test_install_engine_from_the_zip_in_a_fresh_profile(gimp, tmp_path):
 
     from engine.app.install import package_gimp
 
-    from .test_krita import _registry_reachable
-
-    if not _registry_reachable(tmp_path / "probe"):
+    if not registry_reachable(tmp_path / "probe"):
         pytest.skip("the package registry cannot be reached: installing the engine needs it")
     profile = CHROOT / "tmp" / "simnet-gimp-install-profile"
     data = CHROOT / "tmp" / "simnet-gimp-install-data"

@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import zipfile
 
 import cv2
@@ -16,7 +15,7 @@ from engine import manipulate, manipulate_masks
 from engine.app.install import install_krita, set_enabled
 from engine.io.pixels import to_samples
 
-from .conftest import REPO, square_mask, textured, virtual_screen
+from .conftest import REPO, registry_reachable, square_mask, textured, virtual_screen
 
 KRITA_INSTALLED = shutil.which("kritarunner") is not None
 pytestmark = pytest.mark.skipif(not KRITA_INSTALLED, reason="Krita is not installed (Debian's krita package)")
@@ -106,14 +105,20 @@ def krita_run(tmp_path_factory):
     # Krita as a desktop starts it: a system PATH (a venv's or pyenv's python3 first on PATH
     # makes Krita's embedded Python adopt that prefix and lose Debian's PyQt5). The worker is
     # unaffected: engine.json names its interpreter by absolute path.
-    env = _system_env(home, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(REPO / "tests" / "krita"))
-    completed = subprocess.run(["timeout", "300", "kritarunner", "-s", "krita_cases", "-f", "main", str(work)],
+    outcome = _kritarunner("krita_cases", work, "outcome.json", _system_env(home), 300)
+    return work, outcome, pixels, source, soft_target
+
+
+def _kritarunner(script: str, work, outcome_name: str, env: dict, timeout: int) -> dict:
+    """Run tests/krita/SCRIPT.py's main(work) in real Krita, headless; the outcome it wrote."""
+    env = {**env, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO / "tests" / "krita")}
+    completed = subprocess.run(["timeout", str(timeout), "kritarunner", "-s", script, "-f", "main", str(work)],
                                env=env, capture_output=True, text=True)
-    outcome_file = work / "outcome.json"
+    outcome_file = work / outcome_name
     assert outcome_file.exists(), completed.stdout[-3000:] + completed.stderr[-3000:]
     outcome = json.loads(outcome_file.read_text())
     assert "crash" not in outcome, outcome.get("crash")
-    return work, outcome, pixels, source, soft_target
+    return outcome
 
 
 @pytest.mark.parametrize("depth", list(DEPTHS))
@@ -302,23 +307,13 @@ def test_an_edit_solved_on_the_visible_image_is_replayed_on_the_painting_layer(k
     assert np.array_equal(got, _layout(apply(solve(shown, edit, "moments"), colour), "U8"))
 
 
-def _registry_reachable(folder) -> bool:
-    """Whether pip can fetch from the package registry here (the install needs it)."""
-    try:
-        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(folder),
-                                  "tqdm"], capture_output=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        return False
-    return fetched.returncode == 0
-
-
 def test_install_engine_from_the_zip_in_a_fresh_profile(krita_run, tmp_path):
     """The artist's path with only Krita: the zip imported into a fresh profile, no engine on the
     machine; the plug-in says so, installs the engine the zip carries (a private environment in
     the data folder, its packages from the registry) and then manipulates a document."""
     from engine.app.install import package_krita
 
-    if not _registry_reachable(tmp_path / "probe"):
+    if not registry_reachable(tmp_path / "probe"):
         pytest.skip("the package registry cannot be reached: installing the engine needs it")
     work, _, pixels, source, target = krita_run
     home = tmp_path / "home"
@@ -330,14 +325,8 @@ def test_install_engine_from_the_zip_in_a_fresh_profile(krita_run, tmp_path):
     (work / "install_spec.json").write_text(json.dumps({"pykrita": str(pykrita), "width": WIDTH, "height": HEIGHT}))
     passed = {k: v for k, v in os.environ.items() if k.startswith("PIP_") or k.lower().endswith("_proxy")
               or k in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")}  # how this machine reaches the registry
-    env = _system_env(home, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(REPO / "tests" / "krita"),
-                      XDG_DATA_HOME=str(tmp_path / "data"), **passed)
-    completed = subprocess.run(["timeout", "900", "kritarunner", "-s", "krita_install", "-f", "main", str(work)],
-                               env=env, capture_output=True, text=True)
-    outcome_file = work / "install_outcome.json"
-    assert outcome_file.exists(), completed.stdout[-3000:] + completed.stderr[-3000:]
-    outcome = json.loads(outcome_file.read_text())
-    assert "crash" not in outcome, outcome.get("crash")
+    env = _system_env(home, XDG_DATA_HOME=str(tmp_path / "data"), **passed)
+    outcome = _kritarunner("krita_install", work, "install_outcome.json", env, 900)
     assert "could not be started" in outcome["before"]
     assert outcome["command"][0].startswith(str(tmp_path / "data" / "simnet-manipulate" / "engine"))
     fractions = outcome["fractions"]

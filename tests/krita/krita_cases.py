@@ -9,6 +9,22 @@ import traceback
 from pathlib import Path
 
 
+def select(document, layer, work, source, target, Selection, mask_name="Source"):
+    """The edit as an artist sets it up: `source` (a raw mask file in `work`) as a local selection
+    mask on `layer`, `target` as the document's selection (either may be None)."""
+    width, height = document.width(), document.height()
+    if source:
+        region = Selection()
+        region.setPixelData((work / source).read_bytes(), 0, 0, width, height)
+        mask = document.createSelectionMask(mask_name)
+        mask.setSelection(region)
+        layer.addChildNode(mask, None)
+    if target:
+        place = Selection()
+        place.setPixelData((work / target).read_bytes(), 0, 0, width, height)
+        document.setSelection(place)
+
+
 def _layers_case(work, case, client, adapter, Krita, Selection):
     """A group of three layers (line art, colour, shadow) of distinct looks; the colour layer is
     the painting, with a selection mask of the figure; the group gets the edit. Then, in a new
@@ -37,14 +53,7 @@ def _group_edit(work, case, client, adapter, Krita, Selection, on_visible=False)
         group.addChildNode(node, below)
         nodes[name], below = node, node
     painting = nodes[case["painting"]]
-    source = Selection()
-    source.setPixelData((work / "layers_source.raw").read_bytes(), 0, 0, width, height)
-    mask = document.createSelectionMask("Figure mask")
-    mask.setSelection(source)
-    painting.addChildNode(mask, None)
-    target = Selection()
-    target.setPixelData((work / "layers_target.raw").read_bytes(), 0, 0, width, height)
-    document.setSelection(target)
+    select(document, painting, work, "layers_source.raw", "layers_target.raw", Selection, "Figure mask")
     before = {name: bytes(node.pixelData(0, 0, width, height)) for name, node in nodes.items()}
     record = {}
     edit = adapter.default_edit(document, painting)
@@ -105,16 +114,7 @@ def main(args):
             layer = document.createNode("Exemplar", "paintlayer")
             layer.setPixelData((work / case["pixels"]).read_bytes(), 0, 0, width, height)
             document.rootNode().addChildNode(layer, None)
-            if case.get("source"):
-                source = Selection()
-                source.setPixelData((work / case["source"]).read_bytes(), 0, 0, width, height)
-                mask = document.createSelectionMask("Source")
-                mask.setSelection(source)
-                layer.addChildNode(mask, None)
-            if case.get("target"):
-                target = Selection()
-                target.setPixelData((work / case["target"]).read_bytes(), 0, 0, width, height)
-                document.setSelection(target)
+            select(document, layer, work, case.get("source"), case.get("target"), Selection)
             before = bytes(layer.pixelData(0, 0, width, height))
             record = {}
             client = missing if case.get("engine") == "missing" else working

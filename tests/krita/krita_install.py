@@ -17,6 +17,7 @@ def main(args):
     outcome = {}
     try:
         from krita import Krita, Selection
+        from krita_cases import select
         from simnet_manipulate import adapter, engine_link
 
         try:
@@ -35,14 +36,7 @@ def main(args):
         layer = document.createNode("Exemplar", "paintlayer")
         layer.setPixelData((work / "U8.raw").read_bytes(), 0, 0, width, height)
         document.rootNode().addChildNode(layer, None)
-        source = Selection()
-        source.setPixelData((work / "source.raw").read_bytes(), 0, 0, width, height)
-        mask = document.createSelectionMask("Source")
-        mask.setSelection(source)
-        layer.addChildNode(mask, None)
-        target = Selection()
-        target.setPixelData((work / "target.raw").read_bytes(), 0, 0, width, height)
-        document.setSelection(target)
+        select(document, layer, work, "source.raw", "target.raw", Selection)
         made = adapter.manipulate_with_selections(engine_link.engine_client(), document, layer, model="moments")
         outcome["new_layer"] = made.name()
         (work / "installed.result").write_bytes(bytes(made.pixelData(0, 0, width, height)))
