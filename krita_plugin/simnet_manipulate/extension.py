@@ -80,10 +80,7 @@ class SimnetExtension(Extension):
 
     def _run(self, label, compute, write):
         """compute(progress, on_id) on a worker thread, then write(result) here."""
-        progress_dialog = QProgressDialog(label, "Cancel", 0, 100)
-        progress_dialog.setWindowTitle(TITLE)
-        progress_dialog.setWindowModality(WINDOW_MODAL)
-        progress_dialog.setMinimumDuration(500)
+        progress_dialog = _progress_dialog(label, 500)
         requests = []
         progress_dialog.canceled.connect(lambda: requests and engine_link.engine_client().cancel(requests[-1]))
 
@@ -114,10 +111,7 @@ class SimnetExtension(Extension):
     def install_engine(self):
         """Install the engine this plug-in carries (a private Python environment in the user's data
         folder, the engine and its packages from the registry), with pip's progress shown."""
-        progress_dialog = QProgressDialog("Installing the SIM-Net engine...", "Cancel", 0, 100)
-        progress_dialog.setWindowTitle(TITLE)
-        progress_dialog.setWindowModality(WINDOW_MODAL)
-        progress_dialog.setMinimumDuration(0)
+        progress_dialog = _progress_dialog("Installing the SIM-Net engine...", 0)
         stopped = []
         progress_dialog.canceled.connect(lambda: stopped.append(True))
 
@@ -146,6 +140,15 @@ class SimnetExtension(Extension):
             progress_dialog.close()
         QMessageBox.information(None, TITLE, "The SIM-Net engine is installed: Filter > Manipulate region from exemplar... "
                                 "is ready.")
+
+
+def _progress_dialog(label, shown_after_ms):
+    """A window-modal progress dialog with Cancel, shown once the work has taken `shown_after_ms`."""
+    dialog = QProgressDialog(label, "Cancel", 0, 100)
+    dialog.setWindowTitle(TITLE)
+    dialog.setWindowModality(WINDOW_MODAL)
+    dialog.setMinimumDuration(shown_after_ms)
+    return dialog
 
 
 class InstallCancelled(Exception):
