@@ -12,9 +12,12 @@ completion (Wexler et al. 2007) with a PatchMatch search (Barnes et al. 2009), c
    (known pixels 1, guesses less the deeper in the hole): colours are compared within the
    pixel's own region, and the label term carries the edges between regions (a horizon, a
    shoreline) into the hole. A small cost on the distance from p to q prefers nearby sources.
-2. Each hole pixel is then the vote of the patches that cover it (only votes whose source pixel
-   is of the pixel's own region count), and the search runs again on the voted image; the
-   field found at one level starts the next finer one.
+2. The search is PatchMatch's: in scan order (alternating), each pixel tries its visited
+   neighbours' sources shifted by one, random sources at halving radii, and one anywhere in
+   its region (the compiled loops in engine.patchmatch). Each hole pixel is then the vote of
+   the patches that cover it (only votes whose source pixel is of the pixel's own region
+   count), and the search runs again on the voted image; the field found at one level starts
+   the next finer one.
 3. At full resolution each hole pixel takes its working pixel's offset, scaled to whole pixels
    (a shift map), voted over its 2 x 2 nearest working pixels: where they agree the painting's
    own pixels are copied exactly, brushwork at native size. A source outside the region is
@@ -23,7 +26,8 @@ completion (Wexler et al. 2007) with a PatchMatch search (Barnes et al. 2009), c
    painting has there is spread smoothly over the hole (a pull-push membrane, as in mean-value
    cloning, Farbman et al. 2009), at the working resolution, and added at full resolution.
 
-Everything is numpy and OpenCV; the cost is linear in the hole's working pixels.
+The search and the vote are compiled (numba), the rest is numpy and OpenCV; the cost is linear
+in the hole's working pixels.
 """
 
 from __future__ import annotations
@@ -33,25 +37,28 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from . import patchmatch
 from .regions import resize_labels
+from .threads import thread_count
 
 # Long side of the working image the search runs on; finer detail comes from the shift map.
-WORK_SIDE = 256
+WORK_SIDE = 512
 PATCH = 7
 # Added to a patch pixel's squared colour distance (0..1 per channel) when the labels differ.
 LABEL_COST = 0.02
 # Added per (source distance / image side)^2: paintings change across the canvas (a sky darkens
 # upward), so of two equally good sources the nearer one wins.
-DISTANCE_COST = 0.05
+DISTANCE_COST = 0.2
 # EM rounds (search, then vote) at the coarsest level and at every finer one.
 COARSE_ROUNDS = 6
 FINE_ROUNDS = 2
 # The coarsest level's hole is at most this many pixels thick (twice its inscribed radius).
-COARSE_THICKNESS = 10
+COARSE_THICKNESS = 20
 MAX_LEVELS = 5
-# Propagation steps (pixels) tried in each search round, and the random search's radii.
-PROPAGATION_STEPS = (1, 3)
-RANDOM_TRIES = 4
+# PatchMatch iterations (alternating scan order) in each EM round, run in parallel bands of
+# BAND_PIXELS hole pixels (the result does not depend on the thread count).
+PASSES = 2
+BAND_PIXELS = 512
 # Random search radius (pixels) at levels finer than the coarsest, whose field comes from above.
 FINE_RADIUS = 8
 CONFIDENCE_DECAY = 1.3
@@ -90,10 +97,11 @@ def fill_vacated(
         return Fill(empty, empty, np.zeros((0, image.shape[2]), np.float32), empty, empty)
     scale = min(1.0, WORK_SIDE / max(height, width))
     work_h, work_w = max(1, round(height * scale)), max(1, round(width * scale))
+    patchmatch.set_threads(thread_count())
     levels = _pyramid(image, hole, target_labels, exemplar, exemplar_labels, (work_h, work_w))
     field = _search(levels)
     work = levels[0]
-    voted = _vote(work, field)
+    voted = _Search(work).vote(field)
     offsets = field - _positions(work.hole_rows, work.hole_cols)  # (n, 2) y, x in working pixels
     offset_map = np.zeros((work_h, work_w, 2), np.float64)
     offset_map[work.hole_rows, work.hole_cols] = offsets
@@ -174,7 +182,15 @@ def _hole_labels(target, hole, small_hole, h, w):
         big_h, big_w = hole.shape
         centre_rows = np.minimum(((fix_rows + 0.5) * big_h / h).astype(np.int64), big_h - 1)
         centre_cols = np.minimum(((fix_cols + 0.5) * big_w / w).astype(np.int64), big_w - 1)
-        small[fix_rows, fix_cols] = target.ravel()[nearest_pixel(hole)[centre_rows, centre_cols]]
+        # the nearest hole pixel is inside the small pixel's footprint: search the hole's box only
+        # (a full-size distance transform costs a few hundred MB at 4096 px)
+        margin = int(np.ceil(max(big_h / h, big_w / w))) + 1
+        hole_rows, hole_cols = np.nonzero(hole)
+        y0, x0 = max(0, hole_rows.min() - margin), max(0, hole_cols.min() - margin)
+        y1, x1 = min(big_h, hole_rows.max() + 1 + margin), min(big_w, hole_cols.max() + 1 + margin)
+        nearest = nearest_pixel(hole[y0:y1, x0:x1])[np.clip(centre_rows - y0, 0, y1 - y0 - 1), np.clip(centre_cols - x0, 0, x1 - x0 - 1)]
+        near_rows, near_cols = np.divmod(nearest, x1 - x0)
+        small[fix_rows, fix_cols] = target[near_rows + y0, near_cols + x0]
     return small
 
 
@@ -191,55 +207,63 @@ def _positions(rows, cols) -> np.ndarray:
     return np.stack([rows, cols], axis=1).astype(np.int64)
 
 
-class _Patches:
-    """Patch offsets and the gathers over them, for one level."""
+def _confidence(hole: np.ndarray) -> np.ndarray:
+    """Known pixels count fully; a guess inside the hole less the deeper it lies (Wexler's
+    confidence), so that the texture around the hole, not a blurred guess, picks sources."""
+    depth = cv2.distanceTransform(np.pad(hole, 1).view(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    return np.where(hole, CONFIDENCE_DECAY ** -depth, 1.0).astype(np.float32)
 
-    def __init__(self, level: Level, size: int = PATCH):
-        radius = size // 2
-        oy, ox = np.mgrid[-radius : radius + 1, -radius : radius + 1]
-        self.oy, self.ox = oy.ravel(), ox.ravel()
-        self.shape = level.hole.shape
-        h, w = self.shape
-        rows = level.hole_rows[:, None] + self.oy
-        cols = level.hole_cols[:, None] + self.ox
-        self.inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)  # (n, k)
-        self.flat = np.clip(rows, 0, h - 1) * w + np.clip(cols, 0, w - 1)
-        self.target = level.target.ravel()[self.flat]
-        # Colours are compared only over the pixel's own region: a neighbour (the object that
-        # moved in beside the hole) says where edges go, through the labels, not what colour
-        # the hole should be.
-        self.same = self.target == level.target[level.hole_rows, level.hole_cols][:, None]
-        self.position = _positions(level.hole_rows, level.hole_cols)
-        # Known pixels count fully; a guess inside the hole less the deeper it lies (Wexler's
-        # confidence), so that the texture around the hole, not a blurred guess, picks sources.
-        depth = cv2.distanceTransform(np.pad(level.hole, 1).view(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
-        confidence = np.where(level.hole, CONFIDENCE_DECAY ** -depth, 1.0).astype(np.float32)
-        self.weight = confidence.ravel()[self.flat] * self.inside
-        self.confidence = confidence[level.hole_rows, level.hole_cols]
-        self.exemplar = level.exemplar.reshape(h * w, -1)
-        self.exemplar_labels = level.exemplar_labels.ravel()
 
-    def around(self, image: np.ndarray) -> np.ndarray:
-        """The hole pixels' patches of image (h, w, C) -> (n, k, C)."""
-        return image.reshape(-1, image.shape[2])[self.flat]
+class _Search:
+    """One level's arrays in the layout the compiled loops (engine.patchmatch) take."""
 
-    def distance(self, patches: np.ndarray, sources: np.ndarray, pick: np.ndarray | None = None) -> np.ndarray:
-        """D(p, q) for the hole pixels `pick` (indices, default all) with patches (m, k, C) and
-        candidates q, sources (m, 2) -> (m,)."""
-        h, w = self.shape
-        rows = sources[:, :1] + self.oy
-        cols = sources[:, 1:] + self.ox
-        target = self.target if pick is None else self.target[pick]
-        same = self.same if pick is None else self.same[pick]
-        valid = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-        flat = np.clip(rows, 0, h - 1) * w + np.clip(cols, 0, w - 1)
-        difference = self.exemplar[flat] - patches
-        cost = np.einsum("nkc,nkc->nk", difference, difference) * same
-        cost += LABEL_COST * (self.exemplar_labels[flat] != target)
-        weight = (self.weight if pick is None else self.weight[pick]) * valid
-        position = self.position if pick is None else self.position[pick]
-        travel = ((sources - position) ** 2).sum(axis=1) / float(max(h, w)) ** 2
-        return (cost * weight).sum(axis=1) / np.maximum(weight.sum(axis=1), 1e-6) + DISTANCE_COST * travel
+    def __init__(self, level: Level):
+        h, w = level.hole.shape
+        self.level = level
+        self.rows, self.cols = level.hole_rows, level.hole_cols
+        self.target = np.ascontiguousarray(level.target, np.int32)
+        self.exemplar = np.ascontiguousarray(level.exemplar, np.float32)
+        self.exemplar_labels = np.ascontiguousarray(level.exemplar_labels, np.int32)
+        self.sources = np.ascontiguousarray(level.sources, np.int32)
+        self.index = np.full((h, w), -1, np.int64)
+        self.index[self.rows, self.cols] = np.arange(self.rows.size)
+        confidence = _confidence(level.hole)
+        self.weight = confidence
+        self.confidence = confidence[self.rows, self.cols].astype(np.float64)
+        self.patch_weight = patchmatch.patch_weights(confidence, self.rows, self.cols, PATCH // 2)
+        # every region's allowed source centres, for the search's jump anywhere in the region
+        labels = self.target[self.rows, self.cols]
+        wanted, slot = np.unique(labels, return_inverse=True)
+        self.slot = slot.astype(np.int64)
+        flat_sources = self.sources.ravel()
+        order = np.argsort(flat_sources, kind="stable")
+        first = np.searchsorted(flat_sources[order], wanted, side="left")
+        last = np.searchsorted(flat_sources[order], wanted, side="right")
+        self.candidates = order.astype(np.int64)
+        self.candidate_start = first.astype(np.int64)
+        self.candidate_count = (last - first).astype(np.int64)
+
+    def costs(self, image: np.ndarray, field: np.ndarray) -> np.ndarray:
+        return patchmatch.costs(image, self.weight, self.target, self.exemplar, self.exemplar_labels, self.rows,
+                                self.cols, field, PATCH // 2, LABEL_COST, DISTANCE_COST)
+
+    def improve(self, image: np.ndarray, field: np.ndarray, cost: np.ndarray, radius: float, seed: int,
+                shifted: bool) -> None:
+        """PASSES PatchMatch iterations, in place on field and cost. Bands of BAND_PIXELS hole
+        pixels (in raster order) run in parallel; `shifted` moves them by half a band, so that
+        what one band finds crosses into the next on the next round."""
+        offset = BAND_PIXELS // 2 if shifted else 0
+        band_start = np.clip(np.arange(-offset, len(field) + BAND_PIXELS, BAND_PIXELS), 0, len(field)).astype(np.int64)
+        patchmatch.search(image, self.weight, self.target, self.exemplar, self.exemplar_labels, self.sources,
+                          self.rows, self.cols, self.index, field, cost, self.patch_weight, band_start, self.candidates,
+                          self.candidate_start, self.candidate_count, self.slot, PASSES, float(radius), PATCH // 2,
+                          LABEL_COST, DISTANCE_COST, seed)
+
+    def vote(self, field: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
+        if strength is None:
+            strength = np.ones(len(field), np.float64)
+        return patchmatch.vote(self.exemplar, self.exemplar_labels, self.target, self.rows, self.cols, self.index,
+                               field, strength, PATCH // 2)
 
 
 def _search(levels: list[Level]) -> np.ndarray:
@@ -248,28 +272,29 @@ def _search(levels: list[Level]) -> np.ndarray:
     field = None
     for depth in range(len(levels) - 1, -1, -1):
         level = levels[depth]
+        search = _Search(level)
+        coarsest = depth == len(levels) - 1
         if field is None:
             field = _random_sources(level, rng)
             image = _first_guess(level)
         else:
             field = _upsampled(levels[depth + 1], field, level, rng)
             image = level.image.copy()
-            image[level.hole] = _vote(level, field)
-        patches = _Patches(level)
-        for _ in range(COARSE_ROUNDS if depth == len(levels) - 1 else FINE_ROUNDS):
-            around = patches.around(image)
-            cost = patches.distance(around, field)
-            radius = max(level.hole.shape) / 4 if depth == len(levels) - 1 else FINE_RADIUS
-            field, cost = _improve(level, patches, around, field, cost, rng, radius)
-            image[level.hole] = _vote(level, field, _vote_strength(patches, cost))
+            image[level.hole] = search.vote(field)
+        image = np.ascontiguousarray(image, np.float32)
+        radius = max(level.hole.shape) / 4 if coarsest else FINE_RADIUS
+        for round_ in range(COARSE_ROUNDS if coarsest else FINE_ROUNDS):
+            cost = search.costs(image, field)
+            search.improve(image, field, cost, radius, SEED + 1000 * depth + round_, shifted=round_ % 2 == 1)
+            image[level.hole] = search.vote(field, _vote_strength(search.confidence, cost))
     assert field is not None  # there is always a level
     return field
 
 
-def _vote_strength(patches: _Patches, cost: np.ndarray) -> np.ndarray:
+def _vote_strength(confidence: np.ndarray, cost: np.ndarray) -> np.ndarray:
     """Wexler's vote weights: a patch counts by its confidence and by how well it matched."""
     scale = 2.0 * max(float(np.percentile(cost, 75)), 1e-6)
-    return patches.confidence * np.exp(-cost / scale)
+    return confidence * np.exp(-cost / scale)
 
 
 def _first_guess(level: Level) -> np.ndarray:
@@ -308,81 +333,6 @@ def _allowed(level: Level, sources: np.ndarray, labels: np.ndarray) -> np.ndarra
     return allowed
 
 
-def _improve(level: Level, patches: _Patches, around, field, cost, rng, radius: float):
-    """One PatchMatch round: propagation from neighbours at PROPAGATION_STEPS (all pixels at
-    once, in four directions), then random search at radii shrinking from `radius` and one
-    random source of the region anywhere. Returns the better field and its costs."""
-    h, w = level.hole.shape
-    labels = level.target[level.hole_rows, level.hole_cols]
-    index = np.full((h, w), -1, np.int64)
-    index[level.hole_rows, level.hole_cols] = np.arange(len(field))
-
-    def consider(candidates):
-        nonlocal field, cost
-        allowed = np.flatnonzero(_allowed(level, candidates, labels))
-        if not allowed.size:
-            return
-        trial = np.full(len(field), np.inf)
-        trial[allowed] = patches.distance(around[allowed], candidates[allowed], allowed)
-        better = trial < cost
-        field = np.where(better[:, None], candidates, field)
-        cost = np.where(better, trial, cost)
-
-    for step in PROPAGATION_STEPS:
-        for dy, dx in ((0, step), (0, -step), (step, 0), (-step, 0)):
-            rows, cols = level.hole_rows + dy, level.hole_cols + dx
-            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-            neighbour = np.full(len(field), -1, np.int64)
-            neighbour[inside] = index[rows[inside], cols[inside]]
-            has = neighbour >= 0
-            candidates = field.copy()
-            candidates[has] = field[neighbour[has]] - (dy, dx)
-            candidates[~has] = -1  # not allowed: rejected by `_allowed`
-            consider(candidates)
-    for _ in range(RANDOM_TRIES):
-        jump = np.rint(rng.uniform(-radius, radius, size=field.shape)).astype(np.int64)
-        consider(field + jump)
-        radius = max(1.0, radius / 2)
-    consider(_random_sources(level, rng))
-    return field, cost
-
-
-def _vote(level: Level, field: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
-    """Each hole pixel as the vote of the patches over it (n, C): the patch centred on hole pixel
-    c gives pixel c + o the source's pixel field[c] + o, counted only where that source pixel is
-    of the pixel's own region, with the weight strength[c] (n,) when given (default 1)."""
-    h, w = level.hole.shape
-    exemplar = level.exemplar.reshape(h * w, -1)
-    labels = level.exemplar_labels.ravel()
-    index = np.full((h, w), -1, np.int64)
-    index[level.hole_rows, level.hole_cols] = np.arange(len(field))
-    own = level.target[level.hole_rows, level.hole_cols]
-    total = np.zeros((len(field), exemplar.shape[1]), np.float64)
-    count = np.zeros(len(field), np.float64)
-    radius = PATCH // 2
-    for oy in range(-radius, radius + 1):
-        for ox in range(-radius, radius + 1):
-            rows, cols = level.hole_rows - oy, level.hole_cols - ox  # the centre whose patch covers p at o
-            inside = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-            centre = np.full(len(field), -1, np.int64)
-            centre[inside] = index[rows[inside], cols[inside]]
-            has = centre >= 0
-            source_rows = field[centre[has], 0] + oy
-            source_cols = field[centre[has], 1] + ox
-            fits = (source_rows >= 0) & (source_rows < h) & (source_cols >= 0) & (source_cols < w)
-            flat = np.clip(source_rows, 0, h - 1) * w + np.clip(source_cols, 0, w - 1)
-            fits &= labels[flat] == own[has]
-            voters = np.flatnonzero(has)[fits]
-            if strength is None:
-                total[voters] += exemplar[flat[fits]]
-                count[voters] += 1.0
-            else:
-                weight = strength[centre[has][fits]]
-                total[voters] += weight[:, None] * exemplar[flat[fits]]
-                count[voters] += weight
-    return (total / np.maximum(count, 1e-12)[:, None]).astype(np.float32)
-
-
 def _upsampled(coarse: Level, field: np.ndarray, fine: Level, rng) -> np.ndarray:
     """The coarse field carried to the next finer level: each fine hole pixel takes the offset of
     the coarse pixel it lies in, doubled; where that lands outside its region, a random source."""
@@ -407,10 +357,15 @@ def _interior_labels(exemplar_labels: np.ndarray, wanted: np.ndarray, rim: int) 
     one with nothing left inside keeps all its pixels."""
     size = 2 * rim + 1
     kernel = np.ones((size, size), np.uint8)
-    as_float = exemplar_labels.astype(np.float32)
-    lowest = cv2.erode(as_float, kernel, borderType=cv2.BORDER_REPLICATE)
-    highest = cv2.dilate(as_float, kernel, borderType=cv2.BORDER_REPLICATE)
-    interior = np.where(lowest == highest, exemplar_labels, -1)
+    # a pixel is on a rim where the labels within `rim` of it differ: the morphological gradient
+    # of 16-bit labels (a fraction of float32's memory at full size) is not 0 there
+    small = int(exemplar_labels.min()) >= -1 and int(exemplar_labels.max()) < 2**16 - 1
+    compact = np.empty(exemplar_labels.shape, np.uint16 if small else np.float32)
+    np.add(exemplar_labels, 1, out=compact, casting="unsafe")
+    on_rim = cv2.morphologyEx(compact, cv2.MORPH_GRADIENT, kernel, borderType=cv2.BORDER_REPLICATE) != 0
+    del compact
+    interior = exemplar_labels.copy()
+    interior[on_rim] = -1
     for label in wanted:
         if not (interior == label).any():
             interior[exemplar_labels == label] = label

@@ -78,3 +78,17 @@ def test_the_hole_may_touch_every_border():
     result = fill.fill_vacated(image, hole, labels, image, labels)
     assert result.rows.size == hole.sum() and np.isfinite(result.colours).all()
     assert (labels[result.source_y, result.source_x] == labels[result.rows, result.cols]).all()
+
+
+def test_the_fill_does_not_depend_on_the_thread_count(monkeypatch):
+    import numba
+
+    image, labels = _two_bands(120, 160)
+    hole = np.zeros(labels.shape, bool)
+    hole[30:90, 50:110] = True
+    results = []
+    for threads in (1, max(2, numba.config.NUMBA_NUM_THREADS)):
+        monkeypatch.setattr(fill, "thread_count", lambda threads=threads: threads)
+        results.append(fill.fill_vacated(image, hole, labels, image, labels))
+    first, second = results
+    assert np.array_equal(first.colours, second.colours) and np.array_equal(first.source_x, second.source_x)
