@@ -50,8 +50,8 @@ LABEL_COST = 0.02
 # upward), so of two equally good sources the nearer one wins.
 DISTANCE_COST = 0.2
 # EM rounds (search, then vote) at the coarsest level and at every finer one.
-COARSE_ROUNDS = 6
-FINE_ROUNDS = 2
+COARSE_ROUNDS = 4
+FINE_ROUNDS = 1
 # The coarsest level's hole is at most this many pixels thick (twice its inscribed radius).
 COARSE_THICKNESS = 20
 MAX_LEVELS = 5
@@ -101,7 +101,6 @@ def fill_vacated(
     levels = _pyramid(image, hole, target_labels, exemplar, exemplar_labels, (work_h, work_w))
     field = _search(levels)
     work = levels[0]
-    voted = _Search(work).vote(field)
     offsets = field - _positions(work.hole_rows, work.hole_cols)  # (n, 2) y, x in working pixels
     offset_map = np.zeros((work_h, work_w, 2), np.float64)
     offset_map[work.hole_rows, work.hole_cols] = offsets
@@ -109,7 +108,7 @@ def fill_vacated(
         rows, cols, offset_map, work.hole, (work_h / height, work_w / width), target_labels, exemplar,
         _interior_labels(exemplar_labels, np.unique(target_labels[hole]), SOURCE_RIM),
     )
-    correction = _membrane(work, field, voted)
+    correction = _membrane(work, field)
     colours += _sample_bilinear(correction, rows, cols, (work_h / height, work_w / width))
     # the membrane may not leave the painting's own range (the working exemplar's, cheap to find)
     np.clip(colours, work.exemplar.min(axis=(0, 1)), work.exemplar.max(axis=(0, 1)), out=colours)
@@ -449,7 +448,7 @@ def _nearest_of_region(rows, cols, labels, exemplar_labels) -> np.ndarray:
     return result
 
 
-def _membrane(level: Level, field: np.ndarray, voted: np.ndarray) -> np.ndarray:
+def _membrane(level: Level, field: np.ndarray) -> np.ndarray:
     """The tone correction (h, w, C) at the working level: at each known pixel next to the hole
     (of the same region as its nearest hole pixel b), the painting minus what b's source would
     put there; spread over the hole by pull-push interpolation, region by region."""
@@ -475,13 +474,17 @@ def _membrane(level: Level, field: np.ndarray, voted: np.ndarray) -> np.ndarray:
         known = fits & (ring_labels == label)
         if not known.any():
             continue
-        weight = np.zeros((h, w), np.float32)
-        values = np.zeros((h, w, channels), np.float32)
-        weight[ring_rows[known], ring_cols[known]] = 1.0
-        values[ring_rows[known], ring_cols[known]] = difference[known]
-        smooth = pull_push(values, weight)
+        # interpolated over the box of what it corrects only: the hole's part and its ring
         region = (level.target == label) & (level.hole | ring)
-        correction[region] = smooth[region]
+        region_rows, region_cols = np.nonzero(region)
+        y0, x0 = region_rows.min(), region_cols.min()
+        box_h, box_w = region_rows.max() + 1 - y0, region_cols.max() + 1 - x0
+        weight = np.zeros((box_h, box_w), np.float32)
+        values = np.zeros((box_h, box_w, channels), np.float32)
+        weight[ring_rows[known] - y0, ring_cols[known] - x0] = 1.0
+        values[ring_rows[known] - y0, ring_cols[known] - x0] = difference[known]
+        smooth = pull_push(values, weight)
+        correction[region_rows, region_cols] = smooth[region_rows - y0, region_cols - x0]
     return correction
 
 
