@@ -115,6 +115,17 @@ def fill_vacated(
     return Fill(rows, cols, colours.astype(np.float32), source_x, source_y)
 
 
+def warm_up() -> None:
+    """Compile the fill's loops now (or load them from numba's disk cache) on a small hole, so
+    that the first edit does not wait for it: the plug-ins' engine install calls this."""
+    image = np.random.default_rng(SEED).random((48, 64, 3)).astype(np.float32)
+    labels = np.zeros((48, 64), np.int32)
+    labels[24:] = 1
+    hole = np.zeros((48, 64), bool)
+    hole[16:32, 20:44] = True
+    fill_vacated(image, hole, labels, image, labels)
+
+
 @dataclass
 class Level:
     """One level of the search: the image with its hole (h, w[, C]), both label maps, the

@@ -92,3 +92,9 @@ def test_the_fill_does_not_depend_on_the_thread_count(monkeypatch):
         results.append(fill.fill_vacated(image, hole, labels, image, labels))
     first, second = results
     assert np.array_equal(first.colours, second.colours) and np.array_equal(first.source_x, second.source_x)
+
+
+def test_warm_up_leaves_every_compiled_loop_ready():
+    fill.warm_up()
+    for loop in (fill.patchmatch.search, fill.patchmatch.vote, fill.patchmatch.costs, fill.patchmatch.patch_weights):
+        assert loop.signatures  # compiled (or loaded from the cache) for the types the fill uses

@@ -100,6 +100,8 @@ def install_engine(plugin: Path, progress: Progress | None = None, home: Path | 
     _run([str(interpreter), "-m", "pip", "install", "--progress-bar", "off", "--disable-pip-version-check",
           requirement], report, 0.05, 0.95)
     command = [str(interpreter), "-m", "engine", "worker"]
+    report("Preparing the fill (compiled once, kept on disk)", 0.95)
+    _run([str(interpreter), "-c", "from engine.fill import warm_up; warm_up()"], report, 0.95, 0.99)
     record(plugin / "engine.json", command, _models(interpreter))
     report("The engine is installed", 1.0)
     return command
