@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = command("doctor", help="check ONNX Runtime, devices and model files")
     doctor.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
-    demo = command("demo", help="run the bundled sample (Monet, Cliffs at Etretat)")
+    demo = command("demo", help="run the bundled sample (Monet, Water Lilies, 1600 x 1052: a water lily moved)")
     demo.add_argument("-o", "--output-dir", type=Path, default=Path("simnet-demo"), help="default: ./simnet-demo")
     _add_common(demo)
     return parser
@@ -337,13 +337,13 @@ def command_segment(args: argparse.Namespace) -> None:
 
 
 def command_demo(args: argparse.Namespace) -> None:
-    from ..samples import load_sample
+    from ..samples import DEMO, load_sample
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
     model = load_model(args.model)
-    sample = load_sample(args.max_pixels)
-    output = args.output_dir / "etretat.result.png"
-    _manipulate(sample.picture, sample.edit, model, output, args.output_dir / "etretat.explain.png", args)
+    sample = load_sample(args.max_pixels, DEMO)
+    output = args.output_dir / f"{DEMO.name}.result.png"
+    _manipulate(sample.picture, sample.edit, model, output, args.output_dir / f"{DEMO.name}.explain.png", args)
 
 
 def command_train(args: argparse.Namespace) -> None:

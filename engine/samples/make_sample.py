@@ -1,10 +1,15 @@
-"""Rebuild the bundled sample's region maps from the hand-drawn map in ../shared/data/art.
+"""Rebuild the bundled samples and their region maps from ../shared/data/art.
 
     python engine/samples/make_sample.py ../shared/data/art
 
-The exemplar map is the hand-drawn one with the free-standing rock (the Needle) given a colour
-of its own; the edited map moves the Needle left and makes it 20% taller, standing on the same
-waterline, and gives the place it left to the sky and sea around it.
+Cliffs at Etretat (512 x 384, the tests' sample): the exemplar map is the hand-drawn one with the
+free-standing rock (the Needle) given a colour of its own; the edited map moves the Needle left
+and makes it 20% taller, standing on the same waterline, and gives the place it left to the sky
+and sea around it.
+
+Water Lilies (1600 x 1052, the demo's): two regions, one red water lily (its red pixels in a box
+around it, closed, filled and grown by 5 px to take in its orange rim) and the rest of the pond; the edited map moves the
+lily down and to the left, onto the pads, and gives the place it left to the pond.
 """
 
 import shutil
@@ -22,6 +27,9 @@ from engine import regions  # noqa: E402
 from engine.io import imageio  # noqa: E402
 
 NEEDLE = np.array([255, 200, 0], np.uint8)
+POND, LILY = np.array([40, 90, 200], np.uint8), np.array([255, 80, 40], np.uint8)
+LILY_BOX = (slice(500, 660), slice(940, 1120))  # rows, columns around the lily that moves
+LILY_SHIFT = (150, -300)  # rows, columns
 
 
 def _nearest(palette: np.ndarray, colour) -> int:
@@ -61,5 +69,24 @@ def main(art: Path) -> None:
     imageio.write_image(HERE / "etretat.edited.png", regions.colour_map(target, palette) / 255.0)
 
 
+def water_lilies(art: Path) -> None:
+    painting = art / "monet_water_lilies_1919.jpg"
+    pixels = imageio.to_rgb8(imageio.read_image(painting).pixels).astype(np.int32)
+    red = (pixels[..., 0] - pixels[..., 2] > 60) & (pixels[..., 0] > 150)
+    in_box = np.zeros(red.shape, np.uint8)
+    in_box[LILY_BOX] = red[LILY_BOX]
+    closed = cv2.morphologyEx(in_box, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9)))
+    _, pieces, stats, _ = cv2.connectedComponentsWithStats(closed)
+    filled = ndimage.binary_fill_holes(pieces == 1 + np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    lily = cv2.dilate(filled.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))) > 0
+    labels = lily.astype(np.int32)
+    target = np.roll(labels, LILY_SHIFT, axis=(0, 1))
+    palette = np.stack([POND, LILY])
+    shutil.copy(painting, HERE / "water_lilies.jpg")
+    imageio.write_image(HERE / "water_lilies.regions.png", regions.colour_map(labels, palette) / 255.0)
+    imageio.write_image(HERE / "water_lilies.edited.png", regions.colour_map(target, palette) / 255.0)
+
+
 if __name__ == "__main__":
+    water_lilies(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data" / "art")
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parents[2] / "shared" / "data" / "art")
