@@ -64,7 +64,7 @@ class PlainSplineModel:
                 continue
             matched = match_outlines(source_outline, target_outline, align(source, target).moved)
             spline = ThinPlate.fit(target_outline, matched, scale)
-            motions[index] = field_motion(motions[index], spline, target_outline, matched, target)
+            motions[index] = field_motion(motions[index], spline, target)
         return motions
 
 

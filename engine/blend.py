@@ -31,8 +31,7 @@ import cv2
 import numpy as np
 
 from .masks import bounding_box, feathered_mask, region_interior
-from .motion import FIELD_SLOT, RegionMotion, normalised_to_pixel_affines
-from .thin_plate import ThinPlate
+from .motion import FIELD_SLOT, RegionMotion, SmoothMap, normalised_to_pixel_affines
 from .threads import thread_count
 
 # Weight of a motion whose sample falls outside its region, relative to one inside (see above).
@@ -85,11 +84,11 @@ def warp_into_box(
 
 
 class FieldPull:
-    """A smooth map (engine.thin_plate) as one of a prepared motion's pulls. Its remap maps are
+    """A smooth map (engine.motion.SmoothMap) as one of a prepared motion's pulls. Its remap maps are
     evaluated exactly at every pixel, once per band of rows and thread: the blend, the coverage
     and the provenance of a band all ask for them."""
 
-    def __init__(self, field: ThinPlate):
+    def __init__(self, field: SmoothMap):
         self.field = field
         self._last = threading.local()
 
@@ -123,7 +122,7 @@ def sample_pulled(
     return warped.reshape(map_x.shape + image.shape[2:])
 
 
-def motion_pulls(pixel_affines: np.ndarray, field: ThinPlate | None) -> list[Pull]:
+def motion_pulls(pixel_affines: np.ndarray, field: SmoothMap | None) -> list[Pull]:
     """A motion's pulls: its pixel affines (M, 2, 3), with slot FIELD_SLOT the smooth `field`
     instead where the motion has one (RegionMotion.field)."""
     return [FieldPull(field) if field is not None and m == FIELD_SLOT else affine for m, affine in enumerate(pixel_affines)]

@@ -182,6 +182,9 @@ def moving_regions(
             given_by = lost_by[gained_by == region]
             from_deleted = np.isin(given_by, deleted).mean() >= 0.5  # what a deleted region left is always revealed
             revealed = from_deleted or (mostly_old and (keeps_place or only_covered) and left[given_by].mean() >= 0.5)
+            # a region carried by a smooth map (engine.reshape) is reshaped with its neighbours, not
+            # left standing in front of a gap: what it gained is its own pixels pulled there
+            revealed = revealed and (motions[region].field is None or from_deleted)
         stays = _identity_share(motions[region], exemplar_labels == region, target_labels == region) >= STAY_SHARE
         if not stays and gained and explains[region] and not revealed:
             moving.append(region)

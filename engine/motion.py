@@ -20,7 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .grid_map import GridMap
 from .thin_plate import ThinPlate
+
+# A smooth pulling map, exact per pixel: a spline for one region, a sampled grid for a re-layout.
+SmoothMap = ThinPlate | GridMap
 
 # Jacobians whose determinant is smaller than this (in normalised units) are treated as
 # singular: the inverse keeps the sign and uses this magnitude instead of dividing by ~0.
@@ -123,7 +127,7 @@ class RegionMotion:
     colour_matrix: optional (3, 4) RGB affine applied to the blended region (texture guidance's
         statistics alignment); luma_offset: optional (h, w) luminance offset on the weight grid
         (its seam correction). With either, the region is clamped to its exemplar pixels' range.
-    field: optional smooth map (engine.thin_plate, pixels) that motion FIELD_SLOT is instead of its
+    field: optional smooth map (a SmoothMap, pixels) that motion FIELD_SLOT is instead of its
         affine, which then holds the map's affine part (a non-rigid reshape, engine.reshape).
     """
 
@@ -134,7 +138,7 @@ class RegionMotion:
     keypoints_tgt: np.ndarray
     colour_matrix: np.ndarray | None = None
     luma_offset: np.ndarray | None = None
-    field: ThinPlate | None = None
+    field: SmoothMap | None = None
 
 
 # The motion a RegionMotion's field stands for.

@@ -34,8 +34,9 @@ import numpy as np
 
 from .masks import region_box, region_grid, sample_mask
 from .models.alignment import Alignment, align
-from .motion import FIELD_SLOT, IDENTITY, RegionMotion, pixel_to_normalised_affines, points_to_normalised
+from .motion import FIELD_SLOT, IDENTITY, RegionMotion, SmoothMap, pixel_to_normalised_affines, points_to_normalised
 from .outlines import match_outlines, outline
+from .register import register_maps
 from .thin_plate import ThinPlate
 
 RIGID_FIT = 0.95
@@ -64,6 +65,9 @@ def reshaped_motions(
     scale = float(max(height, width))
     candidates: dict[int, _Candidate] = {}
     shifted: dict[int, RegionMotion] = {}
+    rigid: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
+    # regions whose change is no reshape: deleted, new, moved rigidly or only partly hidden
+    settled = set(np.unique(exemplar_labels).tolist()) ^ set(np.unique(target_labels).tolist())
     for region, motion in motions.items():
         source_mask, target_mask = exemplar_labels == region, target_labels == region
         if not source_mask.any() or not target_mask.any() or np.array_equal(source_mask, target_mask):
@@ -71,16 +75,33 @@ def reshaped_motions(
         alignment, samples = align(source_mask, target_mask), _samples(target_mask)
         rigid_fit = _rigid_fit(source_mask, target_mask, alignment, samples)
         if rigid_fit >= RIGID_FIT:
+            settled.add(region)
+            rigid[region] = (source_mask, target_mask, samples, rigid_fit)
             continue
         shift = visible_part_shift(source_mask, target_mask)
         if shift is not None:
             shifted[region] = shifted_motion(motion, shift, target_mask)
+            settled.add(region)
             continue
         found = _candidate(source_mask, target_mask, alignment, samples, rigid_fit)
         if found is not None:
             candidates[region] = found
-    chosen: dict[int, ThinPlate] = {}
-    for group in _touching_groups(target_labels, list(candidates)):
+    chosen: dict[int, SmoothMap] = {}
+    reshaped_together = [r for r in candidates if _trades_with_reshaped(exemplar_labels, target_labels, r, settled)]
+    layout = register_maps(exemplar_labels, target_labels) if reshaped_together else None
+    for region in reshaped_together:
+        if layout is not None and candidates[region].takes_layout(layout):
+            chosen[region] = layout
+    if layout is not None and chosen:
+        # a region that a re-layout only nudges (its affine is RIGID_FIT good) joins the layout
+        # when it trades with layout regions and the map fits it better: no tear at their edges
+        others = settled - set(chosen)
+        for region, (source_mask, target_mask, samples, rigid_fit) in rigid.items():
+            areas = (int(np.count_nonzero(source_mask)), int(np.count_nonzero(target_mask)))
+            if (_trades_with_reshaped(exemplar_labels, target_labels, region, others - {region})
+                    and map_fit(source_mask, samples, areas, layout) > rigid_fit):
+                chosen[region] = layout
+    for group in _touching_groups(target_labels, [r for r in candidates if r not in chosen]):
         own_fits = {r: candidates[r].fit(candidates[r].spline) for r in group}
         if len(group) > 1:
             target = np.concatenate([candidates[r].target for r in group])
@@ -97,9 +118,30 @@ def reshaped_motions(
             candidate = candidates[region]
             if candidate.clearly_better(own_fits[region]) and candidate.unfolded(candidate.spline):
                 chosen[region] = candidate.spline
-    reshaped = {region: field_motion(motions[region], spline, candidates[region].target, candidates[region].source,
-                                     candidates[region].target_mask) for region, spline in chosen.items()}
+    reshaped = {region: field_motion(motions[region], spline, target_labels == region) for region, spline in chosen.items()}
     return {region: reshaped.get(region, shifted.get(region, motion)) for region, motion in motions.items()}
+
+
+def _trades_with_reshaped(exemplar_labels: np.ndarray, target_labels: np.ndarray, region: int, settled: set[int]) -> bool:
+    """Whether most of the pixels that a region gained or lost it traded with regions that
+    are reshaped too, not with `settled` ones. A background around a figure that moved or was
+    deleted only trades with the figure: it stays and is revealed (engine.compose), it is not
+    stretched over the gap by the re-layout's map."""
+    gained = (target_labels == region) & (exemplar_labels != region)
+    lost = (exemplar_labels == region) & (target_labels != region)
+    partners = np.concatenate([exemplar_labels[gained], target_labels[lost]])
+    return partners.size > 0 and not np.isin(partners, list(settled)).mean() >= 0.5
+
+
+def map_fit(source_mask: np.ndarray, samples: np.ndarray, areas: tuple[int, int], field: SmoothMap) -> float:
+    """IoU with the target region of the exemplar region (H, W) bool pulled by `field`, from
+    the target's samples (N, 2) and the two regions' areas (exemplar, target); the pulled
+    region's area from the mean Jacobian determinant."""
+    # a pull past the frame counts as the frame's pixel: a region cut by the frame goes on beyond it
+    height, width = source_mask.shape
+    inside = sample_mask(source_mask, np.clip(field.pull(samples), 0, [width - 1, height - 1])).mean()
+    stretch = np.abs(field.jacobian_determinants(samples[:: max(1, len(samples) // 500)])).mean()
+    return _pulled_iou(inside, *areas, stretch)
 
 
 def _rigid_fit(source_mask: np.ndarray, target_mask: np.ndarray, alignment: Alignment, samples: np.ndarray) -> float:
@@ -197,18 +239,21 @@ class _Candidate:
         self.samples = samples
         self.areas = (int(np.count_nonzero(source_mask)), int(np.count_nonzero(target_mask)))
 
-    def fit(self, spline: ThinPlate) -> float:
-        """IoU of the exemplar region pulled by the spline with the target (at the samples; the
-        pulled region's area from the mean Jacobian determinant)."""
-        inside = sample_mask(self.source_mask, spline.pull(self.samples)).mean()
-        stretch = np.abs(spline.jacobian_determinants(self.samples[:: max(1, len(self.samples) // 500)])).mean()
-        return _pulled_iou(inside, *self.areas, stretch)
+    def fit(self, spline: SmoothMap) -> float:
+        """IoU of the exemplar region pulled by the spline with the target (`map_fit`)."""
+        return map_fit(self.source_mask, self.samples, self.areas, spline)
 
     def clearly_better(self, fit: float) -> bool:
         """Whether a spline's fit leaves at most DENSE_GAIN of the affine's mismatch."""
         return 1.0 - fit <= DENSE_GAIN * (1.0 - self.rigid_fit)
 
-    def unfolded(self, spline: ThinPlate) -> bool:
+    def takes_layout(self, layout: SmoothMap) -> bool:
+        """Whether the re-layout's map explains the region clearly better than its affine and
+        within JOINT_TOLERANCE as well as its own spline, without folding."""
+        fit = self.fit(layout)
+        return self.clearly_better(fit) and fit >= self.fit(self.spline) - JOINT_TOLERANCE and self.unfolded(layout)
+
+    def unfolded(self, spline: SmoothMap) -> bool:
         return bool((spline.jacobian_determinants(self.samples[:: max(1, len(self.samples) // 2000)]) > 0).all())
 
 
@@ -265,12 +310,12 @@ def _touching_groups(labels: np.ndarray, regions: list[int]) -> list[list[int]]:
     return list(groups.values())
 
 
-def field_motion(
-    motion: RegionMotion, spline: ThinPlate, target_points: np.ndarray, source_points: np.ndarray, target_mask: np.ndarray
-) -> RegionMotion:
-    """A region's motion as the spline alone (its affine part in slot FIELD_SLOT, the spline in
-    `field`). The matched outline points (N, 2) target and source are shown as keypoints."""
-    return _one_pull(motion, spline.affine, spline, target_points, source_points, target_mask)
+def field_motion(motion: RegionMotion, field: SmoothMap, target_mask: np.ndarray) -> RegionMotion:
+    """A region's motion as the smooth map alone (its affine part in slot FIELD_SLOT, the map in
+    `field`). Points of the region's outline and where they pull from are shown as keypoints."""
+    points = outline(target_mask, KEYPOINTS_SHOWN)
+    points = np.zeros((0, 2)) if points is None else points
+    return _one_pull(motion, field.affine, field, points, field.pull(points), target_mask)
 
 
 def shifted_motion(motion: RegionMotion, shift: np.ndarray, target_mask: np.ndarray) -> RegionMotion:
@@ -284,7 +329,7 @@ def shifted_motion(motion: RegionMotion, shift: np.ndarray, target_mask: np.ndar
 def _one_pull(
     motion: RegionMotion,
     affine: np.ndarray,
-    field: ThinPlate | None,
+    field: SmoothMap | None,
     target_points: np.ndarray,
     source_points: np.ndarray,
     target_mask: np.ndarray,
