@@ -27,9 +27,9 @@ import numpy as np
 from .grid_map import GridMap
 from .thin_plate import ThinPlate
 
-WORK_SIDE = 160
+WORK_SIDE = 256
 # (knots on the long side, reach as a share of the long side) per level, coarse to fine.
-LEVELS = ((3, 0.12), (6, 0.06), (10, 0.03))
+LEVELS = ((3, 0.12), (6, 0.06), (10, 0.03), (16, 0.015))
 ITERATIONS = 15
 # The bending penalty, per knot, relative to the data term of one pixel per knot.
 STIFFNESS = 1e-4

@@ -65,18 +65,23 @@ def reshaped_motions(
     scale = float(max(height, width))
     candidates: dict[int, _Candidate] = {}
     shifted: dict[int, RegionMotion] = {}
-    rigid: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
-    # regions whose change is no reshape: deleted, new, moved rigidly or only partly hidden
+    # what a region's own motion explains, for the regions that may join a re-layout's map:
+    # (exemplar mask, target samples, areas, the map's fit it must reach)
+    joinable: dict[int, tuple[np.ndarray, np.ndarray, tuple[int, int], float]] = {}
+    # regions whose change is no reshape: deleted, new, moved rigidly or only partly hidden (not
+    # one that stays where it was, which is what a bend's neighbours do)
     settled = set(np.unique(exemplar_labels).tolist()) ^ set(np.unique(target_labels).tolist())
     for region, motion in motions.items():
         source_mask, target_mask = exemplar_labels == region, target_labels == region
         if not source_mask.any() or not target_mask.any() or np.array_equal(source_mask, target_mask):
             continue
         alignment, samples = align(source_mask, target_mask), _samples(target_mask)
-        rigid_fit = _rigid_fit(source_mask, target_mask, alignment, samples)
+        rigid_fit, moved = _rigid_fit(source_mask, target_mask, alignment, samples)
         if rigid_fit >= RIGID_FIT:
-            settled.add(region)
-            rigid[region] = (source_mask, target_mask, samples, rigid_fit)
+            if moved:
+                settled.add(region)
+            areas = (int(np.count_nonzero(source_mask)), int(np.count_nonzero(target_mask)))
+            joinable[region] = (source_mask, samples, areas, rigid_fit - JOINT_TOLERANCE)
             continue
         shift = visible_part_shift(source_mask, target_mask)
         if shift is not None:
@@ -87,21 +92,30 @@ def reshaped_motions(
         if found is not None:
             candidates[region] = found
     chosen: dict[int, SmoothMap] = {}
-    reshaped_together = [r for r in candidates if _trades_with_reshaped(exemplar_labels, target_labels, r, settled)]
+    # a background around a figure that moved or was deleted only trades with the figure: it stays
+    # and is revealed (engine.compose), not stretched over the gap by a map of any kind
+    reshaped_together = [r for r in candidates if _trade_share(exemplar_labels, target_labels, r, settled) < 0.5]
     layout = register_maps(exemplar_labels, target_labels) if reshaped_together else None
-    for region in reshaped_together:
-        if layout is not None and candidates[region].takes_layout(layout):
-            chosen[region] = layout
-    if layout is not None and chosen:
-        # a region that a re-layout only nudges (its affine is RIGID_FIT good) joins the layout
-        # when it trades with layout regions and the map fits it better: no tear at their edges
-        others = settled - set(chosen)
-        for region, (source_mask, target_mask, samples, rigid_fit) in rigid.items():
-            areas = (int(np.count_nonzero(source_mask)), int(np.count_nonzero(target_mask)))
-            if (_trades_with_reshaped(exemplar_labels, target_labels, region, others - {region})
-                    and map_fit(source_mask, samples, areas, layout) > rigid_fit):
-                chosen[region] = layout
-    for group in _touching_groups(target_labels, [r for r in candidates if r not in chosen]):
+    if layout is not None:
+        chosen.update({r: layout for r in reshaped_together if candidates[r].takes_layout(layout)})
+        for region, candidate in candidates.items():
+            if region not in chosen:
+                best = max(candidate.rigid_fit, candidate.fit(candidate.spline))
+                joinable[region] = (candidate.source_mask, candidate.samples, candidate.areas, best - JOINT_TOLERANCE)
+        # The map grows over the regions that trade mostly with its regions and that it explains
+        # about as well as their own motions do (a figure carried along, a neighbour nudged): one
+        # map on both sides of every shared border, so none tears.
+        grew = bool(chosen)
+        while grew:
+            grew = False
+            for region, (source_mask, samples, areas, needed) in list(joinable.items()):
+                if (_trade_share(exemplar_labels, target_labels, region, set(chosen)) >= 0.5
+                        and map_fit(source_mask, samples, areas, layout) >= needed
+                        and _unfolded(layout, samples)):
+                    chosen[region] = layout
+                    del joinable[region]
+                    grew = True
+    for group in _touching_groups(target_labels, [r for r in reshaped_together if r not in chosen]):
         own_fits = {r: candidates[r].fit(candidates[r].spline) for r in group}
         if len(group) > 1:
             target = np.concatenate([candidates[r].target for r in group])
@@ -122,15 +136,13 @@ def reshaped_motions(
     return {region: reshaped.get(region, shifted.get(region, motion)) for region, motion in motions.items()}
 
 
-def _trades_with_reshaped(exemplar_labels: np.ndarray, target_labels: np.ndarray, region: int, settled: set[int]) -> bool:
-    """Whether most of the pixels that a region gained or lost it traded with regions that
-    are reshaped too, not with `settled` ones. A background around a figure that moved or was
-    deleted only trades with the figure: it stays and is revealed (engine.compose), it is not
-    stretched over the gap by the re-layout's map."""
+def _trade_share(exemplar_labels: np.ndarray, target_labels: np.ndarray, region: int, others: set[int]) -> float:
+    """The share of the pixels that a region gained or lost (H, W label maps) that it traded
+    with `others`: gained from them or lost to them."""
     gained = (target_labels == region) & (exemplar_labels != region)
     lost = (exemplar_labels == region) & (target_labels != region)
     partners = np.concatenate([exemplar_labels[gained], target_labels[lost]])
-    return partners.size > 0 and not np.isin(partners, list(settled)).mean() >= 0.5
+    return float(np.isin(partners, list(others)).mean()) if partners.size else 1.0
 
 
 def map_fit(source_mask: np.ndarray, samples: np.ndarray, areas: tuple[int, int], field: SmoothMap) -> float:
@@ -144,15 +156,18 @@ def map_fit(source_mask: np.ndarray, samples: np.ndarray, areas: tuple[int, int]
     return _pulled_iou(inside, *areas, stretch)
 
 
-def _rigid_fit(source_mask: np.ndarray, target_mask: np.ndarray, alignment: Alignment, samples: np.ndarray) -> float:
+def _rigid_fit(
+    source_mask: np.ndarray, target_mask: np.ndarray, alignment: Alignment, samples: np.ndarray
+) -> tuple[float, bool]:
     """IoU with the target of the exemplar region pulled by the alignment's affine or the
-    identity, whichever is better (at the target's samples (N, 2))."""
+    identity, whichever is better (at the target's samples (N, 2)), and whether the affine
+    (a move) gave it."""
     source_area, target_area = int(np.count_nonzero(source_mask)), int(np.count_nonzero(target_mask))
-    best = 0.0
+    fits = []
     for affine in (alignment.moved, IDENTITY):
         inside = sample_mask(source_mask, samples @ affine[:, :2].T + affine[:, 2]).mean()
-        best = max(best, _pulled_iou(inside, source_area, target_area, abs(np.linalg.det(affine[:, :2]))))
-    return best
+        fits.append(_pulled_iou(inside, source_area, target_area, abs(np.linalg.det(affine[:, :2]))))
+    return max(fits), fits[0] > fits[1]
 
 
 def _pulled_iou(inside: float, source_area: int, target_area: int, stretch: float) -> float:
@@ -254,7 +269,12 @@ class _Candidate:
         return self.clearly_better(fit) and fit >= self.fit(self.spline) - JOINT_TOLERANCE and self.unfolded(layout)
 
     def unfolded(self, spline: SmoothMap) -> bool:
-        return bool((spline.jacobian_determinants(self.samples[:: max(1, len(self.samples) // 2000)]) > 0).all())
+        return _unfolded(spline, self.samples)
+
+
+def _unfolded(field: SmoothMap, samples: np.ndarray) -> bool:
+    """Whether the map's Jacobian determinant is positive at (up to 2000 of) the samples (N, 2)."""
+    return bool((field.jacobian_determinants(samples[:: max(1, len(samples) // 2000)]) > 0).all())
 
 
 def _candidate(
