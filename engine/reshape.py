@@ -54,6 +54,10 @@ MAX_CENTRES = 192
 SMOOTHING = 1e-3
 SAMPLES = 6000
 KEYPOINTS_SHOWN = 12
+# A re-layout's map may stretch a region's brushwork at most 1 / MIN_SQUEEZE times over what
+# it gained (`smears`), checked at up to MAX_GAIN_CHECKED pixels.
+MIN_SQUEEZE = 0.33
+MAX_GAIN_CHECKED = 3000
 
 
 def reshaped_motions(
@@ -97,7 +101,8 @@ def reshaped_motions(
     reshaped_together = [r for r in candidates if _trade_share(exemplar_labels, target_labels, r, settled) < 0.5]
     layout = register_maps(exemplar_labels, target_labels) if reshaped_together else None
     if layout is not None:
-        chosen.update({r: layout for r in reshaped_together if candidates[r].takes_layout(layout)})
+        chosen.update({r: layout for r in reshaped_together
+                       if candidates[r].takes_layout(layout) and not smears(layout, exemplar_labels, target_labels, r)})
         for region, candidate in candidates.items():
             if region not in chosen:
                 best = max(candidate.rigid_fit, candidate.fit(candidate.spline))
@@ -111,7 +116,8 @@ def reshaped_motions(
             for region, (source_mask, samples, areas, needed) in list(joinable.items()):
                 if (_trade_share(exemplar_labels, target_labels, region, set(chosen)) >= 0.5
                         and map_fit(source_mask, samples, areas, layout) >= needed
-                        and _unfolded(layout, samples)):
+                        and _unfolded(layout, samples)
+                        and not smears(layout, exemplar_labels, target_labels, region)):
                     chosen[region] = layout
                     del joinable[region]
                     grew = True
@@ -134,6 +140,24 @@ def reshaped_motions(
                 chosen[region] = candidate.spline
     reshaped = {region: field_motion(motions[region], spline, target_labels == region) for region, spline in chosen.items()}
     return {region: reshaped.get(region, shifted.get(region, motion)) for region, motion in motions.items()}
+
+
+def smears(field: SmoothMap, exemplar_labels: np.ndarray, target_labels: np.ndarray, region: int) -> bool:
+    """Whether `field` would stretch a region's exemplar pixels into streaks over what it gained:
+    on a tenth or more of those pixels (up to MAX_GAIN_CHECKED of them) the map squeezes some
+    direction below MIN_SQUEEZE, so a brushstroke comes out more than 1 / MIN_SQUEEZE times as
+    long. That region is better left standing, with what it gained filled (engine.compose)."""
+    rows, cols = np.nonzero((target_labels == region) & (exemplar_labels != region))
+    if rows.size == 0:
+        return False
+    step = max(1, rows.size // MAX_GAIN_CHECKED)
+    points = np.stack([cols[::step], rows[::step]], axis=1).astype(np.float64)
+    half = 0.5
+    along_x = (field.pull(points + [half, 0.0]) - field.pull(points - [half, 0.0])) / (2 * half)
+    along_y = (field.pull(points + [0.0, half]) - field.pull(points - [0.0, half])) / (2 * half)
+    jacobians = np.stack([along_x, along_y], axis=-1)  # (N, 2, 2): columns d/dx, d/dy
+    smallest = np.linalg.svd(jacobians, compute_uv=False)[:, 1]
+    return bool(np.percentile(smallest, 10) < MIN_SQUEEZE)
 
 
 def _trade_share(exemplar_labels: np.ndarray, target_labels: np.ndarray, region: int, others: set[int]) -> float:
