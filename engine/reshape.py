@@ -16,10 +16,20 @@ For each region of an edit:
 3. Otherwise the outlines are matched (engine.outlines, with that affine as the prior) and a
    regularised thin-plate spline (engine.thin_plate) through the matched points carries the
    exemplar region into the target smoothly, interior included.
-4. Continuity. Reshaped regions that touch in the target map are fitted as one spline through
-   all their points, so a shared boundary stays shared (no tear), as long as the joint spline
-   explains each of them within JOINT_TOLERANCE of its own.
-5. The spline replaces the model's motion only when it explains the target clearly better
+4. Re-layout. When some reshaped regions trade their pixels mostly with each other (not with
+   regions that are deleted, new, moved rigidly or hidden: a background around a moved figure
+   only trades with the figure, and is revealed by engine.compose, never stretched), the two
+   label maps are registered as a whole (engine.register) into one smooth map. A reshaped
+   region takes it when it is clearly better than the region's affine and within
+   JOINT_TOLERANCE of its own spline. The map then grows over every region (reshaped, nudged
+   or carried along) that trades mostly with its regions and that it explains within
+   JOINT_TOLERANCE of the region's own motion, so one map lies on both sides of each shared
+   border. A region never takes it where it would stretch the brushwork into streaks over what
+   the region gained (`smears`).
+5. Continuity for the rest. Reshaped regions left that touch in the target map are fitted as
+   one spline through all their points, so a shared boundary stays shared (no tear), as long
+   as the joint spline explains each of them within JOINT_TOLERANCE of its own.
+6. A spline replaces the model's motion only when it explains the target clearly better
    (at most DENSE_GAIN of the affine's mismatch) and does not fold over (its Jacobian
    determinant stays positive over the region). A joined group takes its spline when it is
    clearly better for one member and no worse than the affine for any.
@@ -63,7 +73,7 @@ MAX_GAIN_CHECKED = 3000
 def reshaped_motions(
     exemplar_labels: np.ndarray, target_labels: np.ndarray, motions: dict[int, RegionMotion]
 ) -> dict[int, RegionMotion]:
-    """The motions with every non-rigidly reshaped region's replaced by its spline (see the
+    """The motions with every non-rigidly reshaped region's replaced by its smooth map (see the
     module docstring). Label maps (H, W) int; motions by target region id."""
     height, width = target_labels.shape
     scale = float(max(height, width))
