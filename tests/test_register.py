@@ -90,3 +90,18 @@ def test_a_re_layout_takes_one_map_for_its_touching_regions():
     fields = {region: motion.field for region, motion in motions.items() if motion.field is not None}
     assert len(fields) >= 3
     assert len({id(field) for field in fields.values()}) == 1
+
+
+def test_a_map_that_stretches_what_a_region_gained_into_streaks_smears():
+    from engine.grid_map import GridMap
+    from engine.reshape import smears
+
+    labels = np.zeros((64, 96), np.int32)
+    labels[:, 48:] = 1
+    target = labels.copy()
+    target[:, 30:48] = 0  # region 0 gained a strip
+    squeeze = GridMap.sample(lambda p: np.stack([0.2 * p[:, 0], p[:, 1]], axis=1), 64, 96, 8.0)
+    mild = GridMap.sample(lambda p: np.stack([0.8 * p[:, 0], p[:, 1]], axis=1), 64, 96, 8.0)
+    assert smears(squeeze, labels, target, 0)
+    assert not smears(mild, labels, target, 0)
+    assert not smears(squeeze, labels, target, 1)  # region 1 gained nothing
