@@ -99,7 +99,7 @@ def test_a_map_that_stretches_what_a_region_gained_into_streaks_smears():
     labels = np.zeros((64, 96), np.int32)
     labels[:, 48:] = 1
     target = labels.copy()
-    target[:, 30:48] = 0  # region 0 gained a strip
+    target[:, 48:66] = 0  # region 0 gained a strip
     squeeze = GridMap.sample(lambda p: np.stack([0.2 * p[:, 0], p[:, 1]], axis=1), 64, 96, 8.0)
     mild = GridMap.sample(lambda p: np.stack([0.8 * p[:, 0], p[:, 1]], axis=1), 64, 96, 8.0)
     assert smears(squeeze, labels, target, 0)
