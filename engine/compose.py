@@ -8,6 +8,8 @@ Given each target region's motion (from any model), the result is built in layer
    own exemplar pixel, that pixel is copied as it is.
    A staying region that gained area without being revealed *grows*: its own pixels stay, and
    its motion is laid over what it gained (a neighbour giving way as a layout changes).
+   A region carried by a smooth map (engine.reshape, which checked that the map explains its
+   new outline) moves, unless it is revealed by a deleted region.
 2. Moving regions are transported (engine.blend: their motions, warped and blended at full
    resolution) and laid over, with their edges anti-aliased outward by EDGE_FEATHER. Their
    pixels are warped where their motions land inside their own exemplar region.
@@ -186,7 +188,9 @@ def moving_regions(
             # left standing in front of a gap: what it gained is its own pixels pulled there
             revealed = revealed and (motions[region].field is None or from_deleted)
         stays = _identity_share(motions[region], exemplar_labels == region, target_labels == region) >= STAY_SHARE
-        if not stays and gained and explains[region] and not revealed:
+        if motions[region].field is not None and not revealed:
+            moving.append(region)  # engine.reshape checked that its map explains its new outline
+        elif not stays and gained and explains[region] and not revealed:
             moving.append(region)
         elif not stays and not gained:
             covered = explained[taken_by].mean() if taken_by.size else 1.0
