@@ -25,12 +25,13 @@ import cv2
 import numpy as np
 
 from .grid_map import GridMap
+from .regions import id_counts
 from .thin_plate import ThinPlate
 
 WORK_SIDE = 256
 # (knots on the long side, reach as a share of the long side) per level, coarse to fine.
 LEVELS = ((3, 0.12), (6, 0.06), (10, 0.03), (16, 0.015))
-ITERATIONS = 15
+ITERATIONS = 8
 # The bending penalty, per knot, relative to the data term of one pixel per knot.
 STIFFNESS = 1e-4
 # Levenberg damping, relative to the normal matrix's mean diagonal.
@@ -114,8 +115,10 @@ def register_working(exemplar_labels: np.ndarray, target_labels: np.ndarray, ids
         reach = reach_share * side
         exemplar = soft_channels(exemplar_labels, ids, reach)
         target = soft_channels(target_labels, ids, reach)
-        gradients = [
-            (cv2.Sobel(channel, cv2.CV_32F, 1, 0) / 8.0, cv2.Sobel(channel, cv2.CV_32F, 0, 1) / 8.0) for channel in exemplar
+        # each label's channel with its x and y gradients, sampled together: (h, w, 3) each
+        exemplar_stacks = [
+            np.dstack([channel, cv2.Sobel(channel, cv2.CV_32F, 1, 0) / 8.0, cv2.Sobel(channel, cv2.CV_32F, 0, 1) / 8.0])
+            for channel in exemplar
         ]
         bending = bending_operator(rows, columns)
         penalty = STIFFNESS * (height * width / (rows * columns)) * (bending.T @ bending)
@@ -125,10 +128,9 @@ def register_working(exemplar_labels: np.ndarray, target_labels: np.ndarray, ids
             map_y = ys + (by @ coefficients[..., 1] @ bx.T).astype(np.float32)
             hxx = np.zeros((height, width), np.float32)
             hxy, hyy, bxr, byr = hxx.copy(), hxx.copy(), hxx.copy(), hxx.copy()
-            for channel, (gx, gy), wanted in zip(exemplar, gradients, target):
-                pulled = cv2.remap(channel, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                sx = cv2.remap(gx, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-                sy = cv2.remap(gy, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            for stacked, wanted in zip(exemplar_stacks, target):
+                sampled = cv2.remap(stacked, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+                pulled, sx, sy = sampled[..., 0], sampled[..., 1], sampled[..., 2]
                 residual = pulled - wanted
                 hxx += sx * sx
                 hxy += sx * sy
@@ -156,7 +158,7 @@ def register_maps(exemplar_labels: np.ndarray, target_labels: np.ndarray) -> Gri
     """The smooth pulling map (full-resolution pixels) that carries the exemplar map (H, W) int
     onto the target map (H, W) int (see the module docstring); None when they share no label."""
     height, width = target_labels.shape
-    ids = sorted(set(np.unique(exemplar_labels).tolist()) & set(np.unique(target_labels).tolist()))
+    ids = sorted(set(id_counts(exemplar_labels)[0].tolist()) & set(id_counts(target_labels)[0].tolist()))
     if not ids:
         return None
     shrink = min(1.0, WORK_SIDE / max(height, width))

@@ -46,6 +46,7 @@ from .masks import region_box, region_grid, sample_mask
 from .models.alignment import Alignment, align
 from .motion import FIELD_SLOT, IDENTITY, RegionMotion, SmoothMap, pixel_to_normalised_affines, points_to_normalised
 from .outlines import match_outlines, outline
+from .regions import id_counts
 from .register import register_maps
 from .thin_plate import ThinPlate
 
@@ -84,7 +85,7 @@ def reshaped_motions(
     joinable: dict[int, tuple[np.ndarray, np.ndarray, tuple[int, int], float]] = {}
     # regions whose change is no reshape: deleted, new, moved rigidly or only partly hidden (not
     # one that stays where it was, which is what a bend's neighbours do)
-    settled = set(np.unique(exemplar_labels).tolist()) ^ set(np.unique(target_labels).tolist())
+    settled = set(id_counts(exemplar_labels)[0].tolist()) ^ set(id_counts(target_labels)[0].tolist())
     for region, motion in motions.items():
         source_mask, target_mask = exemplar_labels == region, target_labels == region
         if not source_mask.any() or not target_mask.any() or np.array_equal(source_mask, target_mask):
