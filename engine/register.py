@@ -38,8 +38,14 @@ STIFFNESS = 1e-4
 DAMPING = 1e-3
 FIELD_SAMPLES = 12
 FIELD_SMOOTHING = 1e-4
-# Knots of the full-resolution grid map on the long side.
+# Knots of the full-resolution grid map on the long side of the registered box, at most
+# MAX_GRID_KNOTS on the image's.
 GRID_KNOTS = 48
+MAX_GRID_KNOTS = 256
+# A local edit is registered in the box of its changed pixels grown by this share of its long
+# side, unless that box covers WHOLE_SHARE of the image.
+EDIT_MARGIN = 0.12
+WHOLE_SHARE = 0.5
 
 
 def soft_channels(labels: np.ndarray, ids: list[int], reach: float) -> np.ndarray:
@@ -154,27 +160,59 @@ def register_working(exemplar_labels: np.ndarray, target_labels: np.ndarray, ids
     return u
 
 
+def edit_box(exemplar_labels: np.ndarray, target_labels: np.ndarray) -> tuple[int, int, int, int]:
+    """The part of the image (x0, y0, x1, y1) that a registration needs: the box of the pixels
+    whose label changed, grown by EDIT_MARGIN of its long side, or the whole image when that
+    covers WHOLE_SHARE of it. (H, W) int maps."""
+    height, width = target_labels.shape
+    rows, cols = np.nonzero(exemplar_labels != target_labels)
+    if rows.size == 0:
+        return 0, 0, width, height
+    margin = EDIT_MARGIN * max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
+    x0, y0 = max(0, int(cols.min() - margin)), max(0, int(rows.min() - margin))
+    x1, y1 = min(width, int(np.ceil(cols.max() + 1 + margin))), min(height, int(np.ceil(rows.max() + 1 + margin)))
+    if (x1 - x0) * (y1 - y0) >= WHOLE_SHARE * width * height:
+        return 0, 0, width, height
+    return x0, y0, x1, y1
+
+
 def register_maps(exemplar_labels: np.ndarray, target_labels: np.ndarray) -> GridMap | None:
     """The smooth pulling map (full-resolution pixels) that carries the exemplar map (H, W) int
-    onto the target map (H, W) int (see the module docstring); None when they share no label."""
+    onto the target map (H, W) int (see the module docstring); None when they share no label.
+    A local edit is registered inside its `edit_box` at the full working resolution, and the
+    map is the identity outside it."""
     height, width = target_labels.shape
-    ids = sorted(set(id_counts(exemplar_labels)[0].tolist()) & set(id_counts(target_labels)[0].tolist()))
+    x0, y0, x1, y1 = edit_box(exemplar_labels, target_labels)
+    exemplar_part, target_part = exemplar_labels[y0:y1, x0:x1], target_labels[y0:y1, x0:x1]
+    ids = sorted(set(id_counts(exemplar_part)[0].tolist()) & set(id_counts(target_part)[0].tolist()))
     if not ids:
         return None
-    shrink = min(1.0, WORK_SIDE / max(height, width))
-    size = (max(2, round(width * shrink)), max(2, round(height * shrink)))
-    small_exemplar = cv2.resize(exemplar_labels.astype(np.int32), size, interpolation=cv2.INTER_NEAREST)
-    small_target = cv2.resize(target_labels.astype(np.int32), size, interpolation=cv2.INTER_NEAREST)
+    part_h, part_w = y1 - y0, x1 - x0
+    shrink = min(1.0, WORK_SIDE / max(part_h, part_w))
+    size = (max(2, round(part_w * shrink)), max(2, round(part_h * shrink)))
+    small_exemplar = cv2.resize(exemplar_part.astype(np.int32), size, interpolation=cv2.INTER_NEAREST)
+    small_target = cv2.resize(target_part.astype(np.int32), size, interpolation=cv2.INTER_NEAREST)
     u = register_working(small_exemplar, small_target, ids)
-    # working pixel (i, j) has its centre at full-resolution ((i + 0.5) / s - 0.5, ...)
-    factor_x, factor_y = width / size[0], height / size[1]
+    # working pixel (i, j) has its centre at full-resolution ((i + 0.5) / s - 0.5, ...) in the box
+    factors = np.array([part_w / size[0], part_h / size[1]])
     rows = np.linspace(0, size[1] - 1, FIELD_SAMPLES).round().astype(int)
     cols = np.linspace(0, size[0] - 1, FIELD_SAMPLES).round().astype(int)
     grid_rows, grid_cols = np.meshgrid(rows, cols, indexing="ij")
     small_points = np.stack([grid_cols.ravel(), grid_rows.ravel()], axis=1).astype(np.float64)
     pulled_small = small_points + u[grid_rows.ravel(), grid_cols.ravel()]
-    factors = np.array([factor_x, factor_y])
-    target_points = (small_points + 0.5) * factors - 0.5
-    source_points = (pulled_small + 0.5) * factors - 0.5
+    offset = np.array([x0, y0], np.float64)
+    target_points = (small_points + 0.5) * factors - 0.5 + offset
+    source_points = (pulled_small + 0.5) * factors - 0.5 + offset
+    cell = max(height, width) / GRID_KNOTS
+    if (x1 - x0, y1 - y0) != (width, height):
+        # the identity around the box, at points as far apart as the box's own
+        spacing = max(part_h, part_w) / (FIELD_SAMPLES - 1)
+        ys, xs = np.mgrid[-0.5 : height + spacing : spacing, -0.5 : width + spacing : spacing]
+        around = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        outside = ((around[:, 0] < x0 - spacing / 2) | (around[:, 0] > x1 + spacing / 2)
+                   | (around[:, 1] < y0 - spacing / 2) | (around[:, 1] > y1 + spacing / 2))
+        target_points = np.concatenate([target_points, around[outside]])
+        source_points = np.concatenate([source_points, around[outside]])
+        cell = max(max(part_h, part_w) / GRID_KNOTS, max(height, width) / MAX_GRID_KNOTS)
     spline = ThinPlate.fit(target_points, source_points, float(max(height, width)), FIELD_SMOOTHING)
-    return GridMap.sample(spline.pull, height, width, max(height, width) / GRID_KNOTS)
+    return GridMap.sample(spline.pull, height, width, cell)

@@ -105,3 +105,24 @@ def test_a_map_that_stretches_what_a_region_gained_into_streaks_smears():
     assert smears(squeeze, labels, target, 0)
     assert not smears(mild, labels, target, 0)
     assert not smears(squeeze, labels, target, 1)  # region 1 gained nothing
+
+
+def test_a_local_edit_is_registered_in_its_box_and_left_alone_outside():
+    from engine.register import edit_box
+
+    labels = np.zeros((300, 400), np.int32)
+    labels[200:, :] = 1
+    ys, xs = np.mgrid[0:300, 0:400].astype(np.float64)
+    labels[((xs - 80) / 15) ** 2 + ((ys - 150) / 50) ** 2 < 1] = 2
+    target = labels.copy()
+    target[labels == 2] = 0
+    lean = xs + 0.004 * np.clip(200 - ys, 0, None) ** 2  # the figure leans left, its base fixed
+    target[((lean - 80) / 15) ** 2 + ((ys - 150) / 50) ** 2 < 1] = 2
+    x0, y0, x1, y1 = edit_box(labels, target)
+    assert x1 - x0 < 200 and y1 - y0 < 200
+    found = register_maps(labels, target)
+    assert found is not None
+    far = np.array([[350.0, 50.0], [300.0, 280.0], [390.0, 150.0]])
+    assert np.abs(found.pull(far) - far).max() < 0.5
+    tip = np.array([[80.0 - 0.004 * 90**2, 110.0]])  # where the figure's tip went
+    assert abs(found.pull(tip)[0, 0] - 80.0) < 4.0
