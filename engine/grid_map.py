@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Knots evaluated per call when a map is sampled.
+SAMPLE_CHUNK = 2048
+
 
 def _catmull_rom(positions: np.ndarray, first: float, cell: float, count: int) -> tuple[np.ndarray, np.ndarray]:
     """For 1-D positions (P,): the index (P,) of each one's first knot of four, clipped into
@@ -62,7 +65,9 @@ class GridMap:
         first = (-0.5 - 1.5 * cell, -0.5 - 1.5 * cell)
         ys, xs = np.mgrid[0:rows, 0:columns].astype(np.float64)
         knots = np.stack([first[0] + xs.ravel() * cell, first[1] + ys.ravel() * cell], axis=1)
-        return GridMap(np.asarray(pull(knots), np.float64).reshape(rows, columns, 2), first, float(cell))
+        # a few thousand knots at a time: a spline's pull holds a knots x centres matrix
+        pulled = np.concatenate([pull(knots[start : start + SAMPLE_CHUNK]) for start in range(0, len(knots), SAMPLE_CHUNK)])
+        return GridMap(pulled.astype(np.float64).reshape(rows, columns, 2), first, float(cell))
 
     @property
     def affine(self) -> np.ndarray:

@@ -41,7 +41,7 @@ FIELD_SMOOTHING = 1e-4
 # Knots of the full-resolution grid map on the long side of the registered box, at most
 # MAX_GRID_KNOTS on the image's.
 GRID_KNOTS = 48
-MAX_GRID_KNOTS = 256
+MAX_GRID_KNOTS = 128
 # A local edit is registered in the box of its changed pixels grown by this share of its long
 # side, unless that box covers WHOLE_SHARE of the image.
 EDIT_MARGIN = 0.12

@@ -58,7 +58,10 @@ class ThinPlate:
         system[n:, :n] = system[:n, n:].T
         rhs = np.zeros((n + 3, 2))
         rhs[:n] = source
-        solution = np.linalg.lstsq(system, rhs, rcond=None)[0]
+        try:
+            solution = np.linalg.solve(system, rhs)
+        except np.linalg.LinAlgError:  # points on a line or repeated: the least-squares spline
+            solution = np.linalg.lstsq(system, rhs, rcond=None)[0]
         # affine part back in pixels: source = c + L (z / scale)
         linear = solution[n + 1 :].T / scale
         affine = np.concatenate([linear, solution[n][:, None]], axis=1)
