@@ -89,6 +89,16 @@ def _folder(tmp_path, count=3, corrupt=False):
     return folder
 
 
+def test_quiet_silences_the_summary_and_without_it_the_summary_goes_to_stderr(tmp_path, capsys):
+    folder = _folder(tmp_path, count=2)
+    assert main(["--quiet", "batch", str(folder), "-o", str(tmp_path / "quiet"), "--model", "moments", *_masks(tmp_path)]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.out == "" and quiet.err == ""
+    assert main(["batch", str(folder), "-o", str(tmp_path / "told"), "--model", "moments", *_masks(tmp_path)]) == 0
+    told = capsys.readouterr()
+    assert told.out == "" and "2 of 2 jobs done" in told.err
+
+
 def test_a_corrupt_image_fails_alone(tmp_path, capsys):
     folder = _folder(tmp_path, corrupt=True)
     code = main(["--quiet", "batch", str(folder), "-o", str(tmp_path / "out"), "--model", "moments", *_masks(tmp_path)])

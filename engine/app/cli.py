@@ -427,8 +427,10 @@ def command_batch(args: argparse.Namespace) -> None:
     failed = [r for r in results if r["status"] != "done"]
     if source.suffix.lower() == ".ora":
         placed = batch.assemble_ora(source, args.output, jobs, results, args.replace, mirror=args.together)
-        print(f"wrote {args.output}: {placed} manipulated layer(s)")
-    print(f"{len(results) - len(failed)} of {len(results)} jobs done; reports in {reports}")
+        if not args.quiet:
+            print(f"wrote {args.output}: {placed} manipulated layer(s)", file=sys.stderr)
+    if not args.quiet:  # like every other command: what was written goes to stderr, --quiet silences it
+        print(f"{len(results) - len(failed)} of {len(results)} jobs done; reports in {reports}", file=sys.stderr)
     if failed:
         raise BatchFailures(f"{len(failed)} of {len(results)} jobs failed (first: {failed[0]['id']}: {failed[0]['error']})")
 
