@@ -56,7 +56,9 @@ def soft_channels(labels: np.ndarray, ids: list[int], reach: float) -> np.ndarra
         inside = (labels == region).astype(np.uint8)
         distance_in = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
         distance_out = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
-        channels[index] = np.tanh((distance_in - distance_out) / reach)
+        # a label that fills the map (or is absent) has no boundary: OpenCV's distances are then huge
+        signed = np.clip(distance_in - distance_out, -20.0 * reach, 20.0 * reach)
+        channels[index] = np.tanh(signed / reach)
     return channels
 
 

@@ -51,6 +51,16 @@ def test_the_soft_channels_are_signed_and_bounded():
     assert (channels[1][labels == 3] > 0).all() and (channels[1][labels != 3] <= 0).all()
 
 
+def test_a_label_that_fills_the_map_or_is_absent_is_saturated_without_overflow():
+    import warnings
+
+    labels = np.zeros((20, 30), np.int32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        channels = soft_channels(labels, [0, 1], reach=0.5)
+    assert (channels[0] == 1.0).all() and (channels[1] == -1.0).all()
+
+
 def test_the_bases_and_the_bending_operator():
     basis = bilinear_basis(50, 6)
     np.testing.assert_allclose(basis.sum(axis=1), 1.0)
