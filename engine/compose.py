@@ -8,8 +8,8 @@ Given each target region's motion (from any model), the result is built in layer
    own exemplar pixel, that pixel is copied as it is.
    A staying region that gained area without being revealed *grows*: its own pixels stay, and
    its motion is laid over what it gained (a neighbour giving way as a layout changes).
-   A region carried by a smooth map (engine.reshape, which checked that the map explains its
-   new outline) moves, unless it is revealed by a deleted region.
+   A region carried by a re-layout's map (engine.reshape, which checked that the map explains
+   its new outline) moves with its neighbours, unless it is revealed by a deleted region.
 2. Moving regions are transported (engine.blend: their motions, warped and blended at full
    resolution) and laid over, with their edges anti-aliased outward by EDGE_FEATHER. Their
    pixels are warped where their motions land inside their own exemplar region.
@@ -48,7 +48,7 @@ from .blend import (
 )
 from .fill import fill_vacated, nearest_pixel
 from .masks import bounding_box, feathered_mask, region_box, region_interior
-from .motion import RegionMotion, normalised_to_pixel_affines
+from .motion import RegionMotion, carried_by_layout, normalised_to_pixel_affines
 from .replay import SHIFT_STEPS, SolvedEdit, unchanged
 from .threads import thread_count
 
@@ -186,10 +186,10 @@ def moving_regions(
             revealed = from_deleted or (mostly_old and (keeps_place or only_covered) and left[given_by].mean() >= 0.5)
             # a region carried by a smooth map (engine.reshape) is reshaped with its neighbours, not
             # left standing in front of a gap: what it gained is its own pixels pulled there
-            revealed = revealed and (motions[region].field is None or from_deleted)
+            revealed = revealed and (not carried_by_layout(motions[region]) or from_deleted)
         stays = _identity_share(motions[region], exemplar_labels == region, target_labels == region) >= STAY_SHARE
-        if motions[region].field is not None and not revealed:
-            moving.append(region)  # engine.reshape checked that its map explains its new outline
+        if carried_by_layout(motions[region]) and not revealed:
+            moving.append(region)  # engine.reshape checked that the map explains its new outline
         elif not stays and gained and explains[region] and not revealed:
             moving.append(region)
         elif not stays and not gained:

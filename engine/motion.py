@@ -141,6 +141,12 @@ class RegionMotion:
     field: SmoothMap | None = None
 
 
+def carried_by_layout(motion: RegionMotion) -> bool:
+    """Whether a region is carried by a re-layout's map (engine.register, sampled as a GridMap),
+    which moves it with its neighbours, rather than by its own spline or affines."""
+    return isinstance(motion.field, GridMap)
+
+
 # The motion a RegionMotion's field stands for.
 FIELD_SLOT = 1
 

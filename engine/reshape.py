@@ -25,7 +25,8 @@ For each region of an edit:
    or carried along) that trades mostly with its regions and that it explains within
    JOINT_TOLERANCE of the region's own motion, so one map lies on both sides of each shared
    border. A region never takes it where it would stretch the brushwork into streaks over what
-   the region gained (`smears`).
+   the region gained (`smears`). Regions that do not take it go on to steps 5 and 6; engine.compose
+   moves a region with the re-layout's map, and treats a region's own spline as before.
 5. Continuity for the rest. Reshaped regions left that touch in the target map are fitted as
    one spline through all their points, so a shared boundary stays shared (no tear), as long
    as the joint spline explains each of them within JOINT_TOLERANCE of its own.
@@ -108,7 +109,7 @@ def reshaped_motions(
             candidates[region] = found
     chosen: dict[int, SmoothMap] = {}
     # a background around a figure that moved or was deleted only trades with the figure: it stays
-    # and is revealed (engine.compose), not stretched over the gap by a map of any kind
+    # and is revealed (engine.compose), not stretched over the gap by the re-layout's map
     reshaped_together = [r for r in candidates if _trade_share(exemplar_labels, target_labels, r, settled) < 0.5]
     layout = register_maps(exemplar_labels, target_labels) if reshaped_together else None
     if layout is not None:
@@ -132,7 +133,7 @@ def reshaped_motions(
                     chosen[region] = layout
                     del joinable[region]
                     grew = True
-    for group in _touching_groups(target_labels, [r for r in reshaped_together if r not in chosen]):
+    for group in _touching_groups(target_labels, [r for r in candidates if r not in chosen]):
         own_fits = {r: candidates[r].fit(candidates[r].spline) for r in group}
         if len(group) > 1:
             target = np.concatenate([candidates[r].target for r in group])
