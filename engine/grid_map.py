@@ -14,8 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+
+from .thin_plate import central_jacobians, jacobian_determinants
 
 # Knots evaluated per call when a map is sampled.
 SAMPLE_CHUNK = 2048
@@ -69,9 +72,10 @@ class GridMap:
         pulled = np.concatenate([pull(knots[start : start + SAMPLE_CHUNK]) for start in range(0, len(knots), SAMPLE_CHUNK)])
         return GridMap(pulled.astype(np.float64).reshape(rows, columns, 2), first, float(cell))
 
-    @property
+    @cached_property
     def affine(self) -> np.ndarray:
-        """The least-squares affine (2, 3) pixels of the knots' pulls: the map's affine part."""
+        """The least-squares affine (2, 3) pixels of the knots' pulls: the map's affine part
+        (found once: every region a re-layout's map carries asks for it)."""
         rows, columns = self.pulled.shape[:2]
         ys, xs = np.mgrid[0:rows, 0:columns].astype(np.float64)
         knots = np.stack([self.first[0] + xs.ravel() * self.cell, self.first[1] + ys.ravel() * self.cell, np.ones(xs.size)], 1)
@@ -101,7 +105,4 @@ class GridMap:
 
     def jacobian_determinants(self, points: np.ndarray, step: float = 0.5) -> np.ndarray:
         """det dT/dz at pixel points (P, 2), by central differences `step` pixels wide -> (P,)."""
-        dx, dy = np.array([step, 0.0]), np.array([0.0, step])
-        ddx = (self.pull(points + dx) - self.pull(points - dx)) / (2 * step)
-        ddy = (self.pull(points + dy) - self.pull(points - dy)) / (2 * step)
-        return ddx[:, 0] * ddy[:, 1] - ddx[:, 1] * ddy[:, 0]
+        return jacobian_determinants(central_jacobians(self.pull, points, step))

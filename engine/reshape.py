@@ -39,6 +39,7 @@ For each region of an edit:
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -49,7 +50,7 @@ from .motion import FIELD_SLOT, IDENTITY, RegionMotion, SmoothMap, pixel_to_norm
 from .outlines import match_outlines, outline
 from .regions import id_counts
 from .register import register_maps
-from .thin_plate import ThinPlate
+from .thin_plate import ThinPlate, central_jacobians
 
 RIGID_FIT = 0.95
 HIDDEN = 0.985
@@ -108,16 +109,17 @@ def reshaped_motions(
         if found is not None:
             candidates[region] = found
     chosen: dict[int, SmoothMap] = {}
+    trades = Trades(exemplar_labels, target_labels)
     # a background around a figure that moved or was deleted only trades with the figure: it stays
     # and is revealed (engine.compose), not stretched over the gap by the re-layout's map
-    reshaped_together = [r for r in candidates if _trade_share(exemplar_labels, target_labels, r, settled) < 0.5]
+    reshaped_together = [r for r in candidates if trades.share(r, settled) < 0.5]
     layout = register_maps(exemplar_labels, target_labels) if reshaped_together else None
     if layout is not None:
         chosen.update({r: layout for r in reshaped_together
-                       if candidates[r].takes_layout(layout) and not smears(layout, exemplar_labels, target_labels, r)})
+                       if candidates[r].takes_layout(layout) and not smears(layout, trades.gained(r))})
         for region, candidate in candidates.items():
             if region not in chosen:
-                best = max(candidate.rigid_fit, candidate.fit(candidate.spline))
+                best = max(candidate.rigid_fit, candidate.own_fit)
                 joinable[region] = (candidate.source_mask, candidate.samples, candidate.areas, best - JOINT_TOLERANCE)
         # The map grows over the regions that trade mostly with its regions and that it explains
         # about as well as their own motions do (a figure carried along, a neighbour nudged): one
@@ -126,15 +128,15 @@ def reshaped_motions(
         while grew:
             grew = False
             for region, (source_mask, samples, areas, needed) in list(joinable.items()):
-                if (_trade_share(exemplar_labels, target_labels, region, set(chosen)) >= 0.5
+                if (trades.share(region, set(chosen)) >= 0.5
                         and map_fit(source_mask, samples, areas, layout) >= needed
                         and _unfolded(layout, samples)
-                        and not smears(layout, exemplar_labels, target_labels, region)):
+                        and not smears(layout, trades.gained(region))):
                     chosen[region] = layout
                     del joinable[region]
                     grew = True
     for group in _touching_groups(target_labels, [r for r in candidates if r not in chosen]):
-        own_fits = {r: candidates[r].fit(candidates[r].spline) for r in group}
+        own_fits = {r: candidates[r].own_fit for r in group}
         if len(group) > 1:
             target = np.concatenate([candidates[r].target for r in group])
             source = np.concatenate([candidates[r].source for r in group])
@@ -154,31 +156,38 @@ def reshaped_motions(
     return {region: reshaped.get(region, shifted.get(region, motion)) for region, motion in motions.items()}
 
 
-def smears(field: SmoothMap, exemplar_labels: np.ndarray, target_labels: np.ndarray, region: int) -> bool:
-    """Whether `field` would stretch a region's exemplar pixels into streaks over what it gained:
-    on a tenth or more of those pixels (up to MAX_GAIN_CHECKED of them) the map squeezes some
-    direction below MIN_SQUEEZE, so a brushstroke comes out more than 1 / MIN_SQUEEZE times as
-    long. That region is better left standing, with what it gained filled (engine.compose)."""
-    rows, cols = np.nonzero((target_labels == region) & (exemplar_labels != region))
-    if rows.size == 0:
+def smears(field: SmoothMap, gained: np.ndarray) -> bool:
+    """Whether `field` would stretch a region's exemplar pixels into streaks over the pixel
+    points (N, 2) it gained (`Trades.gained`): on a tenth or more of them (up to
+    MAX_GAIN_CHECKED) the map squeezes some direction below MIN_SQUEEZE, so a brushstroke comes
+    out more than 1 / MIN_SQUEEZE times as long. That region is better left standing, with what
+    it gained filled (engine.compose)."""
+    if len(gained) == 0:
         return False
-    step = max(1, rows.size // MAX_GAIN_CHECKED)
-    points = np.stack([cols[::step], rows[::step]], axis=1).astype(np.float64)
-    half = 0.5
-    along_x = (field.pull(points + [half, 0.0]) - field.pull(points - [half, 0.0])) / (2 * half)
-    along_y = (field.pull(points + [0.0, half]) - field.pull(points - [0.0, half])) / (2 * half)
-    jacobians = np.stack([along_x, along_y], axis=-1)  # (N, 2, 2): columns d/dx, d/dy
-    smallest = np.linalg.svd(jacobians, compute_uv=False)[:, 1]
+    points = gained[:: max(1, len(gained) // MAX_GAIN_CHECKED)]
+    smallest = np.linalg.svd(central_jacobians(field.pull, points), compute_uv=False)[:, 1]
     return bool(np.percentile(smallest, 10) < MIN_SQUEEZE)
 
 
-def _trade_share(exemplar_labels: np.ndarray, target_labels: np.ndarray, region: int, others: set[int]) -> float:
-    """The share of the pixels that a region gained or lost (H, W label maps) that it traded
-    with `others`: gained from them or lost to them."""
-    gained = (target_labels == region) & (exemplar_labels != region)
-    lost = (exemplar_labels == region) & (target_labels != region)
-    partners = np.concatenate([exemplar_labels[gained], target_labels[lost]])
-    return float(np.isin(partners, list(others)).mean()) if partners.size else 1.0
+class Trades:
+    """The pixels whose label changed between two (H, W) label maps, found once: where each is
+    and which region it went from (lost_by) and to (gained_by)."""
+
+    def __init__(self, exemplar_labels: np.ndarray, target_labels: np.ndarray):
+        self.rows, self.cols = np.nonzero(exemplar_labels != target_labels)
+        self.lost_by = exemplar_labels[self.rows, self.cols]
+        self.gained_by = target_labels[self.rows, self.cols]
+
+    def share(self, region: int, others: set[int]) -> float:
+        """The share of the pixels a region gained or lost that it traded with `others`: gained
+        from them or lost to them (1 when it traded none)."""
+        partners = np.concatenate([self.lost_by[self.gained_by == region], self.gained_by[self.lost_by == region]])
+        return float(np.isin(partners, list(others)).mean()) if partners.size else 1.0
+
+    def gained(self, region: int) -> np.ndarray:
+        """The pixel points (N, 2) x, y that a region gained, row by row."""
+        pick = self.gained_by == region
+        return np.stack([self.cols[pick], self.rows[pick]], axis=1).astype(np.float64)
 
 
 def map_fit(source_mask: np.ndarray, samples: np.ndarray, areas: tuple[int, int], field: SmoothMap) -> float:
@@ -294,6 +303,11 @@ class _Candidate:
         """IoU of the exemplar region pulled by the spline with the target (`map_fit`)."""
         return map_fit(self.source_mask, self.samples, self.areas, spline)
 
+    @cached_property
+    def own_fit(self) -> float:
+        """The fit of the region's own spline (asked for by the re-layout and the joint fits)."""
+        return self.fit(self.spline)
+
     def clearly_better(self, fit: float) -> bool:
         """Whether a spline's fit leaves at most DENSE_GAIN of the affine's mismatch."""
         return 1.0 - fit <= DENSE_GAIN * (1.0 - self.rigid_fit)
@@ -302,7 +316,7 @@ class _Candidate:
         """Whether the re-layout's map explains the region clearly better than its affine and
         within JOINT_TOLERANCE as well as its own spline, without folding."""
         fit = self.fit(layout)
-        return self.clearly_better(fit) and fit >= self.fit(self.spline) - JOINT_TOLERANCE and self.unfolded(layout)
+        return self.clearly_better(fit) and fit >= self.own_fit - JOINT_TOLERANCE and self.unfolded(layout)
 
     def unfolded(self, spline: SmoothMap) -> bool:
         return _unfolded(spline, self.samples)

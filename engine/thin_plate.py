@@ -16,6 +16,7 @@ long side) inside the kernel so the fit is conditioned the same at every resolut
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +109,18 @@ class ThinPlate:
     def jacobian_determinants(self, points: np.ndarray, step: float = 0.5) -> np.ndarray:
         """det dT/dz at pixel points (P, 2), by central differences `step` pixels wide -> (P,).
         Positive everywhere means the map does not fold over."""
-        dx, dy = np.array([step, 0.0]), np.array([0.0, step])
-        ddx = (self.pull(points + dx) - self.pull(points - dx)) / (2 * step)
-        ddy = (self.pull(points + dy) - self.pull(points - dy)) / (2 * step)
-        return ddx[:, 0] * ddy[:, 1] - ddx[:, 1] * ddy[:, 0]
+        return jacobian_determinants(central_jacobians(self.pull, points, step))
+
+
+def central_jacobians(pull: Callable[[np.ndarray], np.ndarray], points: np.ndarray, step: float = 0.5) -> np.ndarray:
+    """dT/dz of a pulling map T (pixel points (P, 2) -> (P, 2)) at points (P, 2), by central
+    differences `step` pixels wide -> (P, 2, 2), columns d/dx and d/dy."""
+    dx, dy = np.array([step, 0.0]), np.array([0.0, step])
+    along_x = (pull(points + dx) - pull(points - dx)) / (2 * step)
+    along_y = (pull(points + dy) - pull(points - dy)) / (2 * step)
+    return np.stack([along_x, along_y], axis=-1)
+
+
+def jacobian_determinants(jacobians: np.ndarray) -> np.ndarray:
+    """det of Jacobians (P, 2, 2) -> (P,)."""
+    return jacobians[:, 0, 0] * jacobians[:, 1, 1] - jacobians[:, 1, 0] * jacobians[:, 0, 1]

@@ -104,7 +104,7 @@ def test_a_re_layout_takes_one_map_for_its_touching_regions():
 
 def test_a_map_that_stretches_what_a_region_gained_into_streaks_smears():
     from engine.grid_map import GridMap
-    from engine.reshape import smears
+    from engine.reshape import Trades, smears
 
     labels = np.zeros((64, 96), np.int32)
     labels[:, 48:] = 1
@@ -112,9 +112,10 @@ def test_a_map_that_stretches_what_a_region_gained_into_streaks_smears():
     target[:, 48:66] = 0  # region 0 gained a strip
     squeeze = GridMap.sample(lambda p: np.stack([0.2 * p[:, 0], p[:, 1]], axis=1), 64, 96, 8.0)
     mild = GridMap.sample(lambda p: np.stack([0.8 * p[:, 0], p[:, 1]], axis=1), 64, 96, 8.0)
-    assert smears(squeeze, labels, target, 0)
-    assert not smears(mild, labels, target, 0)
-    assert not smears(squeeze, labels, target, 1)  # region 1 gained nothing
+    trades = Trades(labels, target)
+    assert smears(squeeze, trades.gained(0))
+    assert not smears(mild, trades.gained(0))
+    assert not smears(squeeze, trades.gained(1))  # region 1 gained nothing
 
 
 def test_a_local_edit_is_registered_in_its_box_and_left_alone_outside():
@@ -136,3 +137,17 @@ def test_a_local_edit_is_registered_in_its_box_and_left_alone_outside():
     assert np.abs(found.pull(far) - far).max() < 0.5
     tip = np.array([[80.0 - 0.004 * 90**2, 110.0]])  # where the figure's tip went
     assert abs(found.pull(tip)[0, 0] - 80.0) < 4.0
+
+
+def test_trades_say_whom_a_region_traded_pixels_with():
+    from engine.reshape import Trades
+
+    labels = np.zeros((4, 6), np.int32)
+    labels[:, 3:] = 1
+    target = labels.copy()
+    target[0, 3] = 0  # region 0 took one pixel from 1
+    target[3, 0:2] = 2  # and lost two to a new region 2
+    trades = Trades(labels, target)
+    assert trades.share(0, {1}) == 1 / 3 and trades.share(0, {2}) == 2 / 3
+    assert trades.share(5, {1}) == 1.0  # traded nothing
+    np.testing.assert_array_equal(trades.gained(0), [[3.0, 0.0]])
