@@ -25,9 +25,13 @@ completion (Wexler et al. 2007) with a PatchMatch search (Barnes et al. 2009), c
 4. Joins: the difference between what the fill would put just outside the hole and what the
    painting has there is spread smoothly over the hole (a pull-push membrane, as in mean-value
    cloning, Farbman et al. 2009), at the working resolution, and added at full resolution.
+5. Seams: where two copied patches meet with a step that neither source's own brushwork
+   explains (across a smooth gradient), the step is spread out by a screened Poisson solve at
+   full resolution (engine.stitch); seams inside textured brushwork are left as copied.
 
-The search and the vote are compiled (numba), the rest is numpy and OpenCV; the cost is linear
-in the hole's working pixels.
+The search, the vote and the stitching solve are compiled (numba), the rest is numpy and
+OpenCV; the cost is linear in the hole's working pixels (the stitching: in its full-resolution
+pixels).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import numpy as np
 
 from . import patchmatch
 from .regions import resize_labels
+from .stitch import stitch
 from .threads import thread_count
 
 # Long side of the working image the search runs on; finer detail comes from the shift map.
@@ -110,6 +115,7 @@ def fill_vacated(
     )
     correction = _membrane(work, field)
     colours += _sample_bilinear(correction, rows, cols, (work_h / height, work_w / width))
+    colours = stitch(image, rows, cols, target_labels, colours, source_y, source_x, exemplar)
     # the membrane may not leave the painting's own range (the working exemplar's, cheap to find)
     np.clip(colours, work.exemplar.min(axis=(0, 1)), work.exemplar.max(axis=(0, 1)), out=colours)
     return Fill(rows, cols, colours.astype(np.float32), source_x, source_y)
