@@ -43,7 +43,7 @@ import numpy as np
 
 from . import patchmatch
 from .regions import resize_labels
-from .stitch import stitch
+from .stitch import image_sampler, stitch
 from .threads import thread_count
 
 # Long side of the working image the search runs on; finer detail comes from the shift map.
@@ -115,7 +115,8 @@ def fill_vacated(
     )
     correction = _membrane(work, field)
     colours += _sample_bilinear(correction, rows, cols, (work_h / height, work_w / width))
-    colours = stitch(image, rows, cols, target_labels, colours, source_y, source_x, exemplar)
+    colours = stitch(hole.shape, rows, cols, colours, source_y, source_x, image_sampler(target_labels),
+                     image_sampler(image), image_sampler(exemplar))
     # the membrane may not leave the painting's own range (the working exemplar's, cheap to find)
     np.clip(colours, work.exemplar.min(axis=(0, 1)), work.exemplar.max(axis=(0, 1)), out=colours)
     return Fill(rows, cols, colours.astype(np.float32), source_x, source_y)

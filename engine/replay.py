@@ -14,11 +14,12 @@ same manipulation without solving again:
   moved 1-px line stays a crisp 1-px line (bilinear at a pixel centre is that pixel).
 - `base` is the layer's own pixel, or at a filled pixel the layer at the fill's source pixel
   (the same source in every layer) plus a tone correction made from *this* layer's own pixels
-  around the hole (the same pull-push membrane as engine.fill, at its working resolution).
+  around the hole (the same pull-push membrane as engine.fill, at its working resolution),
+  with the seams that this layer shows stitched as engine.fill stitches them (engine.stitch).
 - Layers with alpha are sampled premultiplied, so alpha moves with the colour and transparent
   places stay transparent.
 
-Everything but the tone correction is linear in the layer: replaying on layers that sum to a
+Everything but the tone correction and the stitching is linear in the layer: replaying on layers that sum to a
 picture gives results that sum to the replay on that picture. A learned model's blend of
 several motions and its texture guidance are not replayed (each pixel takes its dominant
 motion): on its own solving image a replay is within a few levels of the direct result there
@@ -42,6 +43,7 @@ from .errors import InputError
 from .fill import REMAP_ROW, WORK_SIDE, nearest_pixel, pull_push
 from .io.files import write_bytes_atomically
 from .masks import bounding_box
+from .stitch import stitch
 
 FORMAT = "simnet-solved-edit"
 VERSION = 1
@@ -259,7 +261,9 @@ def apply(solved: SolvedEdit, pixels: np.ndarray) -> np.ndarray:
     if plan.hole.size:
         tone, low, high = _tone_correction(plan, flat, composed, premultiply)
         hole_alpha = plan.alpha[plan.hole]
-        corrected = composed[plan.hole] + tone * (1.0 - hole_alpha)
+        hole_base = base[plan.hole]
+        stitched = _stitched(solved, plan, flat, composed, hole_base + tone, premultiply)
+        corrected = composed[plan.hole] + (stitched - hole_base) * (1.0 - hole_alpha)
         # the membrane may not leave the range of the pixels it mixes, as in engine.fill
         low, high = np.minimum(low, base[plan.hole].min(axis=0)), np.maximum(high, base[plan.hole].max(axis=0))
         composed[plan.hole] = np.clip(corrected, low, high)
@@ -267,6 +271,36 @@ def apply(solved: SolvedEdit, pixels: np.ndarray) -> np.ndarray:
         raise InputError("the layer holds NaN or infinite values")
     result.reshape(height * width, channels)[plan.targets] = _straight(composed) if premultiply else composed
     return result
+
+
+def _stitched(solved: SolvedEdit, plan: _Plan, flat: np.ndarray, composed: np.ndarray, colours: np.ndarray,
+              premultiply: bool) -> np.ndarray:
+    """The hole's base colours (N, C) with this layer's seams stitched as engine.fill stitches
+    them (engine.stitch): its known pixels are the replayed result around the hole, its sources
+    the fill's."""
+    height, width = solved.shape
+    x0, y0 = solved.box[:2]
+    box_h, box_w = solved.labels.shape
+    rows, cols = np.divmod(plan.targets[plan.hole], width)
+    source_y, source_x = np.divmod(plan.bases[plan.hole], width)
+
+    def label_at(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        r, c = y - y0, x - x0
+        inside = (r >= 0) & (r < box_h) & (c >= 0) & (c < box_w)
+        labels = np.full(y.shape, -1, np.int64)  # outside the box: not joined
+        labels[inside] = solved.labels[r[inside], c[inside]]
+        return labels
+
+    def picture_at(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        wanted = y * width + x
+        values = _gather(flat, wanted, premultiply)
+        at = np.minimum(np.searchsorted(plan.targets, wanted), plan.targets.size - 1)  # targets are sorted
+        replayed = plan.targets[at] == wanted
+        values[replayed] = composed[at[replayed]]
+        return values
+
+    return stitch((height, width), rows, cols, colours, source_y, source_x, label_at, picture_at,
+                  lambda y, x: _gather(flat, y * width + x, premultiply), 3 if premultiply else None)
 
 
 def _gather(flat: np.ndarray, indices: np.ndarray, premultiply: bool) -> np.ndarray:

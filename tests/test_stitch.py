@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.stitch import stitch
+from engine.stitch import image_sampler
+from engine.stitch import stitch as stitch_samplers
+
+
+def stitch(image, rows, cols, labels, colours, source_y, source_x, exemplar):
+    """engine.stitch.stitch over whole arrays (the fill's own use)."""
+    return stitch_samplers(labels.shape, rows, cols, colours, source_y, source_x, image_sampler(labels),
+                           image_sampler(image), image_sampler(exemplar))
 
 
 def _ramp(height: int, width: int) -> np.ndarray:
@@ -90,3 +97,33 @@ def test_a_region_no_known_pixel_touches_keeps_its_tone():
     out = stitch(image, rows, cols, labels, copied, rows, cols, image)
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out.mean(axis=0), 0.7, atol=0.02)
+
+
+def test_a_picture_at_half_strength_gives_half_the_result():
+    rng = np.random.default_rng(2)
+    image = _ramp(48, 48) + 0.05 * rng.random((48, 48, 3)).astype(np.float32)
+    hole = _square(48, 48, 12, 12, 24)
+    rows, cols = np.nonzero(hole)
+    source_y = np.where(cols < 24, rows - 10, rows + 10)
+    source_x = cols + rng.integers(-2, 3, rows.size)
+    labels = np.zeros((48, 48), np.int32)
+    full = stitch(image, rows, cols, labels, image[source_y, source_x], source_y, source_x, image)
+    half = stitch(0.5 * image, rows, cols, labels, 0.5 * image[source_y, source_x], source_y, source_x, 0.5 * image)
+    np.testing.assert_allclose(half, 0.5 * full, atol=1e-5)
+
+
+def test_ink_beside_a_transparent_fill_is_not_pulled_into_it():
+    """Premultiplied RGBA line art: a black line just left of the hole, the fill's sources
+    transparent. Joined by alpha, the hole stays transparent; joined as plain colour, the line
+    would be pulled into it."""
+    picture = np.zeros((32, 32, 4), np.float32)
+    picture[:, 7] = (0.0, 0.0, 0.0, 1.0)
+    hole = _square(32, 32, 8, 8, 16)
+    rows, cols = np.nonzero(hole)
+    source_y, source_x = rows, cols + 8  # transparent paper
+    labels = np.zeros((32, 32), np.int32)
+    copied = picture[source_y, source_x]
+    args = ((32, 32), rows, cols, copied, source_y, source_x, image_sampler(labels), image_sampler(picture),
+            image_sampler(picture))
+    assert np.abs(stitch_samplers(*args, alpha=3)).max() < 1e-6
+    assert stitch_samplers(*args)[:, 3].max() > 0.1
