@@ -35,6 +35,9 @@ class LossWeights:
     # Entropy of the per-pixel motion weights inside the target: a blend of shifted copies blurs,
     # a choice does not.
     sharpness: float = 0.2
+    # The blended motion against the exact field of a synthetic edit (mean normalised distance
+    # where the truth holds): supervises G_KP's keypoints and Jacobians and G_A's choice directly.
+    field: float = 20.0
 
 
 @dataclass(frozen=True)

@@ -110,9 +110,11 @@ def _load_one(path: Path, log) -> Artwork:
 class Batch:
     """Numpy arrays, channels first: exemplar (B, 3, S, S), source/target masks (B, 1, S, S),
     truth (B, 3, S, S), truth_weight (B, 1, S, S) (where the truth is exact: 0 for reference
-    pairs and where the warp samples outside the crop), kinds (B,) indices into PAIR_KINDS, and
+    pairs and where the warp samples outside the crop), kinds (B,) indices into PAIR_KINDS,
     prior (B, 2, 3): the baseline's alignment of each pair (normalised pulling affine), as the
-    engine computes it at inference."""
+    engine computes it at inference, and the exact pulling field (B, 2, S, S) (normalised
+    exemplar x, y of every target pixel, grid_sample's convention) with where it holds,
+    field_weight (B, 1, S, S) (the truth's weight: 0 for reference pairs)."""
 
     exemplar: np.ndarray
     source_mask: np.ndarray
@@ -121,6 +123,8 @@ class Batch:
     truth_weight: np.ndarray
     kinds: np.ndarray
     prior: np.ndarray
+    field: np.ndarray
+    field_weight: np.ndarray
 
 
 class PairSampler:
@@ -133,7 +137,7 @@ class PairSampler:
 
     def batch(self, count: int) -> Batch:
         items = [self.pair() for _ in range(count)]
-        return Batch(*(np.stack([item[i] for item in items]) for i in range(7)))
+        return Batch(*(np.stack([item[i] for item in items]) for i in range(9)))
 
     def pair(self):
         rng, s = self.rng, self.size
@@ -145,6 +149,8 @@ class PairSampler:
         region = int(rng.choice(regions))
         source = (labels == region).astype(np.float32)
         kind = int(rng.choice(len(PAIR_KINDS), p=PAIR_ODDS))
+        ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
+        field = np.stack([xs, ys], axis=-1)  # the identity, in pixels
         if kind == 1:
             target, truth, weight = source, pixels, source
         elif kind == 2 and regions.size > 1:
@@ -167,6 +173,7 @@ class PairSampler:
             weight = target * inside
             if target.sum() < 4:  # warped out of the crop: fall back to staying put
                 kind, target, truth, weight = 1, source, pixels, source
+                field = np.stack([xs, ys], axis=-1)
         return (
             pixels.transpose(2, 0, 1),
             source[None],
@@ -175,6 +182,8 @@ class PairSampler:
             weight[None].astype(np.float32),
             np.int64(kind),
             prior_affine(source > 0.5, target > 0.5),
+            ((2.0 * field + 1.0) / s - 1.0).transpose(2, 0, 1).astype(np.float32),
+            weight[None].astype(np.float32),
         )
 
     def _crop(self, artwork: Artwork) -> tuple[np.ndarray, np.ndarray]:

@@ -107,6 +107,13 @@ def sampling_fields(affines: torch.Tensor, height: int, width: int) -> torch.Ten
     return grid[..., :1] * columns[..., 0, :] + grid[..., 1:] * columns[..., 1, :] + columns[..., 2, :]
 
 
+def blended_field(motions: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Motions (B, M, 2, 3) mixed per pixel by weights (B, M, S, S) -> the pulling field they
+    amount to (B, S, S, 2), normalised: where each target pixel's colour comes from."""
+    fields = sampling_fields(motions, weights.shape[2], weights.shape[3])  # (B, M, S, S, 2)
+    return (weights[..., None] * fields).sum(dim=1)
+
+
 def warp(images: torch.Tensor, fields: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
     """Sample images (B, C, H, W) with fields (B, M, h, w, 2) -> (B, M, C, h, w)."""
     b, m, h, w, _ = fields.shape

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import losses
+from .geometry import blended_field
 from .model import SimNet
 
 
@@ -18,7 +19,7 @@ class Objective(nn.Module):
         self.model = model
         self.features = features  # frozen perceptual network, or None to skip its losses
 
-    def forward(self, exemplar, source_mask, target_mask, truth, truth_weight, prior):
+    def forward(self, exemplar, source_mask, target_mask, truth, truth_weight, prior, field, field_weight):
         config = self.model.config
         w = config.losses
         out = self.model(exemplar, source_mask, target_mask, prior)
@@ -28,6 +29,7 @@ class Objective(nn.Module):
             "pixel_l1": losses.masked_l1(out["image"], truth, truth_weight),
             "ssim": losses.masked_ssim_loss(out["image"], truth, truth_weight),
             "sharpness": losses.weight_entropy(out["weights"], target_mask),
+            "field": losses.masked_l1(blended_field(out["motions"], out["weights"]).permute(0, 3, 1, 2), field, field_weight),
         }
         masks = torch.cat([out["aligned_mask"], target_mask])  # what G_KP saw
         keypoints = torch.cat([out["keypoints_aligned"], out["keypoints_tgt"]])

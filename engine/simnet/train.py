@@ -145,9 +145,9 @@ def train(options: TrainOptions) -> dict:
     while step < options.steps:
         batch = sampler.batch(config.batch_size)
         tensors = [torch.from_numpy(a).to(device) for a in (batch.exemplar, batch.source_mask, batch.target_mask, batch.truth, batch.truth_weight)]
-        prior = torch.from_numpy(batch.prior).to(device)
+        prior, field, field_weight = (torch.from_numpy(a).to(device) for a in (batch.prior, batch.field, batch.field_weight))
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-            out, terms, total = wrapped(*tensors, prior)
+            out, terms, total = wrapped(*tensors, prior, field, field_weight)
         if not torch.isfinite(total):
             raise RuntimeError(f"the loss became {total.item()} at step {step + 1}; lower --learning-rate")
         optimiser.zero_grad(set_to_none=True)
@@ -202,7 +202,7 @@ def _autocast_dtype(device: torch.device):
 
 
 def _loss_names(with_features: bool) -> list[str]:
-    names = ["mask_iou", "boundary_iou", "pixel_l1", "ssim", "sharpness", "equivariance_value", "equivariance_jacobian", "cycle"]
+    names = ["mask_iou", "boundary_iou", "pixel_l1", "ssim", "sharpness", "field", "equivariance_value", "equivariance_jacobian", "cycle"]
     return names + (["perceptual", "gram"] if with_features else [])
 
 
