@@ -73,8 +73,9 @@ def stitch(
     half the result."""
     height, width = shape
     count = rows.size
-    # float32 throughout: a full-resolution hole can be millions of pixels
-    f0 = colours.astype(np.float32)
+    # float32 throughout, and the solve in place on a copy: a full-resolution hole can be
+    # millions of pixels
+    f0 = np.array(colours, np.float32)
     if count == 0:
         return f0
     y0, x0 = int(rows.min()), int(cols.min())
@@ -170,8 +171,8 @@ def _apply(neighbours, diagonal, f, out, partial):
 
 
 @njit(nogil=True, parallel=True)
-def _advance(f, residual, z, direction, product, diagonal, step_size, partial):
-    """f += step d, r -= step A d, z = r / diag, and each chunk's share of r . z per channel."""
+def _advance(f, residual, direction, product, diagonal, step_size, partial):
+    """f += step d, r -= step A d, and each chunk's share of r . (r / diag) per channel."""
     n, channels = f.shape
     step = -(-n // CHUNKS)
     for chunk in prange(CHUNKS):
@@ -181,43 +182,47 @@ def _advance(f, residual, z, direction, product, diagonal, step_size, partial):
             for c in range(channels):
                 f[i, c] += step_size[c] * direction[i, c]
                 residual[i, c] -= step_size[c] * product[i, c]
-                z[i, c] = residual[i, c] / diagonal[i]
-                partial[chunk, c] += residual[i, c] * z[i, c]
+                partial[chunk, c] += residual[i, c] * residual[i, c] / diagonal[i]
 
 
 @njit(nogil=True, parallel=True)
-def _turn(direction, z, beta):
-    """direction = z + beta direction, per channel."""
-    n, channels = z.shape
+def _turn(direction, residual, diagonal, beta):
+    """direction = r / diag + beta direction, per channel."""
+    n, channels = residual.shape
     for i in prange(n):
         for c in range(channels):
-            direction[i, c] = z[i, c] + beta[c] * direction[i, c]
+            direction[i, c] = residual[i, c] / diagonal[i] + beta[c] * direction[i, c]
 
 
 @njit(nogil=True)
-def _conjugate_gradients(neighbours, diagonal, rhs, start, iterations):
-    """A f = rhs by Jacobi-preconditioned conjugate gradients from `start`, every channel at
-    once (each its own step sizes) -> f (n, C), of rhs's type (dot products in float64)."""
+def _conjugate_gradients(neighbours, diagonal, rhs, f, iterations):
+    """A f = rhs by Jacobi-preconditioned conjugate gradients, in place on f (n, C) (the start)
+    and on rhs (which becomes the residual), every channel at once with its own step sizes
+    (dot products in float64); four (n, C) arrays in all, since a hole can be millions of
+    pixels. Returns f."""
     n, channels = rhs.shape
-    f = start.copy()
     product = np.empty_like(f)
     partial = np.zeros((CHUNKS, channels), np.float64)
     _apply(neighbours, diagonal, f, product, partial)
-    residual = rhs - product
-    z = residual / diagonal.reshape(n, 1)
-    direction = z.copy()
-    rz = (residual.astype(np.float64) * z).sum(axis=0)
-    step_size = np.zeros(channels, np.float64)
+    residual = rhs
+    residual -= product
+    direction = np.zeros_like(f)
     beta = np.zeros(channels, np.float64)
+    _turn(direction, residual, diagonal, beta)  # the preconditioned residual
+    rz = np.zeros(channels, np.float64)
+    for i in range(n):
+        for c in range(channels):
+            rz[c] += residual[i, c] * direction[i, c]
+    step_size = np.zeros(channels, np.float64)
     for _ in range(iterations):
         _apply(neighbours, diagonal, direction, product, partial)
         curvature = partial.sum(axis=0)
         for c in range(channels):
             step_size[c] = rz[c] / curvature[c] if curvature[c] > 1e-30 else 0.0
-        _advance(f, residual, z, direction, product, diagonal, step_size, partial)
+        _advance(f, residual, direction, product, diagonal, step_size, partial)
         rz_next = partial.sum(axis=0)
         for c in range(channels):
             beta[c] = rz_next[c] / rz[c] if rz[c] > 1e-30 else 0.0
         rz = rz_next
-        _turn(direction, z, beta)
+        _turn(direction, residual, diagonal, beta)
     return f
