@@ -17,7 +17,10 @@ completion (Wexler et al. 2007) with a PatchMatch search (Barnes et al. 2009), c
    its region (the compiled loops in engine.patchmatch). Each hole pixel is then the vote of
    the patches that cover it (only votes whose source pixel is of the pixel's own region
    count), and the search runs again on the voted image; the field found at one level starts
-   the next finer one.
+   the next finer one. When the working image is smaller than the painting, the field is then
+   made coherent (a pixel takes the offset most of its neighbours share, when it fits nearly as
+   well), so that the blocks of full-resolution pixels each working pixel becomes are not a
+   mosaic of unrelated copies.
 3. At full resolution each hole pixel takes its working pixel's offset, scaled to whole pixels
    (a shift map), voted over its 2 x 2 nearest working pixels: where they agree the painting's
    own pixels are copied exactly, brushwork at native size. A source outside the region is
@@ -71,6 +74,12 @@ SEED = 0
 REMAP_ROW = 1024
 # Full-resolution sources keep this far (pixels) inside their region.
 SOURCE_RIM = 2
+# Coherence of an upsampled field: rounds in which a pixel takes the offset most of its
+# neighbours share, if its patch distance is within 1 + COHERE_TOLERANCE of its own (tuned on
+# the tuning paintings' vacate edits at 1024 px: 2 rounds at 0.1 gave 2% lower perceptual
+# distance, 4 at 0.3 gave 3%).
+COHERE_ROUNDS = 4
+COHERE_TOLERANCE = 0.3
 
 
 @dataclass(frozen=True)
@@ -104,7 +113,7 @@ def fill_vacated(
     work_h, work_w = max(1, round(height * scale)), max(1, round(width * scale))
     patchmatch.set_threads(thread_count())
     levels = _pyramid(image, hole, target_labels, exemplar, exemplar_labels, (work_h, work_w))
-    field = _search(levels)
+    field = _search(levels, upsampled=scale < 1.0)
     work = levels[0]
     offsets = field - _positions(work.hole_rows, work.hole_cols)  # (n, 2) y, x in working pixels
     offset_map = np.zeros((work_h, work_w, 2), np.float64)
@@ -276,6 +285,11 @@ class _Search:
                           self.candidate_start, self.candidate_count, self.slot, PASSES, float(radius), PATCH // 2,
                           LABEL_COST, DISTANCE_COST, seed)
 
+    def cohere(self, image: np.ndarray, field: np.ndarray, cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return patchmatch.cohere(image, self.weight, self.target, self.exemplar, self.exemplar_labels, self.sources,
+                                 self.rows, self.cols, self.index, field, cost, PATCH // 2, LABEL_COST, DISTANCE_COST,
+                                 COHERE_TOLERANCE)
+
     def vote(self, field: np.ndarray, strength: np.ndarray | None = None) -> np.ndarray:
         if strength is None:
             strength = np.ones(len(field), np.float64)
@@ -283,8 +297,11 @@ class _Search:
                                field, strength, PATCH // 2)
 
 
-def _search(levels: list[Level]) -> np.ndarray:
-    """The nearest-neighbour field at the working level: (n, 2) source (y, x) per hole pixel."""
+def _search(levels: list[Level], upsampled: bool) -> np.ndarray:
+    """The nearest-neighbour field at the working level: (n, 2) source (y, x) per hole pixel.
+    When the working level is smaller than the image (`upsampled`), each working pixel becomes a
+    block of full-resolution pixels, and an incoherent field a mosaic of blocks: the field is
+    then made coherent (COHERE_ROUNDS rounds of `patchmatch.cohere`)."""
     rng = np.random.default_rng(SEED)
     field = None
     for depth in range(len(levels) - 1, -1, -1):
@@ -304,6 +321,10 @@ def _search(levels: list[Level]) -> np.ndarray:
             cost = search.costs(image, field)
             search.improve(image, field, cost, radius, SEED + 1000 * depth + round_, shifted=round_ % 2 == 1)
             image[level.hole] = search.vote(field, _vote_strength(search.confidence, cost))
+        if depth == 0 and upsampled:
+            cost = search.costs(image, field)
+            for _ in range(COHERE_ROUNDS):
+                field, cost = search.cohere(image, field, cost)
     assert field is not None  # there is always a level
     return field
 

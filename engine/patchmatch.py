@@ -257,3 +257,50 @@ def vote(exemplar, exemplar_labels, target, rows, cols, index, field, strength, 
             for k in range(channels):
                 out[j, k] = exemplar[field[j, 0], field[j, 1], k]
     return out
+
+
+@njit(nogil=True, parallel=True)
+def cohere(image, weight, target, exemplar, exemplar_labels, sources, rows, cols, index, field, cost, radius,
+           label_cost, travel_cost, tolerance):
+    """One round of coherence: each hole pixel takes the offset most of its 8 neighbours share,
+    when that offset's patch distance here is within (1 + tolerance) of its own -> (field, cost)
+    new arrays (read from the old ones, so the result does not depend on the order)."""
+    h, w = sources.shape
+    n = rows.size
+    out_field = field.copy()
+    out_cost = cost.copy()
+    for i in prange(n):
+        y, x = rows[i], cols[i]
+        label = target[y, x]
+        own_dy, own_dx = field[i, 0] - y, field[i, 1] - x
+        best_votes = 0
+        best_dy, best_dx = own_dy, own_dx
+        # votes for each neighbour's offset among all 8 neighbours (the pixel's own offset too)
+        for a in range(9):
+            ay, ax = y + a // 3 - 1, x + a % 3 - 1
+            if ay < 0 or ay >= h or ax < 0 or ax >= w:
+                continue
+            j = index[ay, ax]
+            if j < 0:
+                continue
+            dy, dx = field[j, 0] - ay, field[j, 1] - ax
+            votes = 0
+            for b in range(9):
+                by, bx = y + b // 3 - 1, x + b % 3 - 1
+                if by < 0 or by >= h or bx < 0 or bx >= w:
+                    continue
+                k = index[by, bx]
+                if k >= 0 and field[k, 0] - by == dy and field[k, 1] - bx == dx:
+                    votes += 1
+            if votes > best_votes:
+                best_votes, best_dy, best_dx = votes, dy, dx
+        if best_dy == own_dy and best_dx == own_dx:
+            continue
+        sy, sx = y + best_dy, x + best_dx
+        if not _allowed(sources, sy, sx, label):
+            continue
+        d = patch_distance(image, weight, target, exemplar, exemplar_labels, y, x, sy, sx, radius, label_cost,
+                           travel_cost)
+        if d <= cost[i] * (1.0 + tolerance):
+            out_field[i, 0], out_field[i, 1], out_cost[i] = sy, sx, d
+    return out_field, out_cost

@@ -166,3 +166,34 @@ def test_with_no_writable_folder_the_loops_are_compiled_in_memory(monkeypatch, t
     monkeypatch.setattr(patchmatch.os, "access", lambda path, mode: False)
     assert not patchmatch._cache_ready()
     assert patchmatch.numba.config.CACHE_DIR == ""
+
+
+def _cohere(exemplar, image, rows, cols, index, labels, field, tolerance):
+    weight = np.ones(labels.shape, np.float32)
+    cost = patchmatch.costs(image, weight, labels, exemplar, labels, rows, cols, field, RADIUS, 0.1, 0.0)
+    return patchmatch.cohere(image, weight, labels, exemplar, labels, labels, rows, cols, index, field, cost, RADIUS,
+                             0.1, 0.0, tolerance)
+
+
+def test_coherence_gives_a_lone_offset_its_neighbours_offset_when_it_fits_as_well():
+    """A flat picture: every source fits equally, so the one pixel whose offset differs from all
+    its neighbours' takes theirs; the others keep theirs."""
+    exemplar = np.full((40, 50, 3), 0.5, np.float32)
+    _, image, _, rows, cols, index, labels = _scene(exemplar=exemplar)
+    field = np.stack([rows - 3, cols + 5], axis=1)
+    lone = int(index[20, 25])
+    field[lone] = (rows[lone] + 9, cols[lone] - 11)
+    new_field, _ = _cohere(exemplar, image, rows, cols, index, labels, field, 0.0)
+    assert tuple(new_field[lone]) == (rows[lone] - 3, cols[lone] + 5)
+    others = np.arange(rows.size) != lone
+    assert np.array_equal(new_field[others], field[others])
+
+
+def test_coherence_keeps_an_offset_that_fits_much_better():
+    """Noise: the lone pixel's own offset is its exact match, its neighbours' a poor one for it."""
+    exemplar, image, _, rows, cols, index, labels = _scene(shift=(3, -5))
+    field = np.stack([rows + 8, cols - 6], axis=1)  # a wrong offset everywhere
+    lone = int(index[20, 25])
+    field[lone] = (rows[lone] - 3, cols[lone] + 5)  # the right one, here only
+    new_field, _ = _cohere(exemplar, image, rows, cols, index, labels, field, 0.3)
+    assert tuple(new_field[lone]) == (rows[lone] - 3, cols[lone] + 5)
