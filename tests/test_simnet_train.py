@@ -97,6 +97,16 @@ def test_resume_gives_the_same_next_step(tmp_path):
     assert float(split[4]["total"]) == pytest.approx(float(straight[4]["total"]), rel=1e-5)
 
 
+def test_a_run_stopped_between_checkpoints_resumes_without_doubled_steps(tmp_path):
+    data = write_training_folder(tmp_path / "data")
+    train(_options(data, tmp_path / "run", steps=4, checkpoint_every=4))
+    losses = tmp_path / "run" / "losses.csv"
+    last = losses.read_text().splitlines()[-1]
+    losses.write_text(losses.read_text() + "5" + last[1:] + "\n")  # logged, then stopped before its checkpoint
+    train(_options(data, tmp_path / "run", steps=6, checkpoint_every=6, resume=True))
+    assert [r["step"] for r in _losses(tmp_path / "run")] == ["1", "2", "3", "4", "5", "6"]
+
+
 def test_fine_tuning_starts_from_the_given_weights(tmp_path):
     data = write_training_folder(tmp_path / "data")
     train(_options(data, tmp_path / "base", steps=2))

@@ -133,6 +133,8 @@ def train(options: TrainOptions) -> dict:
     csv_path = options.out / "losses.csv"
     if rank == 0 and (not options.resume or not csv_path.exists()):
         csv_path.write_text(",".join(["step", "total"] + names) + "\n")
+    elif rank == 0:
+        _keep_rows_up_to(csv_path, step)
     if rank == 0:
         (options.out / "data.json").write_text(json.dumps(_data_summary(artworks, options), indent=1))
     log(f"training the '{config.preset}' preset on {len(artworks)} artworks, {device}, "
@@ -199,6 +201,14 @@ def _autocast_dtype(device: torch.device):
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _keep_rows_up_to(csv_path: Path, step: int) -> None:
+    """Drop the loss rows after `step`: a run stopped between checkpoints logged steps that the
+    resumed run does again."""
+    header, *rows = csv_path.read_text().splitlines()
+    kept = [row for row in rows if row and int(row.split(",", 1)[0]) <= step]
+    csv_path.write_text("\n".join([header, *kept]) + "\n")
 
 
 def _loss_names(with_features: bool) -> list[str]:
