@@ -52,10 +52,17 @@ def test_training_writes_checkpoint_samples_losses_and_plot(tmp_path):
     assert (tmp_path / "run" / "losses.png").stat().st_size > 1000
 
 
-def test_a_tiny_overfit_run_cuts_the_loss(tmp_path):
-    data = write_training_folder(tmp_path / "data", count=2)
-    train(_options(data, tmp_path / "run", steps=40, sample_every=100, checkpoint_every=100))
-    rows = _losses(tmp_path / "run")
+@pytest.fixture(scope="module")
+def tiny_run_losses(tmp_path_factory) -> list[dict]:
+    """The losses of a 40-step tiny run on two artworks (one run, read by several tests)."""
+    folder = tmp_path_factory.mktemp("tiny_run")
+    data = write_training_folder(folder / "data", count=2)
+    train(_options(data, folder / "run", steps=40, sample_every=100, checkpoint_every=100))
+    return _losses(folder / "run")
+
+
+def test_a_tiny_overfit_run_cuts_the_loss(tiny_run_losses):
+    rows = tiny_run_losses
     first = np.mean([float(r["total"]) for r in rows[:5]])
     last = np.mean([float(r["total"]) for r in rows[-5:]])
     assert last < 0.7 * first, (first, last)  # stated factor: at least 30% lower after 40 steps
@@ -67,20 +74,18 @@ def test_a_pairs_field_is_the_warp_that_made_its_truth(tmp_path):
     data = write_training_folder(tmp_path / "data")
     batch = PairSampler(load_artworks(data, log=lambda m: None), 32, np.random.default_rng(5)).batch(16)
     exact = np.isin(batch.kinds, [0, 1, 3])
-    assert exact.any() and (batch.field_weight[~exact] == 0).all()
+    assert exact.any() and (batch.truth_weight[~exact] == 0).all()
     grid = torch.from_numpy(batch.field).permute(0, 2, 3, 1)
     sampled = torch.nn.functional.grid_sample(torch.from_numpy(batch.exemplar), grid, align_corners=False,
                                               padding_mode="reflection").numpy()
     # where the truth holds, and off the outermost half pixel (where OpenCV and torch reflect differently)
     interior = (np.abs(batch.field) <= 1.0 - 1.0 / 32).all(axis=1, keepdims=True)
-    holds = np.broadcast_to((batch.field_weight > 0) & interior, sampled.shape) & exact[:, None, None, None]
+    holds = np.broadcast_to((batch.truth_weight > 0) & interior, sampled.shape) & exact[:, None, None, None]
     assert np.abs(sampled - batch.truth)[holds].max() < 1e-3
 
 
-def test_a_tiny_run_cuts_the_supervised_field_error(tmp_path):
-    data = write_training_folder(tmp_path / "data", count=2)
-    train(_options(data, tmp_path / "run", steps=40, sample_every=100, checkpoint_every=100))
-    rows = _losses(tmp_path / "run")
+def test_a_tiny_run_cuts_the_supervised_field_error(tiny_run_losses):
+    rows = tiny_run_losses
     first = np.mean([float(r["field"]) for r in rows[:8]])
     last = np.mean([float(r["field"]) for r in rows[-8:]])
     assert last < 0.8 * first, (first, last)  # stated factor: at least 20% lower after 40 steps

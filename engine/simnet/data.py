@@ -112,9 +112,9 @@ class Batch:
     truth (B, 3, S, S), truth_weight (B, 1, S, S) (where the truth is exact: 0 for reference
     pairs and where the warp samples outside the crop), kinds (B,) indices into PAIR_KINDS,
     prior (B, 2, 3): the baseline's alignment of each pair (normalised pulling affine), as the
-    engine computes it at inference, and the exact pulling field (B, 2, S, S) (normalised
-    exemplar x, y of every target pixel, grid_sample's convention) with where it holds,
-    field_weight (B, 1, S, S) (the truth's weight: 0 for reference pairs)."""
+    engine computes it at inference, and the exact pulling field (B, 2, S, S) that made the
+    truth (normalised exemplar x, y of every target pixel, grid_sample's convention; it holds
+    where the truth does, truth_weight)."""
 
     exemplar: np.ndarray
     source_mask: np.ndarray
@@ -124,7 +124,6 @@ class Batch:
     kinds: np.ndarray
     prior: np.ndarray
     field: np.ndarray
-    field_weight: np.ndarray
 
 
 class PairSampler:
@@ -137,7 +136,7 @@ class PairSampler:
 
     def batch(self, count: int) -> Batch:
         items = [self.pair() for _ in range(count)]
-        return Batch(*(np.stack([item[i] for item in items]) for i in range(9)))
+        return Batch(*(np.stack([item[i] for item in items]) for i in range(8)))
 
     def pair(self):
         rng, s = self.rng, self.size
@@ -150,7 +149,8 @@ class PairSampler:
         source = (labels == region).astype(np.float32)
         kind = int(rng.choice(len(PAIR_KINDS), p=PAIR_ODDS))
         ys, xs = np.mgrid[0:s, 0:s].astype(np.float32)
-        field = np.stack([xs, ys], axis=-1)  # the identity, in pixels
+        identity = np.stack([xs, ys], axis=-1)  # a pulling field in pixels
+        field = identity
         if kind == 1:
             target, truth, weight = source, pixels, source
         elif kind == 2 and regions.size > 1:
@@ -172,8 +172,7 @@ class PairSampler:
             inside = ((field[..., 0] >= -0.5) & (field[..., 0] <= s - 0.5) & (field[..., 1] >= -0.5) & (field[..., 1] <= s - 0.5))
             weight = target * inside
             if target.sum() < 4:  # warped out of the crop: fall back to staying put
-                kind, target, truth, weight = 1, source, pixels, source
-                field = np.stack([xs, ys], axis=-1)
+                kind, target, truth, weight, field = 1, source, pixels, source, identity
         return (
             pixels.transpose(2, 0, 1),
             source[None],
@@ -183,7 +182,6 @@ class PairSampler:
             np.int64(kind),
             prior_affine(source > 0.5, target > 0.5),
             ((2.0 * field + 1.0) / s - 1.0).transpose(2, 0, 1).astype(np.float32),
-            weight[None].astype(np.float32),
         )
 
     def _crop(self, artwork: Artwork) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ class Objective(nn.Module):
         self.model = model
         self.features = features  # frozen perceptual network, or None to skip its losses
 
-    def forward(self, exemplar, source_mask, target_mask, truth, truth_weight, prior, field, field_weight):
+    def forward(self, exemplar, source_mask, target_mask, truth, truth_weight, prior, field):
         config = self.model.config
         w = config.losses
         out = self.model(exemplar, source_mask, target_mask, prior)
@@ -29,7 +29,7 @@ class Objective(nn.Module):
             "pixel_l1": losses.masked_l1(out["image"], truth, truth_weight),
             "ssim": losses.masked_ssim_loss(out["image"], truth, truth_weight),
             "sharpness": losses.weight_entropy(out["weights"], target_mask),
-            "field": losses.masked_l1(blended_field(out["motions"], out["weights"]).permute(0, 3, 1, 2), field, field_weight),
+            "field": losses.masked_l1(blended_field(out["motions"], out["weights"]).permute(0, 3, 1, 2), field, truth_weight),
         }
         masks = torch.cat([out["aligned_mask"], target_mask])  # what G_KP saw
         keypoints = torch.cat([out["keypoints_aligned"], out["keypoints_tgt"]])

@@ -147,9 +147,9 @@ def train(options: TrainOptions) -> dict:
     while step < options.steps:
         batch = sampler.batch(config.batch_size)
         tensors = [torch.from_numpy(a).to(device) for a in (batch.exemplar, batch.source_mask, batch.target_mask, batch.truth, batch.truth_weight)]
-        prior, field, field_weight = (torch.from_numpy(a).to(device) for a in (batch.prior, batch.field, batch.field_weight))
+        prior, field = (torch.from_numpy(a).to(device) for a in (batch.prior, batch.field))
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-            out, terms, total = wrapped(*tensors, prior, field, field_weight)
+            out, terms, total = wrapped(*tensors, prior, field)
         if not torch.isfinite(total):
             raise RuntimeError(f"the loss became {total.item()} at step {step + 1}; lower --learning-rate")
         optimiser.zero_grad(set_to_none=True)
