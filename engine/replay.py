@@ -265,7 +265,7 @@ def apply(solved: SolvedEdit, pixels: np.ndarray) -> np.ndarray:
         stitched = _stitched(solved, plan, flat, composed, hole_base + tone, premultiply)
         corrected = composed[plan.hole] + (stitched - hole_base) * (1.0 - hole_alpha)
         # the membrane may not leave the range of the pixels it mixes, as in engine.fill
-        low, high = np.minimum(low, base[plan.hole].min(axis=0)), np.maximum(high, base[plan.hole].max(axis=0))
+        low, high = np.minimum(low, hole_base.min(axis=0)), np.maximum(high, hole_base.max(axis=0))
         composed[plan.hole] = np.clip(corrected, low, high)
     if not np.isfinite(composed).all():
         raise InputError("the layer holds NaN or infinite values")

@@ -150,16 +150,22 @@ def image_sampler(image: np.ndarray) -> Sampler:
 CHUNKS = 64
 
 
+@njit(nogil=True)
+def _chunk(chunk, n, partial):
+    """The pixels (start, stop) of `chunk` of n, with its row of partial sums cleared."""
+    step = -(-n // CHUNKS)
+    partial[chunk, :] = 0.0
+    return chunk * step, min(n, (chunk + 1) * step)
+
+
 @njit(nogil=True, parallel=True)
 def _apply(neighbours, diagonal, f, out, partial):
     """out = A f (A = diag - adjacency; each pair is listed from both of its pixels), and each
     chunk's share of f . out per channel into partial (CHUNKS, C)."""
     n, channels = f.shape
-    step = -(-n // CHUNKS)
     for chunk in prange(CHUNKS):
-        for c in range(channels):
-            partial[chunk, c] = 0.0
-        for i in range(chunk * step, min(n, (chunk + 1) * step)):
+        start, stop = _chunk(chunk, n, partial)
+        for i in range(start, stop):
             for c in range(channels):
                 total = diagonal[i] * f[i, c]
                 for k in range(4):
@@ -174,11 +180,9 @@ def _apply(neighbours, diagonal, f, out, partial):
 def _advance(f, residual, direction, product, diagonal, step_size, partial):
     """f += step d, r -= step A d, and each chunk's share of r . (r / diag) per channel."""
     n, channels = f.shape
-    step = -(-n // CHUNKS)
     for chunk in prange(CHUNKS):
-        for c in range(channels):
-            partial[chunk, c] = 0.0
-        for i in range(chunk * step, min(n, (chunk + 1) * step)):
+        start, stop = _chunk(chunk, n, partial)
+        for i in range(start, stop):
             for c in range(channels):
                 f[i, c] += step_size[c] * direction[i, c]
                 residual[i, c] -= step_size[c] * product[i, c]
